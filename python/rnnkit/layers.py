@@ -1,0 +1,874 @@
+"""Layers: ``RNN``, ``LSTM``, ``GRU`` and ``IndRNN``, stacked and bidirectional.
+
+This is where policy lives, once, in Python: parameters and their PyTorch
+names, stacking, directions, dropout between layers, ``batch_first``, dtype and
+shape checks, default states. Each (layer, direction) is one call to a
+functional backend (``rnnkit.reference`` or the native ``rnnkit.functional``);
+this file does no cell math of its own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import numbers
+import warnings
+import weakref
+
+import numpy as np
+
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "GRU", "LSTM", "RNN", "IndRNN", "Tape"]
+
+# Backend name -> module that provides {cell}_forward / {cell}_backward with the
+# signatures of docs/cells.md. Imported lazily, by name, on first use.
+BACKENDS = {"reference": "rnnkit.reference", "native": "rnnkit.functional"}
+DEFAULT_BACKEND = "reference"
+
+_FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_NONLINEARITIES = ("tanh", "relu")
+
+
+# --------------------------------------------------------------------------
+# Backend resolution
+# --------------------------------------------------------------------------
+
+
+def _resolve_backend(backend):
+    """Return ``(name, module)`` for a backend name (``None`` = the default)."""
+    name = DEFAULT_BACKEND if backend is None else backend
+    if not isinstance(name, str):
+        raise TypeError(
+            f"backend must be a string (one of {sorted(BACKENDS)}) or None, "
+            f"got {type(backend).__name__}"
+        )
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}: expected one of {sorted(BACKENDS)}")
+    try:
+        module = importlib.import_module(BACKENDS[name])
+    except ImportError as err:
+        raise ValueError(
+            f"backend {name!r} is not available: its module {BACKENDS[name]} "
+            f"could not be imported ({err})"
+        ) from err
+    return name, module
+
+
+# --------------------------------------------------------------------------
+# Argument checks (constructor and calls). Messages name the argument and
+# give the expected and actual values.
+# --------------------------------------------------------------------------
+
+
+def _check_dtype_arg(dtype) -> np.dtype:
+    if dtype is None:  # np.dtype(None) is float64; refuse it rather than guess
+        raise TypeError("dtype must be float32 or float64, got None")
+    try:
+        dt = np.dtype(dtype)
+    except TypeError as err:
+        raise TypeError(f"dtype must be float32 or float64, got {dtype!r}") from err
+    if dt not in _FLOAT_DTYPES:
+        raise TypeError(f"dtype must be float32 or float64, got {dt}")
+    return dt
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be a positive integer, got {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value}")
+    return int(value)
+
+
+def _check_bool(name: str, value) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {value!r}")
+    return bool(value)
+
+
+def _check_dropout(value) -> float:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"dropout must be a float in [0, 1), got {value!r}")
+    p = float(value)
+    if not 0.0 <= p < 1.0:  # also rejects nan
+        raise ValueError(f"dropout must be in [0, 1), got {value!r}")
+    return p
+
+
+def _check_nonlinearity(value) -> str:
+    if value not in _NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {_NONLINEARITIES}, got {value!r}")
+    return value
+
+
+def _check_float_array(name: str, a, dtype: np.dtype, expected_shape: tuple, shape_doc: str):
+    """An ndarray of exactly ``dtype`` (no silent casts) and ``expected_shape``."""
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray of dtype {dtype}, got {type(a).__name__}")
+    if a.dtype != dtype:
+        hint = ""
+        if a.dtype in _FLOAT_DTYPES:  # a float dtype the layer could have had: say how to fix
+            hint = (
+                f"; rnnkit does not cast silently: cast {name} "
+                f"or build the layer with dtype=np.{a.dtype}"
+            )
+        raise TypeError(f"{name} has dtype {a.dtype} but the layer's dtype is {dtype}{hint}")
+    if a.shape != expected_shape:
+        raise ValueError(f"{name} must have shape {shape_doc} = {expected_shape}, got {a.shape}")
+    return a
+
+
+def _check_lengths(lengths, T: int, N: int):
+    """``None``, or a copy of ``lengths`` as int64 ``[N]`` with values in ``0..T``."""
+    if lengths is None:
+        return None
+    try:
+        arr = np.asarray(lengths)
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"lengths must be an integer array of shape (N,) = ({N},): {err}") from err
+    if arr.ndim != 1 or arr.shape[0] != N:
+        raise ValueError(f"lengths must have shape (N,) = ({N},), got {arr.shape}")
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
+    if arr.size:
+        lo, hi = arr.min(), arr.max()
+        if lo < 0 or hi > T:
+            raise ValueError(f"lengths must be in 0..T = 0..{T}, got values in {lo}..{hi}")
+    return arr.astype(np.int64)  # always a copy: the tape must not alias the caller's array
+
+
+class _ArrayDict(dict):
+    """A dict whose keys and arrays are fixed: entries are updated in place.
+
+    ``d[k] -= lr * g`` works (the in-place op returns the same array, which
+    is then "assigned" to itself); binding a key to a different object or
+    removing a key raises TypeError, since the layer would silently keep using
+    (or lose) the old array.
+    """
+
+    def _refuse(self, *args, **kwargs):
+        raise TypeError(
+            "the keys and arrays of layer.parameters / layer.grads are fixed: update an array "
+            "in place (p[...] = v, p -= lr * g) or use layer.load_state_dict()"
+        )
+
+    def __setitem__(self, key, value):
+        if key not in self or dict.__getitem__(self, key) is not value:
+            self._refuse()
+
+    __delitem__ = pop = popitem = clear = update = setdefault = __ior__ = _refuse
+
+    def copy(self):
+        return dict(self)  # a plain dict (of the same arrays)
+
+    def __reduce__(self):  # copy/pickle would rebuild through the refused __setitem__
+        return (type(self), (dict(self),))
+
+
+# --------------------------------------------------------------------------
+# The tape
+# --------------------------------------------------------------------------
+
+
+class Tape:
+    """What :meth:`forward` hands to :meth:`backward`: one layer's training pass.
+
+    A tape owns everything backward needs: the backend caches of every
+    (layer, direction), in which the inputs and weights are copies taken at
+    forward time, and the dropout masks. So backward differentiates exactly
+    the forward that made the tape, even if parameters or inputs were changed
+    in place since. A tape may be used for several backward calls (each one
+    accumulates into the grads again); a tape made by another layer is refused.
+
+    Attributes
+    ----------
+    caches : dict[(int, int), rnnkit.Cache]
+        The backend cache of layer ``k``, direction ``d`` (0 forward,
+        1 reverse), under key ``(k, d)``.
+    masks : list[numpy.ndarray]
+        ``masks[k]`` multiplies layer ``k``'s output before it feeds layer
+        ``k+1``: shape ``[T, N, D*H]`` (time-major), values ``0`` or
+        ``1/(1-p)``. Empty when dropout is off.
+    lengths : numpy.ndarray or None
+        int64 ``[N]``, as passed to forward.
+    batch_first : bool
+    shape : tuple
+        ``(T, N)`` of the input.
+    dtype : numpy.dtype
+    """
+
+    def __init__(self, owner, caches, masks, lengths, batch_first, T, N, dtype):
+        self._owner = weakref.ref(owner)
+        self.caches = caches
+        self.masks = masks
+        self.lengths = lengths
+        self.batch_first = batch_first
+        self.shape = (T, N)
+        self.dtype = dtype
+
+    def owned_by(self, layer) -> bool:
+        return self._owner() is layer
+
+    def __repr__(self) -> str:
+        owner = self._owner()
+        who = type(owner).__name__ if owner is not None else "<dead layer>"
+        T, N = self.shape
+        return (
+            f"Tape({who}, T={T}, N={N}, dtype={self.dtype}, caches={len(self.caches)}, "
+            f"masks={len(self.masks)})"
+        )
+
+
+# --------------------------------------------------------------------------
+# The layers
+# --------------------------------------------------------------------------
+
+
+class _RNNBase:
+    """Shared machinery of the four layers; see :class:`LSTM` for the full story."""
+
+    _cell: str = ""  # functional name prefix: rnn, lstm, gru, indrnn
+    _gates: int = 1  # G: rows of w_ih per hidden unit
+    _has_c: bool = False  # LSTM carries a cell state
+    _vector_w_hh: bool = False  # IndRNN: w_hh is [H]
+    _default_nonlinearity: str | None = None  # None: the cell takes no nonlinearity
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        *,
+        bidirectional=False,
+        batch_first=False,
+        dropout=0.0,
+        dtype=np.float32,
+        seed=None,
+        bias=True,
+        backend=None,
+        nonlinearity=None,
+    ):
+        self._input_size = _check_positive_int("input_size", input_size)
+        self._hidden_size = _check_positive_int("hidden_size", hidden_size)
+        self._num_layers = _check_positive_int("num_layers", num_layers)
+        self._bidirectional = _check_bool("bidirectional", bidirectional)
+        self._batch_first = _check_bool("batch_first", batch_first)
+        self._bias = _check_bool("bias", bias)
+        self._dropout = _check_dropout(dropout)
+        self._dtype = _check_dtype_arg(dtype)
+        self._nonlinearity = (
+            None if self._default_nonlinearity is None else _check_nonlinearity(nonlinearity)
+        )
+        # Keep the functions, not the module: a layer stays picklable and deep-copyable.
+        self._backend, module = _resolve_backend(backend)
+        try:
+            self._forward_fn = getattr(module, f"{self._cell}_forward")
+            self._backward_fn = getattr(module, f"{self._cell}_backward")
+        except AttributeError as err:
+            raise ValueError(
+                f"backend {self._backend!r} does not provide {self._cell}: {err}"
+            ) from err
+        if self._dropout > 0 and self._num_layers == 1:
+            warnings.warn(
+                f"dropout={self._dropout} has no effect with num_layers=1: dropout is applied "
+                "between layers, not after the last one",
+                UserWarning,
+                stacklevel=3,
+            )
+
+        #: The layer's random generator: it draws the initial weights, then every
+        #: dropout mask. Masks depend only on this generator's state and on the
+        #: shapes, so restoring ``generator.bit_generator.state`` before
+        #: :meth:`forward` replays the same masks.
+        self.generator = np.random.default_rng(seed)
+
+        H, G, D = self._hidden_size, self._gates, self.num_directions
+        bound = 1.0 / np.sqrt(H)
+        self._params: dict[str, np.ndarray] = {}
+        for k in range(self._num_layers):
+            C_k = self._input_size if k == 0 else H * D
+            for d in range(D):
+                suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
+                shapes = {
+                    "weight_ih" + suffix: (G * H, C_k),
+                    "weight_hh" + suffix: (H,) if self._vector_w_hh else (G * H, H),
+                }
+                if self._bias:
+                    shapes["bias_ih" + suffix] = (G * H,)
+                    shapes["bias_hh" + suffix] = (G * H,)
+                for name, shape in shapes.items():
+                    # Drawn in float64 so float32 and float64 layers of one seed agree.
+                    w = self.generator.uniform(-bound, bound, size=shape)
+                    self._params[name] = w.astype(self._dtype)
+        self._params = _ArrayDict(self._params)
+        self._grads = _ArrayDict((name, np.zeros_like(p)) for name, p in self._params.items())
+
+    # ---- configuration (read-only: the parameters were shaped by it) ----
+
+    input_size = property(lambda self: self._input_size, doc="C, features of x.")
+    hidden_size = property(lambda self: self._hidden_size, doc="H, hidden units.")
+    num_layers = property(lambda self: self._num_layers, doc="L, stacked layers.")
+    bidirectional = property(lambda self: self._bidirectional)
+    batch_first = property(lambda self: self._batch_first)
+    dropout = property(lambda self: self._dropout, doc="Dropout probability between layers.")
+    dtype = property(lambda self: self._dtype, doc="float32 or float64: params, inputs, outputs.")
+    bias = property(lambda self: self._bias)
+    backend = property(lambda self: self._backend, doc="Name of the functional backend.")
+    nonlinearity = property(lambda self: self._nonlinearity)
+
+    @property
+    def num_directions(self) -> int:
+        """D: 2 if bidirectional, else 1."""
+        return 2 if self._bidirectional else 1
+
+    @property
+    def parameters(self) -> dict[str, np.ndarray]:
+        """dict name -> the live parameter array.
+
+        Names, shapes and order follow PyTorch's ``state_dict``. The arrays are
+        the layer's own: update them in place (``parameters[k] -= lr * g``) or
+        with :meth:`load_state_dict`; binding a key to another array raises
+        TypeError.
+        """
+        return self._params
+
+    @property
+    def grads(self) -> dict[str, np.ndarray]:
+        """dict name -> gradient array, the same names and shapes as
+        :attr:`parameters` (and as fixed). :meth:`backward` adds into them;
+        :meth:`zero_grad` clears them."""
+        return self._grads
+
+    def zero_grad(self) -> None:
+        """Set every gradient to zero, in place."""
+        for g in self._grads.values():
+            g.fill(0)
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """A dict of copies of the parameters, in PyTorch's names and order."""
+        return {name: p.copy() for name, p in self._params.items()}
+
+    def load_state_dict(self, state_dict) -> None:
+        """Copy parameters in from a mapping name -> array-like (strict).
+
+        Values may be anything ``numpy.asarray`` accepts (NumPy arrays, PyTorch
+        CPU tensors, nested lists) with a real numeric dtype; they are cast to
+        the layer's dtype. Parameters are copied into the existing arrays, so
+        references to :attr:`parameters` stay valid. Everything is checked
+        before anything is written.
+
+        Raises
+        ------
+        ValueError
+            A missing or unexpected key, or a wrong shape; the message names the key.
+        TypeError
+            A value that is not a real numeric array; the message names the key.
+        """
+        if not hasattr(state_dict, "keys") or not hasattr(state_dict, "__getitem__"):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        keys = list(state_dict.keys())
+        missing = [k for k in self._params if k not in state_dict]
+        unexpected = [k for k in keys if k not in self._params]
+        if missing or unexpected:
+            raise ValueError(
+                f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
+            )
+        new = {}
+        for name, p in self._params.items():
+            try:
+                value = np.asarray(state_dict[name])
+            except Exception as err:
+                raise TypeError(
+                    f"state_dict[{name!r}] is not convertible to an array: {err}"
+                ) from err
+            if value.dtype == np.bool_ or not (
+                np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)
+            ):
+                raise TypeError(
+                    f"state_dict[{name!r}] must be a real numeric array, got dtype {value.dtype}"
+                )
+            if value.shape != p.shape:
+                raise ValueError(
+                    f"state_dict[{name!r}] must have shape {p.shape}, got {value.shape}"
+                )
+            new[name] = value
+        for name, value in new.items():
+            np.copyto(self._params[name], value, casting="unsafe")
+
+    # ---- running ----
+
+    def __call__(self, x, state=None, lengths=None):
+        """Inference: run the layer without dropout and without keeping a tape.
+
+        See :meth:`forward` for the arguments. Returns ``(y, state)``.
+        """
+        y, state_n, _ = self._run(x, state, lengths, training=False)
+        return y, state_n
+
+    def forward(self, x, state=None, lengths=None):
+        """Training forward pass: returns ``(y, state, tape)``.
+
+        Parameters
+        ----------
+        x : numpy.ndarray
+            ``[T, N, C]``, or ``[N, T, C]`` with ``batch_first=True``, of exactly
+            the layer's dtype. A different float dtype raises TypeError rather
+            than being cast: a mismatched dtype is a bug in the caller.
+        state : numpy.ndarray, tuple or None
+            Initial state: ``h0`` ``[L*D, N, H]`` (LSTM: a tuple ``(h0, c0)``,
+            either of which may be None), indexed ``layer*D + direction`` as in
+            PyTorch, also with ``batch_first``. None means zeros.
+        lengths : array-like of int, optional
+            ``[N]`` sequence lengths, in any order, each in ``0..T``. Steps at or
+            past a sequence's length leave its state unchanged and write zeros
+            to ``y``; the reverse direction starts at each sequence's own last step.
+
+        Returns
+        -------
+        y : numpy.ndarray
+            ``[T, N, D*H]`` (``[N, T, D*H]`` with batch_first): the last layer's
+            output, forward direction then reverse on the last axis.
+        state : numpy.ndarray or tuple
+            Final state, same structure and shapes as the ``state`` argument.
+        tape : Tape
+            Everything :meth:`backward` needs, including the dropout masks.
+        """
+        return self._run(x, state, lengths, training=True)
+
+    def backward(self, tape, dy, dstate=None):
+        """Backpropagate through the pass recorded in ``tape``.
+
+        Adds the parameter gradients into :attr:`grads` (``+=``), only once every
+        direction of every layer has been computed.
+
+        Parameters
+        ----------
+        tape : Tape
+            From this layer's :meth:`forward`.
+        dy : numpy.ndarray or None
+            Gradient of the loss w.r.t. ``y``, ``y``'s shape and dtype; None = zeros.
+            Entries at steps past a sequence's length are ignored (y is constant there).
+        dstate : numpy.ndarray, tuple or None
+            Gradient w.r.t. the final state, the structure of the state
+            (LSTM: ``(dh_n, dc_n)``, either may be None); None = zeros.
+
+        Returns
+        -------
+        dx : numpy.ndarray
+            Gradient w.r.t. ``x``, ``x``'s shape (``batch_first`` respected).
+        dstate0 : numpy.ndarray or tuple
+            Gradient w.r.t. the initial state, ``[L*D, N, H]`` (LSTM: a tuple
+            ``(dh0, dc0)``), returned even when forward's state was None.
+        """
+        if not isinstance(tape, Tape):
+            raise TypeError(f"tape must be a Tape returned by forward(), got {type(tape).__name__}")
+        if not tape.owned_by(self):
+            raise ValueError(
+                "tape was made by another layer's forward(); use that layer's backward()"
+            )
+        T, N = tape.shape
+        L, D, H, dt = self._num_layers, self.num_directions, self._hidden_size, self._dtype
+        bf = tape.batch_first
+
+        if dy is not None:
+            shape = (N, T, D * H) if bf else (T, N, D * H)
+            _check_float_array("dy", dy, dt, shape, "[N, T, D*H]" if bf else "[T, N, D*H]")
+            dy = np.ascontiguousarray(dy.transpose(1, 0, 2)) if bf else dy
+        dh_n, dc_n = self._check_state("dstate", dstate, N)
+
+        grads = {}  # name -> summed over nothing yet; added into self._grads at the end
+        dh0 = np.empty((L * D, N, H), dt)
+        dc0 = np.empty((L * D, N, H), dt) if self._has_c else None
+        g = dy  # gradient w.r.t. the output of layer k (time-major), None = zeros
+        for k in reversed(range(L)):
+            dinput = None
+            for d in range(D):
+                idx = k * D + d
+                g_d = None if g is None else np.ascontiguousarray(g[:, :, d * H : (d + 1) * H])
+                cache = tape.caches[(k, d)]
+                dh = None if dh_n is None else dh_n[idx]
+                if self._has_c:
+                    dc = None if dc_n is None else dc_n[idx]
+                    dx, dh0[idx], dc0[idx], dw_ih, dw_hh, db_ih, db_hh = self._backward_fn(
+                        g_d, dh, dc, cache
+                    )
+                else:
+                    dx, dh0[idx], dw_ih, dw_hh, db_ih, db_hh = self._backward_fn(g_d, dh, cache)
+                names = self._param_names(k, d)
+                grads[names[0]] = dw_ih
+                grads[names[1]] = dw_hh
+                if self._bias:
+                    grads[names[2]] = db_ih
+                    grads[names[3]] = db_hh
+                dinput = dx if dinput is None else dinput + dx
+            if k > 0 and tape.masks:
+                dinput = dinput * tape.masks[k - 1]
+            g = dinput
+        for name, value in grads.items():
+            self._grads[name] += value
+        dx = np.ascontiguousarray(g.transpose(1, 0, 2)) if bf else g
+        return dx, ((dh0, dc0) if self._has_c else dh0)
+
+    # ---- internals ----
+
+    def _param_names(self, k: int, d: int) -> tuple[str, str, str, str]:
+        suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
+        return ("weight_ih" + suffix, "weight_hh" + suffix, "bias_ih" + suffix, "bias_hh" + suffix)
+
+    def _check_x(self, x):
+        """Return ``(x time-major, T, N)`` after checking type, dtype and shape."""
+        C = self._input_size
+        layout = "[N, T, C]" if self._batch_first else "[T, N, C]"
+        if not isinstance(x, np.ndarray):
+            raise TypeError(
+                f"x must be a numpy.ndarray of dtype {self._dtype}, got {type(x).__name__}"
+            )
+        if x.ndim != 3:
+            raise ValueError(
+                f"x must be 3-D {layout} with C = input_size = {C}, got shape {x.shape}"
+            )
+        _check_float_array("x", x, self._dtype, x.shape[:2] + (C,), f"{layout} with C = input_size")
+        if x.shape[0] == 0 or x.shape[1] == 0:
+            # Empty sequences or batches are refused, as by the functional API.
+            raise ValueError(f"x must have T >= 1 and N >= 1 ({layout}), got shape {x.shape}")
+        if self._batch_first:
+            N, T = x.shape[:2]
+            x = x.transpose(1, 0, 2)
+        else:
+            T, N = x.shape[:2]
+        return x, T, N
+
+    def _check_state(self, name: str, state, N: int):
+        """Return ``(h, c)`` (each ``[L*D, N, H]`` or None) from a state or dstate argument."""
+        if state is None:
+            return None, None
+        shape = (self._num_layers * self.num_directions, N, self._hidden_size)
+        doc = "[L*D, N, H]"
+        if self._has_c:
+            if not isinstance(state, (tuple, list)) or len(state) != 2:
+                raise TypeError(
+                    f"{name} must be a tuple (h, c) of arrays {doc} or None, "
+                    f"got {type(state).__name__}"
+                    + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
+                )
+            h, c = state
+            if h is not None:
+                _check_float_array(f"{name}[0] (h)", h, self._dtype, shape, doc)
+            if c is not None:
+                _check_float_array(f"{name}[1] (c)", c, self._dtype, shape, doc)
+            return h, c
+        if isinstance(state, (tuple, list)):
+            raise TypeError(
+                f"{name} must be an array {doc} or None (only LSTM takes a tuple), "
+                f"got {type(state).__name__}"
+            )
+        return _check_float_array(name, state, self._dtype, shape, doc), None
+
+    def _call_kwargs(self, reverse, lengths, training):
+        kw = {"lengths": lengths, "reverse": reverse, "training": training}
+        if self._nonlinearity is not None:
+            kw["nonlinearity"] = self._nonlinearity
+        return kw
+
+    def _run(self, x, state, lengths, training):
+        # Validate everything before any backend call.
+        x, T, N = self._check_x(x)
+        h0, c0 = self._check_state("state", state, N)
+        lengths = _check_lengths(lengths, T, N)
+
+        L, D, H, G, dt = (
+            self._num_layers,
+            self.num_directions,
+            self._hidden_size,
+            self._gates,
+            self._dtype,
+        )
+        # The tape must not alias anything the caller can change in place; in
+        # inference nothing is kept, so nothing is copied beyond the layout.
+        inp = np.array(x, dtype=dt, order="C", copy=True) if training else np.ascontiguousarray(x)
+        zeros_b = None if self._bias else np.zeros(G * H, dt)
+        h_n = np.empty((L * D, N, H), dt)
+        c_n = np.empty((L * D, N, H), dt) if self._has_c else None
+        caches, masks = {}, []
+        for k in range(L):
+            outs = []
+            for d in range(D):
+                idx = k * D + d
+                names = self._param_names(k, d)
+                w_ih, w_hh = self._params[names[0]], self._params[names[1]]
+                b_ih, b_hh = (
+                    (self._params[names[2]], self._params[names[3]])
+                    if self._bias
+                    else (zeros_b, zeros_b)
+                )
+                if training:  # the tape keeps the weights as they are now
+                    w_ih, w_hh, b_ih, b_hh = (w.copy() for w in (w_ih, w_hh, b_ih, b_hh))
+                h_init = None if h0 is None else np.array(h0[idx])  # a copy: see above
+                kw = self._call_kwargs(d == 1, lengths, training)
+                if self._has_c:
+                    c_init = None if c0 is None else np.array(c0[idx])
+                    y, h_n[idx], c_n[idx], cache = self._forward_fn(
+                        inp, h_init, c_init, w_ih, w_hh, b_ih, b_hh, **kw
+                    )
+                else:
+                    y, h_n[idx], cache = self._forward_fn(inp, h_init, w_ih, w_hh, b_ih, b_hh, **kw)
+                outs.append(y)
+                if training:
+                    caches[(k, d)] = cache
+            out = outs[0] if D == 1 else np.concatenate(outs, axis=2)  # T,N,D*H
+            if training and self._dropout > 0 and k < L - 1:
+                keep = self.generator.random(out.shape) >= self._dropout
+                mask = keep.astype(dt) * dt.type(1.0 / (1.0 - self._dropout))  # T,N,D*H
+                masks.append(mask)
+                out = out * mask
+            inp = out
+        y = np.ascontiguousarray(inp.transpose(1, 0, 2)) if self._batch_first else inp
+        state_n = (h_n, c_n) if self._has_c else h_n
+        tape = Tape(self, caches, masks, lengths, self._batch_first, T, N, dt) if training else None
+        return y, state_n, tape
+
+    def __repr__(self) -> str:
+        s = f"{type(self).__name__}({self._input_size}, {self._hidden_size}"
+        if self._num_layers != 1:
+            s += f", num_layers={self._num_layers}"
+        if self._nonlinearity is not None and self._nonlinearity != self._default_nonlinearity:
+            s += f", nonlinearity={self._nonlinearity!r}"
+        if not self._bias:
+            s += ", bias=False"
+        if self._batch_first:
+            s += ", batch_first=True"
+        if self._dropout:
+            s += f", dropout={self._dropout}"
+        if self._bidirectional:
+            s += ", bidirectional=True"
+        if self._dtype != np.float32:
+            s += f", dtype={self._dtype}"
+        if self._backend != DEFAULT_BACKEND:
+            s += f", backend={self._backend!r}"
+        return s + ")"
+
+
+_LAYER_DOC = """{summary}
+
+{equations}
+
+Parameters
+----------
+input_size : int
+    C, features of each input step.
+hidden_size : int
+    H, hidden units per direction.
+num_layers : int, default 1
+    L, stacked layers; layer ``k > 0`` reads the ``D*H`` outputs of layer ``k-1``.
+    The arguments after it are keyword-only (PyTorch orders them differently).
+bidirectional : bool, default False
+    Add a reverse direction (D = 2); its outputs follow the forward ones on the
+    last axis of ``y``.
+batch_first : bool, default False
+    ``x`` and ``y`` are ``[N, T, ·]`` instead of ``[T, N, ·]``; states stay
+    ``[L*D, N, H]``, as in PyTorch.
+dropout : float, default 0.0
+    Inverted dropout with probability ``p`` on the outputs of every layer but
+    the last, in :meth:`forward` only. Must be in ``[0, 1)``.
+dtype : float32 or float64, default float32
+    The dtype of the parameters, and the dtype every input must already have.
+seed : int, numpy.random.SeedSequence or None
+    Seeds :attr:`generator`, which draws the initial weights (U(-1/sqrt(H),
+    1/sqrt(H)), as PyTorch) and then the dropout masks.
+bias : bool, default True
+    Without bias there are no ``bias_*`` parameters.
+backend : str or None
+    ``"reference"`` (NumPy) or ``"native"`` (C++); None picks the default.
+{extra}
+Attributes
+----------
+parameters : dict str -> numpy.ndarray
+    {names}
+grads : dict str -> numpy.ndarray
+    Accumulated gradients, the same names and shapes.
+generator : numpy.random.Generator
+    Draws the dropout masks; restoring ``generator.bit_generator.state`` before
+    :meth:`forward` replays the same masks (they depend on nothing else but
+    the shapes).
+
+Examples
+--------
+>>> layer = rnnkit.{name}(8, 16, num_layers=2, seed=0)
+>>> x = np.zeros((5, 3, 8), np.float32)             # T, N, C
+>>> y, state = layer(x)                            # inference
+>>> y, state, tape = layer.forward(x)              # training
+>>> dx, dstate = layer.backward(tape, np.ones_like(y))
+"""
+
+_NAMES_DOC = (
+    "``weight_ih_l{{k}}`` ``[{G}H, C_k]``, ``weight_hh_l{{k}}`` {hh},\n"
+    "    ``bias_ih_l{{k}}`` and ``bias_hh_l{{k}}`` ``[{G}H]``, with suffix ``_reverse``\n"
+    "    for the reverse direction; ``C_0 = C`` and ``C_k = D*H`` after."
+)
+
+
+class RNN(_RNNBase):
+    _cell, _gates, _default_nonlinearity = "rnn", 1, "tanh"
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        *,
+        nonlinearity="tanh",
+        bidirectional=False,
+        batch_first=False,
+        dropout=0.0,
+        dtype=np.float32,
+        seed=None,
+        bias=True,
+        backend=None,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            nonlinearity=nonlinearity,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+            dropout=dropout,
+            dtype=dtype,
+            seed=seed,
+            bias=bias,
+            backend=backend,
+        )
+
+
+class LSTM(_RNNBase):
+    _cell, _gates, _has_c = "lstm", 4, True
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        *,
+        bidirectional=False,
+        batch_first=False,
+        dropout=0.0,
+        dtype=np.float32,
+        seed=None,
+        bias=True,
+        backend=None,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+            dropout=dropout,
+            dtype=dtype,
+            seed=seed,
+            bias=bias,
+            backend=backend,
+        )
+
+
+class GRU(_RNNBase):
+    _cell, _gates = "gru", 3
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        *,
+        bidirectional=False,
+        batch_first=False,
+        dropout=0.0,
+        dtype=np.float32,
+        seed=None,
+        bias=True,
+        backend=None,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+            dropout=dropout,
+            dtype=dtype,
+            seed=seed,
+            bias=bias,
+            backend=backend,
+        )
+
+
+class IndRNN(_RNNBase):
+    _cell, _gates, _vector_w_hh, _default_nonlinearity = "indrnn", 1, True, "relu"
+
+    def __init__(
+        self,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        *,
+        nonlinearity="relu",
+        bidirectional=False,
+        batch_first=False,
+        dropout=0.0,
+        dtype=np.float32,
+        seed=None,
+        bias=True,
+        backend=None,
+    ):
+        super().__init__(
+            input_size,
+            hidden_size,
+            num_layers,
+            nonlinearity=nonlinearity,
+            bidirectional=bidirectional,
+            batch_first=batch_first,
+            dropout=dropout,
+            dtype=dtype,
+            seed=seed,
+            bias=bias,
+            backend=backend,
+        )
+
+
+_NONLIN_DOC = """nonlinearity : {{"tanh", "relu"}}, default "{default}"
+    The activation.
+"""
+
+RNN.__doc__ = _LAYER_DOC.format(
+    summary="Elman RNN layer (PyTorch ``nn.RNN``), on NumPy arrays.",
+    equations="``h' = act(x @ w_ih.T + b_ih + h @ w_hh.T + b_hh)``; state ``h [L*D, N, H]``.",
+    extra=_NONLIN_DOC.format(default="tanh"),
+    names=_NAMES_DOC.format(G="", hh="``[H, H]``"),
+    name="RNN",
+)
+LSTM.__doc__ = _LAYER_DOC.format(
+    summary="LSTM layer (PyTorch ``nn.LSTM``, gates i, f, g, o), on NumPy arrays.",
+    equations=(
+        "``c' = f*c + i*g``, ``h' = o*tanh(c')``; the state is a tuple ``(h, c)``, each\n"
+        "``[L*D, N, H]``, and so are ``dstate`` and the returned gradient of the state."
+    ),
+    extra="",
+    names=_NAMES_DOC.format(G="4", hh="``[4H, H]``"),
+    name="LSTM",
+)
+GRU.__doc__ = _LAYER_DOC.format(
+    summary="GRU layer (PyTorch ``nn.GRU``, reset-after, gates r, z, n), on NumPy arrays.",
+    equations=(
+        "``n = tanh(W_in x + b_in + r*(W_hn h + b_hn))``, ``h' = (1-z)*n + z*h``; "
+        "state ``h [L*D, N, H]``."
+    ),
+    extra="",
+    names=_NAMES_DOC.format(G="3", hh="``[3H, H]``"),
+    name="GRU",
+)
+IndRNN.__doc__ = _LAYER_DOC.format(
+    summary="IndRNN layer (independently recurrent: one recurrent weight per unit).",
+    equations="``h' = act(x @ w_ih.T + b_ih + w_hh*h + b_hh)``; state ``h [L*D, N, H]``.",
+    extra=_NONLIN_DOC.format(default="relu"),
+    names=_NAMES_DOC.format(G="", hh="``[H]`` (a vector)"),
+    name="IndRNN",
+)
