@@ -1,0 +1,249 @@
+"""Input validation shared by every backend, so that the NumPy reference and the
+native bindings reject the same inputs with the same messages.
+
+It checks and normalises (C-contiguous copies of strided inputs, zeros for
+missing states, int64 lengths); it computes nothing and never modifies an input.
+Non-finite values in x or the weights are not errors: the numerics propagate them.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+from ._cache import Cache
+
+__all__ = [
+    "GATES",
+    "NONLINEARITIES",
+    "ForwardArgs",
+    "BackwardArgs",
+    "check_forward",
+    "check_backward",
+]
+
+GATES = {"rnn": 1, "lstm": 4, "gru": 3, "indrnn": 1}  # G per cell
+NONLINEARITIES = ("tanh", "relu")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+class ForwardArgs(NamedTuple):
+    """The arguments of a ``*_forward`` call, checked and normalised."""
+
+    x: np.ndarray  # T,N,C
+    h0: np.ndarray  # N,H (zeros when None was given)
+    c0: np.ndarray | None  # N,H for LSTM (zeros when None was given), else None
+    w_ih: np.ndarray  # G*H,C
+    w_hh: np.ndarray  # G*H,H (IndRNN: H)
+    b_ih: np.ndarray  # G*H
+    b_hh: np.ndarray  # G*H
+    lengths: np.ndarray  # N, int64 (T when None was given)
+    reverse: bool
+    nonlinearity: str | None  # RNN and IndRNN only, else None
+    training: bool
+
+
+class BackwardArgs(NamedTuple):
+    """The gradients given to a ``*_backward`` call, checked; zeros for None."""
+
+    dy: np.ndarray  # T,N,H
+    dh_n: np.ndarray  # N,H
+    dc_n: np.ndarray | None  # N,H for LSTM, else None
+
+
+def check_forward(
+    cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, nonlinearity, *, training=True
+) -> ForwardArgs:
+    """Validate the arguments of ``<cell>_forward``; raise TypeError or ValueError
+    naming the argument, else return them normalised.
+
+    H comes from ``w_hh`` (``w_hh.shape[1]``, or ``w_hh.shape[0]`` for IndRNN's
+    vector) and C from ``x``; every other shape is checked against them.
+    ``c0`` must be None for cells without a cell state, and ``nonlinearity``
+    None for LSTM and GRU (callers pass what their signature has).
+    """
+    G = _gates(cell)
+
+    x = _ndarray("x", x)
+    if x.dtype not in _FLOATS:
+        raise TypeError(f"x must have dtype float32 or float64, got {x.dtype}")
+    if x.ndim != 3:
+        raise ValueError(f"x must have shape (T, N, C), a 3-D array, got shape {x.shape}")
+    T, N, C = x.shape
+    if min(T, N, C) < 1:
+        raise ValueError(f"x must have T, N and C all >= 1, got shape (T, N, C) = {x.shape}")
+    dtype = x.dtype
+
+    w_hh = _ndarray("w_hh", w_hh)
+    _same_dtype("w_hh", w_hh, dtype)
+    if cell == "indrnn":
+        if w_hh.ndim != 1 or w_hh.shape[0] < 1:
+            raise ValueError(f"w_hh must have shape (H,) with H >= 1, got {w_hh.shape}")
+        H = w_hh.shape[0]
+        from_h = "H = w_hh.shape[0]"
+    else:
+        if w_hh.ndim != 2 or w_hh.shape[1] < 1:
+            raise ValueError(
+                f"w_hh must have shape ({_g(G)}H, H), a 2-D array with H >= 1, got {w_hh.shape}"
+            )
+        H = w_hh.shape[1]
+        from_h = "H = w_hh.shape[1]"
+        _shape("w_hh", w_hh, f"({_g(G)}H, H)", (G * H, H), from_h)
+
+    w_ih = _float("w_ih", w_ih, dtype, f"({_g(G)}H, C)", (G * H, C), f"{from_h}, C = x.shape[2]")
+    b_ih = _float("b_ih", b_ih, dtype, f"({_g(G)}H,)", (G * H,), from_h)
+    b_hh = _float("b_hh", b_hh, dtype, f"({_g(G)}H,)", (G * H,), from_h)
+    h0 = _state("h0", h0, dtype, N, H, from_h)
+    if cell == "lstm":
+        c0 = _state("c0", c0, dtype, N, H, from_h)
+    elif c0 is not None:
+        raise TypeError(f"{cell} has no cell state; c0 must be None")
+
+    lengths = _lengths(lengths, T, N)
+    reverse = _flag("reverse", reverse)
+    training = _flag("training", training)
+
+    if cell in ("rnn", "indrnn"):
+        if not isinstance(nonlinearity, str) or nonlinearity not in NONLINEARITIES:
+            raise ValueError(f"nonlinearity must be 'tanh' or 'relu', got {nonlinearity!r}")
+    elif nonlinearity is not None:
+        raise TypeError(f"{cell} takes no nonlinearity; it must be None")
+
+    return ForwardArgs(
+        np.ascontiguousarray(x),
+        h0,
+        c0,
+        np.ascontiguousarray(w_ih),
+        np.ascontiguousarray(w_hh),
+        np.ascontiguousarray(b_ih),
+        np.ascontiguousarray(b_hh),
+        lengths,
+        reverse,
+        nonlinearity,
+        training,
+    )
+
+
+def check_backward(cell, cache, dy, dh_n, dc_n) -> BackwardArgs:
+    """Validate the arguments of ``<cell>_backward`` against the cache of the
+    forward call; None gradients become zeros. ``dc_n`` must be None for cells
+    without a cell state."""
+    _gates(cell)
+    if not isinstance(cache, Cache):
+        raise TypeError(
+            f"cache must be the Cache returned by {cell}_forward(..., training=True), "
+            f"got {type(cache).__name__}"
+        )
+    if cache.cell != cell:
+        raise ValueError(f"cache comes from {cache.cell}_forward, not {cell}_forward")
+    T, N, H = cache.h.shape
+    dtype = cache.x.dtype
+    dy = _optional("dy", dy, dtype, "(T, N, H)", (T, N, H))
+    dh_n = _optional("dh_n", dh_n, dtype, "(N, H)", (N, H))
+    if cell == "lstm":
+        dc_n = _optional("dc_n", dc_n, dtype, "(N, H)", (N, H))
+    elif dc_n is not None:
+        raise TypeError(f"{cell} has no cell state; dc_n must be None")
+    return BackwardArgs(dy, dh_n, dc_n)
+
+
+# --- helpers: each raises with the argument's name, expected and actual values
+
+
+def _gates(cell):
+    if cell not in GATES:
+        raise ValueError(f"cell must be one of {sorted(GATES)}, got {cell!r}")
+    return GATES[cell]
+
+
+def _g(G):
+    return "" if G == 1 else f"{G}*"
+
+
+def _ndarray(name, a):
+    if not isinstance(a, np.ndarray):
+        raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    return a
+
+
+def _same_dtype(name, a, dtype):
+    if a.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {a.dtype} but x has {dtype}; "
+            "all arrays of one call must share a dtype"
+        )
+
+
+def _shape(name, a, letters, expected, where=""):
+    if a.shape != expected:
+        note = f" ({where})" if where else ""
+        raise ValueError(f"{name} must have shape {letters} = {expected}{note}, got {a.shape}")
+
+
+def _float(name, a, dtype, letters, expected, where=""):
+    a = _ndarray(name, a)
+    _same_dtype(name, a, dtype)
+    _shape(name, a, letters, expected, where)
+    return np.ascontiguousarray(a)
+
+
+def _state(name, a, dtype, N, H, where):
+    if a is None:
+        return np.zeros((N, H), dtype)
+    return _float(name, a, dtype, "(N, H)", (N, H), f"N = x.shape[1], {where}")
+
+
+def _optional(name, a, dtype, letters, expected):
+    if a is None:
+        return np.zeros(expected, dtype)
+    a = _ndarray(name, a)
+    if a.dtype != dtype:
+        raise TypeError(
+            f"{name} has dtype {a.dtype} but the forward call's x has {dtype}; "
+            "all arrays of one call must share a dtype"
+        )
+    _shape(name, a, letters, expected)
+    return np.ascontiguousarray(a)
+
+
+def _is_int(v):
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _lengths(lengths, T, N):
+    if lengths is None:
+        return np.full(N, T, dtype=np.int64)
+    if isinstance(lengths, (list, tuple)):
+        for i, v in enumerate(lengths):
+            if not _is_int(v):
+                raise TypeError(
+                    f"lengths must hold integers, got {type(v).__name__} at lengths[{i}]"
+                )
+        shape = (len(lengths),)
+    elif isinstance(lengths, np.ndarray):
+        # A float array is refused even when integral: it says the caller lost track.
+        if lengths.dtype.kind not in "iu":
+            raise TypeError(f"lengths must have an integer dtype, got {lengths.dtype}")
+        shape = lengths.shape
+    else:
+        raise TypeError(
+            "lengths must be None, a list or tuple of ints or an integer numpy.ndarray, "
+            f"got {type(lengths).__name__}"
+        )
+    if shape != (N,):
+        raise ValueError(f"lengths must have shape (N,) = ({N},) (N = x.shape[1]), got {shape}")
+    if isinstance(lengths, np.ndarray):
+        bad = np.flatnonzero((lengths < 0) | (lengths > T))
+    else:
+        bad = [i for i, v in enumerate(lengths) if not 0 <= v <= T]
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"lengths[{i}] = {int(lengths[i])} is outside 0..T = 0..{T}")
+    return np.array(lengths, dtype=np.int64)
+
+
+def _flag(name, v):
+    if not isinstance(v, (bool, np.bool_)):
+        raise TypeError(f"{name} must be a bool, got {type(v).__name__}")
+    return bool(v)

@@ -1,0 +1,58 @@
+"""Pieces the four reference cells share: activations, their derivatives taken
+from the saved output, the processing order of steps and the state before each
+step. Nothing here knows about a particular cell.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["sigmoid", "dsigmoid", "dtanh", "relu", "drelu", "steps", "shift_prev", "flat"]
+
+
+def sigmoid(a):
+    # exp(-a) overflows to inf for very negative a, and 1/(1+inf) = 0 is the limit.
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-a))
+
+
+def dsigmoid(y):
+    """Derivative of sigmoid, from its output y."""
+    return y * (1 - y)
+
+
+def dtanh(y):
+    """Derivative of tanh, from its output y."""
+    return 1 - y * y
+
+
+def relu(a):
+    return np.maximum(a, 0)
+
+
+def drelu(y):
+    """Derivative of relu, from its output y (0 at the kink, as PyTorch)."""
+    return (y > 0).astype(y.dtype)
+
+
+def _nonlinearity(name):
+    """The activation of RNN and IndRNN and its derivative from the output."""
+    return {"tanh": (np.tanh, dtanh), "relu": (relu, drelu)}[name]
+
+
+def steps(T, reverse):
+    """Time steps in processing order."""
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def shift_prev(h, h0, reverse):
+    """The state before each step t, from the states after each step: h[t-1]
+    (h0 at t = 0) forward, h[t+1] (h0 at t = T-1) reverse. T,N,H"""
+    if reverse:
+        return np.concatenate([h[1:], h0[None]])
+    return np.concatenate([h0[None], h[:-1]])
+
+
+def flat(a):
+    """[T, N, K] as [T*N, K], for the whole-sequence GEMMs."""
+    return a.reshape(-1, a.shape[-1])
