@@ -1,7 +1,13 @@
-"""Variable-length sequences: pack a list of ``[T_i, C]`` arrays into a padded
-``[T, N, C]`` batch with its lengths, and unpack it again.
+"""Variable-length sequences and token streams.
 
-Validation and allocation happen here; the copy loops run in Cython
+- ``pack_sequences`` / ``unpack_sequences``: a list of ``[T_i, C]`` float
+  arrays to a padded ``[T, N, C]`` batch with its lengths, and back.
+- ``encode_text`` / ``decode_ids``: text to int32 ids over a vocabulary (a
+  string of distinct characters, id = position), and back.
+- ``windows``: ``[T, N]`` time-major windows cut from a 1-D id stream.
+- ``pad_ids``: a list of 1-D id sequences to a padded ``[T, N]`` batch.
+
+Validation and allocation happen here; the loops run in Cython
 (``rnnkit._seq``) without the GIL.
 """
 
@@ -11,7 +17,14 @@ from typing import Sequence
 
 import numpy as np
 
-__all__ = ["pack_sequences", "unpack_sequences"]
+__all__ = [
+    "pack_sequences",
+    "unpack_sequences",
+    "encode_text",
+    "decode_ids",
+    "windows",
+    "pad_ids",
+]
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -107,3 +120,170 @@ def unpack_sequences(x: np.ndarray, lengths, *, batch_first: bool = False) -> li
     outs = [np.empty((int(n), x.shape[2]), dtype=x.dtype) for n in lengths_arr]
     _seq.unpack_into(np.ascontiguousarray(x), outs, bool(batch_first))
     return outs
+
+
+# ---------------------------------------------------------------------------
+# Token ids
+# ---------------------------------------------------------------------------
+
+
+def _codepoints(text: str, name: str) -> np.ndarray:
+    if not isinstance(text, str):
+        raise TypeError(f"{name} must be a str, got {type(text).__name__}")
+    # surrogatepass: a lone surrogate (from surrogateescape decoding) still
+    # gets a code point, and so a clear "not in the vocabulary" error.
+    return np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+
+
+def _vocab_table(vocab: str) -> np.ndarray:
+    """Dense code point -> id table (-1 = not in the vocabulary)."""
+    cps = _codepoints(vocab, "vocab")
+    if cps.size == 0:
+        raise ValueError("vocab must hold at least one character, got an empty string")
+    if np.unique(cps).size != cps.size:
+        seen, dup = set(), []
+        for ch in vocab:
+            if ch in seen:
+                dup.append(ch)
+            seen.add(ch)
+        raise ValueError(f"vocab must hold distinct characters; repeated: {sorted(set(dup))!r}")
+    table = np.full(int(cps.max()) + 1, -1, dtype=np.int32)
+    table[cps] = np.arange(cps.size, dtype=np.int32)
+    return table
+
+
+def encode_text(text: str, vocab: str) -> np.ndarray:
+    """Map every character of ``text`` to its index in ``vocab``.
+
+    Parameters
+    ----------
+    text : str
+    vocab : str
+        Distinct characters; character ``vocab[i]`` has id ``i``.
+
+    Returns
+    -------
+    ids : int32 ndarray ``[len(text)]``
+
+    Raises
+    ------
+    ValueError
+        A character of ``text`` is not in ``vocab``; the message names it and
+        its position.
+    """
+    from . import _seq
+
+    cps = _codepoints(text, "text")
+    table = _vocab_table(vocab)
+    ids = np.empty(cps.size, dtype=np.int32)
+    bad = _seq.encode_into(cps, table, ids)
+    if bad >= 0:
+        missing = sorted(set(text) - set(vocab))
+        shown = "".join(missing[:20]) + ("..." if len(missing) > 20 else "")
+        raise ValueError(
+            f"text holds {len(missing)} character(s) that are not in the vocabulary, first "
+            f"{text[bad]!r} at position {bad}; all of them: {shown!r}"
+        )
+    return ids
+
+
+def decode_ids(ids, vocab: str) -> str:
+    """The text whose characters are ``vocab[i]`` for each id ``i`` (a 1-D array)."""
+    cps = _codepoints(vocab, "vocab")
+    arr = np.asarray(ids)
+    if arr.ndim != 1:
+        raise ValueError(f"ids must be 1-D, got shape {arr.shape}")
+    if arr.size == 0:
+        return ""
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"ids must hold integers, got dtype {arr.dtype}")
+    if arr.min() < 0 or arr.max() >= cps.size:
+        raise ValueError(f"ids must lie in 0..{cps.size - 1} (the vocabulary has {cps.size} "
+                         f"characters), got values from {arr.min()} to {arr.max()}")
+    return cps[arr].tobytes().decode("utf-32-le", "surrogatepass")
+
+
+def _int32_ids(ids, name: str) -> np.ndarray:
+    arr = np.asarray(ids)
+    if arr.dtype == np.bool_ or (arr.size and arr.dtype.kind not in "iu"):
+        raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
+    if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
+        raise ValueError(f"{name} must fit in int32, got values from {arr.min()} to {arr.max()}")
+    return np.ascontiguousarray(arr, dtype=np.int32)
+
+
+def windows(ids, starts, length: int) -> np.ndarray:
+    """Cut one time-major window per start from a 1-D id stream.
+
+    ``out[t, n] = ids[starts[n] + t]`` for ``t < length``.
+
+    Parameters
+    ----------
+    ids : 1-D integer array (stored as int32)
+    starts : 1-D integer array ``[N]``, each in ``0..len(ids) - length``
+    length : int, T >= 0
+
+    Returns
+    -------
+    out : int32 ndarray ``[T, N]``
+    """
+    from . import _seq
+
+    stream = _int32_ids(ids, "ids")
+    if stream.ndim != 1:
+        raise ValueError(f"ids must be 1-D, got shape {stream.shape}")
+    st = np.asarray(starts)
+    if st.ndim != 1:
+        raise ValueError(f"starts must be 1-D [N], got shape {st.shape}")
+    if st.dtype == np.bool_ or (st.size and st.dtype.kind not in "iu"):
+        raise TypeError(f"starts must hold integers, got dtype {st.dtype}")
+    if isinstance(length, (bool, np.bool_)) or int(length) != length or length < 0:
+        raise ValueError(f"length must be a non-negative integer, got {length!r}")
+    T = int(length)
+    if st.size and (st.min() < 0 or st.max() + T > stream.size):
+        raise ValueError(f"every window must fit in the stream: starts must lie in "
+                         f"0..{stream.size - T} for length={T} and len(ids)={stream.size}, "
+                         f"got values from {st.min()} to {st.max()}")
+    out = np.empty((T, st.size), dtype=np.int32)
+    if T and st.size:
+        _seq.window_into(stream, np.ascontiguousarray(st, dtype=np.int64), out)
+    return out
+
+
+def pad_ids(
+    sequences: Sequence,
+    *,
+    pad_value: int = 0,
+    batch_first: bool = False,
+    total_length: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Pad 1-D id sequences into one batch.
+
+    Returns
+    -------
+    ids : int32 ndarray ``[T, N]`` (``[N, T]`` with ``batch_first``), ``pad_value``
+        past each sequence's end
+    lengths : int64 ndarray ``[N]``
+    """
+    from . import _seq
+
+    if isinstance(sequences, np.ndarray) and sequences.ndim != 1:
+        raise TypeError("sequences must be a list of 1-D id arrays, got one ndarray of "
+                        f"shape {sequences.shape}")
+    seqs = [_int32_ids(s, f"sequences[{i}]") for i, s in enumerate(sequences)]
+    if not seqs:
+        raise ValueError("sequences must hold at least one sequence, got an empty list")
+    for i, s in enumerate(seqs):
+        if s.ndim != 1:
+            raise ValueError(f"sequences[{i}] must be 1-D, got shape {s.shape}")
+    lengths = np.array([s.size for s in seqs], dtype=np.int64)
+    T = int(lengths.max())
+    if total_length is not None:
+        if int(total_length) != total_length or total_length < T:
+            raise ValueError(f"total_length must be an integer >= the longest sequence ({T}), "
+                             f"got {total_length}")
+        T = int(total_length)
+    N = len(seqs)
+    out = np.full((N, T) if batch_first else (T, N), int(pad_value), dtype=np.int32)
+    _seq.pad_ids_into(seqs, out, bool(batch_first))
+    return out, lengths
