@@ -37,3 +37,9 @@ def show_config(file=None) -> None:
     from ._config import show_config as _show
 
     _show(file=file)
+
+# Training on top of the layers (NumPy only; scikit-learn and tqdm stay optional
+# and are imported only by the code that uses them).
+from . import nn, data, text, sklearn  # noqa: E402
+
+__all__ += ["nn", "data", "text", "sklearn"]
