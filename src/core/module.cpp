@@ -49,6 +49,12 @@ py::dict build_info() {
 
 }  // namespace
 
+void init_runtime(py::module_& m);
+void init_rnn(py::module_& m);
+void init_lstm(py::module_& m);
+void init_gru(py::module_& m);
+void init_indrnn(py::module_& m);
+
 void init_cpu(py::module_& m) {
     m.def("cpu_features", &cpu_features_dict,
           "Features the CPU has and the OS enables (cpuid + XCR0), as a dict of bools.");
@@ -60,4 +66,12 @@ void init_cpu(py::module_& m) {
 PYBIND11_MODULE(_core, m) {
     m.doc() = "rnnkit's native core (private: use the rnnkit package).";
     init_cpu(m);
+    init_runtime(m);
+    init_rnn(m);
+    init_lstm(m);
+    init_gru(m);
+    init_indrnn(m);
+    // Choose the ISA now, so that an RNNKIT_ISA this CPU lacks fails the import
+    // with a clear message instead of the first call.
+    rnnkit::isa();
 }

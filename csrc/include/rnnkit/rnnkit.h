@@ -9,4 +9,44 @@
 // The cache arrays and the lengths/direction rule are specified in docs/cells.md.
 #pragma once
 
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "rnnkit/cells.h"
 #include "rnnkit/cpu.h"
+
+namespace rnnkit {
+
+// --- The cells. Callers validate (src/core does): shapes as in cells.h, T, N,
+// C, H >= 1, lengths in 0..T. Each call runs one OpenMP parallel region on
+// num_threads() threads with the kernels of the ISA in use; results are bitwise
+// identical for any thread count.
+template <class Real> void forward(Cell cell, const Dims& d, const ForwardIO<Real>& io);
+template <class Real> void backward(Cell cell, const Dims& d, const BackwardIO<Real>& io);
+
+// --- Vectorised math (the kernels' own exp, tanh, sigmoid), for tests.
+template <class Real> void vector_math(MathFn fn, const Real* x, Real* y, int64_t n);
+
+// --- ISA dispatch: the first of {avx512, avx2, scalar} that this build has
+// and the CPU supports, unless RNNKIT_ISA names one (read once, at first use).
+// set_isa/the environment throw std::invalid_argument for an unknown name or
+// an ISA the CPU lacks.
+std::string isa();                          // "avx512", "avx2" or "scalar"
+void set_isa(const std::string& name);
+std::vector<std::string> supported_isas();  // best first
+
+// --- Threads: defaults to omp_get_max_threads() (so OMP_NUM_THREADS counts).
+int num_threads();
+void set_num_threads(int n);                // n >= 1, else std::invalid_argument
+
+// --- Counters for tests: parallel regions entered, barriers passed (counted by
+// thread 0) and workspace allocations, since the process started.
+struct Counters {
+    int64_t parallel_regions;
+    int64_t barriers;
+    int64_t workspace_allocations;
+};
+Counters counters();
+
+}  // namespace rnnkit

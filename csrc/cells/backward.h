@@ -1,0 +1,273 @@
+// The backward sequence level (BPTT), shared by all cells. In reverse
+// processing order, each step runs the cell's pointwise backward on the units
+// this thread owns (writing that step's dgates), meets the team at one
+// barrier, then runs the recurrent GEMM dh = dgates @ w_hh for its own units.
+// After the loop, dx, dw_ih, dw_hh, db_ih and db_hh are whole-sequence GEMMs
+// and reductions over all T*N rows, split over outputs only, each output
+// summed in one fixed order (k ascending, K blocks ascending).
+#pragma once
+
+namespace rnnkit {
+namespace RNNKIT_ISA {
+
+// acc[i][c] (+)= sum_k dg[k][i] * B[k][c] over rows [r0, r0 + rows) of dg^T
+// (its columns), for K rows of B split at `split`: rows before it start at
+// b_lo (stride ldb_lo), the rest at b_hi (stride ldb_hi). K is walked in
+// blocks of KC so that the A and B blocks stay in cache across tiles.
+template <class V>
+struct WeightGrad {
+    using Real = typename V::T;
+    using Tile = PlainTile<V>;
+    static constexpr int MR = Tile::MR, NV = Tile::NV, U = Tile::U;
+    static constexpr int64_t KC = 256;
+
+    // B rows [k, k + count) of column block cb, contiguous with stride ldb.
+    struct Panel {
+        const Real* b;
+        int64_t ldb;
+    };
+
+    // For each own tile (row tile i, column block cb) of the padded accumulator
+    // acc [tiles_i*MR][blocks*U]: all K blocks, then copy the valid part to out.
+    template <class BRows>
+    static void run(Range tiles, int64_t K, int64_t split, int64_t rows, int64_t cols, int64_t blocks,
+                    const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out) {
+        const int64_t ldacc = blocks * U;
+        for (int64_t k0 = 0; k0 < K;) {
+            const int64_t k1 = min_i(K, (k0 < split ? min_i(split, k0 + KC) : k0 + KC));
+            for (int64_t tile = tiles.begin; tile < tiles.end; ++tile) {
+                const int64_t i = tile / blocks, cb = tile % blocks;
+                const int mr = static_cast<int>(min_i(MR, rows - i * MR));
+                const Panel p = b_rows(k0, cb);
+                Real* acc_tile = acc + i * MR * ldacc + cb * U;
+                if (k0 == 0)
+                    gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, dg + k0 * ldg + i * MR, ldg, p.b, p.ldb,
+                                                      acc_tile, ldacc);
+                else
+                    gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, dg + k0 * ldg + i * MR, ldg, p.b, p.ldb,
+                                                     acc_tile, ldacc);
+            }
+            k0 = k1;
+        }
+        for (int64_t tile = tiles.begin; tile < tiles.end; ++tile) {
+            const int64_t i = tile / blocks, cb = tile % blocks;
+            const int64_t r_end = min_i(rows, (i + 1) * MR), c0 = cb * U, c_end = min_i(cols, c0 + U);
+            for (int64_t r = i * MR; r < r_end; ++r)
+                for (int64_t c = c0; c < c_end; ++c) out[r * cols + c] = acc[r * ldacc + c];
+        }
+    }
+};
+
+template <class V, class Cell>
+void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int threads) {
+    using Real = typename V::T;
+    using Tile = PlainTile<V>;
+    constexpr int MR = Tile::MR, NV = Tile::NV, U = Tile::U;
+    constexpr int G = Cell::G;
+    constexpr bool split_sides = G == 3;   // GRU: dgates (input side) != dgates_hh (recurrent side)
+    const int64_t T = d.T, N = d.N, C = d.C, H = d.H, GH = G * H, TN = T * N;
+    const int64_t unit_blocks = ceil_div(H, U);   // columns of dh, owned in the loop
+    const int64_t c_blocks = ceil_div(C, U);      // columns of dx and dw_ih
+    const int64_t g_tiles = ceil_div(GH, MR);     // row tiles of dw_ih and dw_hh
+    const bool x_tail = C % U != 0, h_tail = Cell::recurrent_gemm && H % U != 0;
+
+    Workspace ws;
+    const size_t at_dg = ws.reserve<Real>(TN * GH);                      // [T,N,G*H]
+    const size_t at_dg_hh = ws.reserve<Real>(split_sides ? TN * GH : 0);  // [T,N,G*H]
+    const size_t at_dh = ws.reserve<Real>(N * H);
+    const size_t at_dc = ws.reserve<Real>(Cell::has_c ? N * H : 0);
+    const size_t at_dh_z = ws.reserve<Real>(split_sides ? N * H : 0);
+    const size_t at_w_hh = ws.reserve<Real>(Cell::recurrent_gemm ? unit_blocks * GH * U : 0);  // [blocks][G*H][U]
+    const size_t at_w_ih = ws.reserve<Real>(c_blocks * GH * U);                                 // [blocks][G*H][U]
+    const size_t at_x_tail = ws.reserve<Real>(x_tail ? TN * U : 0);       // last columns of x, padded
+    const size_t at_h_tail = ws.reserve<Real>(h_tail ? TN * U : 0);       // last columns of h_prev, padded
+    const size_t at_acc_ih = ws.reserve<Real>(g_tiles * MR * c_blocks * U);
+    const size_t at_acc_hh = ws.reserve<Real>(Cell::recurrent_gemm ? g_tiles * MR * unit_blocks * U : 0);
+    ws.allocate();
+    Real* dg = ws.at<Real>(at_dg);
+    Real* dg_hh = split_sides ? ws.at<Real>(at_dg_hh) : dg;
+    Real* dh = ws.at<Real>(at_dh);
+    Real* dc = ws.at<Real>(at_dc);
+    Real* dh_z = ws.at<Real>(at_dh_z);
+    Real* w_hh_p = ws.at<Real>(at_w_hh);
+    Real* w_ih_p = ws.at<Real>(at_w_ih);
+    Real* x_tail_p = ws.at<Real>(at_x_tail);
+    Real* h_tail_p = ws.at<Real>(at_h_tail);
+    Real* acc_ih = ws.at<Real>(at_acc_ih);
+    Real* acc_hh = ws.at<Real>(at_acc_hh);
+
+    // h_prev of row m = t*N + n of the whole sequence, and the row where its
+    // source switches between h0 and the h cache.
+    auto h_prev_row = [&](int64_t m) -> const Real* {
+        const int64_t t = m / N, n = m % N;
+        if (!io.reverse) return t == 0 ? io.h0 + n * H : io.h + (m - N) * H;
+        return t == T - 1 ? io.h0 + n * H : io.h + (m + N) * H;
+    };
+    const int64_t h_split = io.reverse ? (T - 1) * N : N;
+
+    const double flops_per_step = 4.0 * N * GH * (C + H);
+    const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step);
+    note_parallel_region();
+#pragma omp parallel num_threads(team)
+    {
+        const FlushDenormals ftz;
+        const int tid = thread_id(), nth = team_size();
+        const Range own = share(unit_blocks, tid, nth);
+        const int64_t u_lo = min_i(own.begin * U, H), u_hi = min_i(own.end * U, H);
+
+        // Packing: w_hh's panels for own units; the rest shared out, read after the loop.
+        if (Cell::recurrent_gemm)
+            for (int64_t b = own.begin; b < own.end; ++b)
+                pack_column_panel(io.w_hh, H, GH, H, U, b * U, w_hh_p + b * GH * U);
+        const Range cb_share = share(c_blocks, tid, nth);
+        for (int64_t cb = cb_share.begin; cb < cb_share.end; ++cb)
+            pack_column_panel(io.w_ih, C, GH, C, U, cb * U, w_ih_p + cb * GH * U);
+        const Range m_share = share(TN, tid, nth);
+        for (int64_t m = m_share.begin; m < m_share.end; ++m) {
+            if (x_tail) pack_column_panel(io.x + m * C, C, 1, C, U, (c_blocks - 1) * U, x_tail_p + m * U);
+            if (h_tail) pack_column_panel(h_prev_row(m), H, 1, H, U, (unit_blocks - 1) * U, h_tail_p + m * U);
+        }
+
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t j = u_lo; j < u_hi; ++j) {
+                dh[n * H + j] = io.dh_n[n * H + j];
+                if (Cell::has_c) dc[n * H + j] = io.dc_n[n * H + j];
+            }
+
+        // The cell's pointwise backward of processing step s, own units.
+        auto pointwise = [&](int64_t s) {
+            const int64_t t = t_of(s, T, io.reverse);
+            const int64_t t_prev = s == 0 ? -1 : t_of(s - 1, T, io.reverse);
+            for (int64_t n = 0; n < N; ++n) {
+                BackwardRow<Real> p;
+                p.dy = io.dy + (t * N + n) * H;
+                p.dh = dh + n * H;
+                p.dc = dc + n * H;
+                p.dh_z = dh_z + n * H;
+                p.gates = G > 1 ? io.gates + (t * N + n) * GH : nullptr;
+                p.tanh_c = Cell::has_c ? io.tanh_c + (t * N + n) * H : nullptr;
+                p.c_prev = Cell::has_c ? (s == 0 ? io.c0 + n * H : io.c + (t_prev * N + n) * H) : nullptr;
+                p.h = io.h + (t * N + n) * H;
+                p.h_prev = s == 0 ? io.h0 + n * H : io.h + (t_prev * N + n) * H;
+                p.hn = split_sides ? io.hn + (t * N + n) * H : nullptr;
+                p.w = io.w_hh;
+                p.dgates = dg + (t * N + n) * GH;
+                p.dgates_hh = dg_hh + (t * N + n) * GH;
+                p.H = H;
+                p.act = io.act;
+                if (t < io.lengths[n])
+                    for_lanes<V>(u_hi - u_lo, [&](auto vx, int64_t a) {
+                        Cell::template backward<decltype(vx)>(p, u_lo + a);
+                    });
+                else
+                    for_lanes<V>(u_hi - u_lo, [&](auto vx, int64_t a) {
+                        Cell::template backward_carry<decltype(vx)>(p, u_lo + a);
+                    });
+            }
+        };
+
+        // dh = dgates_hh @ w_hh (+ the cell's direct path) for own units, active rows.
+        auto recurrent = [&](int64_t s) {
+            const int64_t t = t_of(s, T, io.reverse);
+            const Real* dg_t = dg_hh + t * N * GH;
+            for (int64_t n0 = 0; n0 < N; n0 += MR) {
+                const int mr = static_cast<int>(min_i(MR, N - n0));
+                for (int64_t b = own.begin; b < own.end; ++b) {
+                    alignas(64) Real acc[MR * NV * V::W];
+                    gemm_tile<V, MR, NV, false, false>(mr, GH, dg_t + n0 * GH, GH, w_hh_p + b * GH * U, U,
+                                                       acc, U);
+                    const int64_t u0 = b * U, valid = min_i(U, H - u0);
+                    for (int r = 0; r < mr; ++r) {
+                        const int64_t n = n0 + r;
+                        if (!(t < io.lengths[n])) continue;
+                        BackwardRow<Real> p;
+                        p.dh = dh + n * H;
+                        p.dh_z = dh_z + n * H;
+                        const Real* acc_row = acc + r * U;
+                        for_lanes<V>(valid, [&](auto vx, int64_t a) {
+                            Cell::template backward_dh<decltype(vx)>(p, acc_row, u0 + a, a);
+                        });
+                    }
+                }
+            }
+        };
+
+        pointwise(T - 1);
+        for (int64_t s = T - 1; s >= 0; --s) {
+            if constexpr (Cell::recurrent_gemm) {
+                team_barrier();   // dgates of step s complete, for every unit
+                recurrent(s);
+            }
+            if (s > 0) pointwise(s - 1);
+        }
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t j = u_lo; j < u_hi; ++j) {
+                io.dh0[n * H + j] = dh[n * H + j];
+                if (Cell::has_c) io.dc0[n * H + j] = dc[n * H + j];
+            }
+        team_barrier();   // every dgates row and every packed panel is ready
+
+        // dx = dgates @ w_ih: [T*N, C]
+        const Range row_tiles = share(ceil_div(TN, MR), tid, nth);
+        for (int64_t i = row_tiles.begin; i < row_tiles.end; ++i) {
+            const int64_t m0 = i * MR;
+            const int mr = static_cast<int>(min_i(MR, TN - m0));
+            for (int64_t cb = 0; cb < c_blocks; ++cb) {
+                alignas(64) Real acc[MR * NV * V::W];
+                gemm_tile<V, MR, NV, false, false>(mr, GH, dg + m0 * GH, GH, w_ih_p + cb * GH * U, U, acc, U);
+                const int64_t c0 = cb * U, valid = min_i(U, C - c0);
+                for (int r = 0; r < mr; ++r)
+                    for_lanes<V>(valid, [&](auto vx, int64_t a) {
+                        using Vx = decltype(vx);
+                        Vx::loadu(acc + r * U + a).storeu(io.dx + (m0 + r) * C + c0 + a);
+                    });
+            }
+        }
+
+        // dw_ih = dgates^T @ x: [G*H, C]
+        WeightGrad<V>::run(share(g_tiles * c_blocks, tid, nth), TN, TN, GH, C, c_blocks, dg, GH,
+                           [&](int64_t k0, int64_t cb) -> typename WeightGrad<V>::Panel {
+                               if (x_tail && cb == c_blocks - 1) return {x_tail_p + k0 * U, U};
+                               return {io.x + k0 * C + cb * U, C};
+                           },
+                           acc_ih, io.dw_ih);
+
+        // dw_hh = dgates_hh^T @ h_prev: [G*H, H]; IndRNN: sum over rows of dgates * h_prev: [H]
+        if constexpr (Cell::recurrent_gemm) {
+            WeightGrad<V>::run(share(g_tiles * unit_blocks, tid, nth), TN, h_split, GH, H, unit_blocks, dg_hh,
+                               GH,
+                               [&](int64_t k0, int64_t cb) -> typename WeightGrad<V>::Panel {
+                                   if (h_tail && cb == unit_blocks - 1) return {h_tail_p + k0 * U, U};
+                                   return {h_prev_row(k0) + cb * U, H};
+                               },
+                               acc_hh, io.dw_hh);
+        } else {
+            const Range cols = share(unit_blocks, tid, nth);
+            const int64_t j0 = min_i(cols.begin * U, H), j1 = min_i(cols.end * U, H);
+            for_lanes<V>(j1 - j0, [&](auto vx, int64_t a) {
+                using Vx = decltype(vx);
+                Vx sum = Vx::zero();
+                for (int64_t m = 0; m < TN; ++m)
+                    sum = fma(Vx::loadu(dg + m * H + j0 + a), Vx::loadu(h_prev_row(m) + j0 + a), sum);
+                sum.storeu(io.dw_hh + j0 + a);
+            });
+        }
+
+        // db_ih, db_hh: column sums over all T*N rows, in row order.
+        const Range cols = share(ceil_div(GH, U), tid, nth);
+        const int64_t j0 = min_i(cols.begin * U, GH), j1 = min_i(cols.end * U, GH);
+        for_lanes<V>(j1 - j0, [&](auto vx, int64_t a) {
+            using Vx = decltype(vx);
+            Vx sum = Vx::zero(), sum_hh = Vx::zero();
+            for (int64_t m = 0; m < TN; ++m) {
+                sum = sum + Vx::loadu(dg + m * GH + j0 + a);
+                if (split_sides) sum_hh = sum_hh + Vx::loadu(dg_hh + m * GH + j0 + a);
+            }
+            sum.storeu(io.db_ih + j0 + a);
+            (split_sides ? sum_hh : sum).storeu(io.db_hh + j0 + a);
+        });
+    }
+}
+
+}  // namespace RNNKIT_ISA
+}  // namespace rnnkit

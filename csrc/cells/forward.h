@@ -1,0 +1,164 @@
+// The forward sequence level, shared by all cells: pack the weights once, one
+// GEMM for the input side of all T steps (inference: of a chunk of steps, to
+// keep O(N*H) memory), then per step the recurrent GEMM with the cell's gate
+// math in its epilogue. One parallel region per call; each thread owns a
+// fixed range of blocks of hidden units (all G gates of them: the packed
+// panels interleave gates by unit block), computes their input side, gates,
+// c and h itself, and meets the others at one barrier per step.
+#pragma once
+
+namespace rnnkit {
+namespace RNNKIT_ISA {
+
+// xw[m][g*H + u] = x[m] . w_ih[g*H + u] + bias[g*H + u] for rows m in [0, rows)
+// and the units of blocks `own`.
+template <class V, int G, class Real>
+void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, const Real* w_ih_p,
+                const Real* bias, Real* xw) {
+    using Tile = GateTile<V, G>;
+    constexpr int U = Tile::U, NV = Tile::NV, MR = Tile::MR;
+    const int64_t GH = G * H;
+    for (int64_t m0 = 0; m0 < rows; m0 += MR) {
+        const int mr = static_cast<int>(min_i(MR, rows - m0));
+        for (int64_t b = own.begin; b < own.end; ++b) {
+            alignas(64) Real acc[MR * NV * V::W];
+            gemm_tile<V, MR, NV, false, false>(mr, C, x + m0 * C, C, w_ih_p + b * C * G * U, G * U, acc,
+                                               G * U);
+            const int64_t u0 = b * U, valid = min_i(U, H - u0);
+            for (int r = 0; r < mr; ++r)
+                for (int g = 0; g < G; ++g) {
+                    const Real* acc_g = acc + r * G * U + g * U;
+                    const Real* bias_g = bias + g * H + u0;
+                    Real* out = xw + (m0 + r) * GH + g * H + u0;
+                    for_lanes<V>(valid, [&](auto vx, int64_t a) {
+                        using Vx = decltype(vx);
+                        (Vx::loadu(acc_g + a) + Vx::loadu(bias_g + a)).storeu(out + a);
+                    });
+                }
+        }
+    }
+}
+
+template <class V, class Cell, bool Training>
+void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int threads) {
+    using Real = typename V::T;
+    constexpr int G = Cell::G;
+    using Tile = GateTile<V, G>;
+    constexpr int U = Tile::U, NV = Tile::NV, MR = Tile::MR;
+    const int64_t T = d.T, N = d.N, C = d.C, H = d.H, GH = G * H;
+    const int64_t blocks = ceil_div(H, U);
+    const int64_t Tc = Training ? T : chunk_steps(T, N);
+
+    Workspace ws;
+    const size_t at_w_ih = ws.reserve<Real>(blocks * C * G * U);   // [blocks][C][G][U]
+    const size_t at_w_hh = ws.reserve<Real>(Cell::recurrent_gemm ? blocks * H * G * U : 0);
+    const size_t at_bias = ws.reserve<Real>(GH);                   // [G*H] input-side bias
+    const size_t at_xw = ws.reserve<Real>(Training ? 0 : Tc * N * GH);
+    const size_t at_hbuf = ws.reserve<Real>(Training ? 0 : 2 * N * H);
+    const size_t at_cbuf = ws.reserve<Real>(!Training && Cell::has_c ? N * H : 0);
+    ws.allocate();
+    Real* w_ih_p = ws.at<Real>(at_w_ih);
+    Real* w_hh_p = ws.at<Real>(at_w_hh);
+    Real* bias = ws.at<Real>(at_bias);
+    Real* xw_buf = Training ? Cell::xw_cache(io) : ws.at<Real>(at_xw);
+    Real* hbuf = ws.at<Real>(at_hbuf);     // inference: two [N,H] states, ping-pong
+    Real* cbuf = ws.at<Real>(at_cbuf);     // inference LSTM: [N,H], updated in place
+
+    const double flops_per_step = 2.0 * N * GH * (C + (Cell::recurrent_gemm ? H : 1));
+    const int team = choose_threads(threads, blocks, flops_per_step);
+    note_parallel_region();
+#pragma omp parallel num_threads(team)
+    {
+        const FlushDenormals ftz;
+        const Range own = share(blocks, thread_id(), team_size());
+        const int64_t u_lo = min_i(own.begin * U, H), u_hi = min_i(own.end * U, H);
+
+        // Pack what this thread will read: its own panels only.
+        for (int64_t b = own.begin; b < own.end; ++b) {
+            pack_gate_panel(io.w_ih, G, H, C, U, b * U, w_ih_p + b * C * G * U);
+            if (Cell::recurrent_gemm) pack_gate_panel(io.w_hh, G, H, H, U, b * U, w_hh_p + b * H * G * U);
+        }
+        for (int64_t g = 0; g < G; ++g)
+            for (int64_t j = u_lo; j < u_hi; ++j) bias[g * H + j] = Cell::input_bias(io.b_ih, io.b_hh, g * H + j, H);
+
+        int64_t chunk_t0 = 0;  // first time step whose input side is in xw_buf
+        for (int64_t s = 0; s < T; ++s) {
+            const int64_t t = t_of(s, T, io.reverse);
+            if (s % Tc == 0) {
+                const int64_t steps = min_i(Tc, T - s);
+                chunk_t0 = io.reverse ? t - steps + 1 : t;
+                input_gemm<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, w_ih_p, bias,
+                                 xw_buf + (Training ? chunk_t0 * N * GH : 0));
+            }
+            const Real* xw = xw_buf + (Training ? t : t - chunk_t0) * N * GH;   // [N][G*H]
+            const int64_t t_prev = s == 0 ? -1 : t_of(s - 1, T, io.reverse);
+            const Real* h_prev = s == 0 ? io.h0 : Training ? io.h + t_prev * N * H : hbuf + (s % 2) * N * H;
+            Real* h_out = Training ? io.h + t * N * H : hbuf + ((s + 1) % 2) * N * H;
+            const Real* c_prev = nullptr;
+            Real* c_out = nullptr;
+            if (Cell::has_c) {
+                c_prev = s == 0 ? io.c0 : Training ? io.c + t_prev * N * H : cbuf;
+                c_out = Training ? io.c + t * N * H : cbuf;
+            }
+
+            // The epilogue of one row of one tile: the cell's gate math on lanes
+            // [u0, u0 + valid), or the carry of an inactive step.
+            auto step_row = [&](int64_t n, int64_t b, const Real* acc_row) {
+                ForwardRow<Real> p;
+                p.acc = acc_row;
+                p.U = U;
+                p.xw = xw + n * GH;
+                p.h_prev = h_prev + n * H;
+                p.h = h_out + n * H;
+                p.y = io.y + (t * N + n) * H;
+                p.c_prev = Cell::has_c ? c_prev + n * H : nullptr;
+                p.c = Cell::has_c ? c_out + n * H : nullptr;
+                p.gates = Training && G > 1 ? io.gates + (t * N + n) * GH : nullptr;
+                p.tanh_c = Training && Cell::has_c ? io.tanh_c + (t * N + n) * H : nullptr;
+                p.hn = Training && io.hn ? io.hn + (t * N + n) * H : nullptr;
+                p.w = Cell::recurrent_gemm ? io.b_hh : io.w_hh;
+                p.H = H;
+                p.act = io.act;
+                const int64_t u0 = b * U, valid = min_i(U, H - u0);
+                if (t < io.lengths[n]) {
+                    for_lanes<V>(valid, [&](auto vx, int64_t a) {
+                        Cell::template forward<Training, decltype(vx)>(p, u0 + a, a);
+                    });
+                } else {
+                    for_lanes<V>(valid, [&](auto vx, int64_t a) {
+                        Cell::template carry<Training, decltype(vx)>(p, u0 + a);
+                    });
+                }
+            };
+
+            if constexpr (Cell::recurrent_gemm) {
+                for (int64_t n0 = 0; n0 < N; n0 += MR) {
+                    const int mr = static_cast<int>(min_i(MR, N - n0));
+                    for (int64_t b = own.begin; b < own.end; ++b) {
+                        alignas(64) Real acc[MR * NV * V::W];   // h_prev @ w_hh.T, rows n0.., block b
+                        gemm_tile<V, MR, NV, false, false>(mr, H, h_prev + n0 * H, H,
+                                                           w_hh_p + b * H * G * U, G * U, acc, G * U);
+                        for (int r = 0; r < mr; ++r) step_row(n0 + r, b, acc + r * G * U);
+                    }
+                }
+                if (s + 1 < T) team_barrier();   // the next step reads every unit of h
+            } else {
+                for (int64_t n = 0; n < N; ++n)
+                    for (int64_t b = own.begin; b < own.end; ++b) step_row(n, b, nullptr);
+            }
+        }
+
+        // The final state: this thread's units of the state after the last step.
+        const int64_t t_last = t_of(T - 1, T, io.reverse);
+        const Real* h_last = Training ? io.h + t_last * N * H : hbuf + (T % 2) * N * H;
+        const Real* c_last = Cell::has_c ? (Training ? io.c + t_last * N * H : cbuf) : nullptr;
+        for (int64_t n = 0; n < N; ++n)
+            for (int64_t j = u_lo; j < u_hi; ++j) {
+                io.h_n[n * H + j] = h_last[n * H + j];
+                if (Cell::has_c) io.c_n[n * H + j] = c_last[n * H + j];
+            }
+    }
+}
+
+}  // namespace RNNKIT_ISA
+}  // namespace rnnkit

@@ -1,0 +1,110 @@
+// What the forward and backward sequence drivers share: the workspace (one
+// allocation per call), the thread team helpers, the processing order of
+// steps and the geometry of a gate tile. Nothing cell-specific lives here.
+#pragma once
+
+namespace rnnkit {
+namespace RNNKIT_ISA {
+
+// --- One allocation per call, carved into 64-byte aligned arrays. Sizes are
+// reserved first, then allocate() makes the one call; steps never allocate.
+class Workspace {
+public:
+    Workspace() = default;
+    Workspace(const Workspace&) = delete;
+    Workspace& operator=(const Workspace&) = delete;
+    ~Workspace() { workspace_free(base_); }
+
+    template <class X>
+    size_t reserve(int64_t count) {
+        const size_t offset = bytes_;
+        bytes_ += (static_cast<size_t>(count) * sizeof(X) + 63) / 64 * 64;
+        return offset;
+    }
+    void allocate() { base_ = static_cast<char*>(workspace_alloc(bytes_ ? bytes_ : 64)); }
+    template <class X>
+    X* at(size_t offset) const { return reinterpret_cast<X*>(base_ + offset); }
+
+private:
+    size_t bytes_ = 0;
+    char* base_ = nullptr;
+};
+
+// --- Threads. A team runs one parallel region per call; work is shared by
+// static ranges of a fixed decomposition (blocks of units, tiles), so which
+// thread computes an output never changes how it is computed.
+struct Range {
+    int64_t begin, end;
+};
+inline Range share(int64_t n, int part, int parts) {
+    return {n * part / parts, n * (part + 1) / parts};
+}
+
+#ifdef _OPENMP
+inline int thread_id() { return omp_get_thread_num(); }
+inline int team_size() { return omp_get_num_threads(); }
+#define RNNKIT_BARRIER() _Pragma("omp barrier")
+#else
+inline int thread_id() { return 0; }
+inline int team_size() { return 1; }
+#define RNNKIT_BARRIER() ((void)0)
+#endif
+
+// Thread 0 counts, after the barrier: tests check one barrier per step.
+inline void team_barrier() {
+    RNNKIT_BARRIER();
+    if (thread_id() == 0) note_barrier();
+}
+
+// Threads worth starting: no more than the parallel work units, and few enough
+// that each has >= ~100k flops per step (a barrier costs about a microsecond).
+inline int choose_threads(int requested, int64_t units, double flops_per_step) {
+    int64_t n = requested < 1 ? 1 : requested;
+    const int64_t by_work = static_cast<int64_t>(flops_per_step / 1e5);
+    n = min_i(n, max_i(1, by_work));
+    n = min_i(n, max_i(1, units));
+    return static_cast<int>(n);
+}
+
+// Denormals are flushed (FTZ + DAZ) only inside our kernels, per thread, and
+// the caller's MXCSR is restored on the way out.
+struct FlushDenormals {
+#if defined(__SSE__) || defined(__x86_64__)
+    unsigned saved;
+    FlushDenormals() : saved(_mm_getcsr()) { _mm_setcsr(saved | 0x8040u); }
+    ~FlushDenormals() { _mm_setcsr(saved); }
+#endif
+};
+
+// --- Steps. Step s of the processing order is time t_of(s); the state before
+// it is h0 at s = 0, else the state after step s-1.
+inline int64_t t_of(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
+
+// Inference runs the input-side GEMM a chunk of steps at a time, so that its
+// buffer stays O(N*H): about 256 rows per GEMM, at least one step.
+inline int64_t chunk_steps(int64_t T, int64_t N) {
+    return min_i(T, max_i(1, ceil_div(256, N)));
+}
+
+// --- A gate tile: MR rows (batch) by NV vectors, the G gates of U hidden
+// units side by side, so that the thread computing those units applies the
+// gate math in the tile's epilogue. For G = 1 a tile spans several vectors
+// of units instead.
+template <class V, int G>
+struct GateTile {
+    static constexpr int UV = G == 1 ? Tiling::gate_vecs : 1;  // vectors of units
+    static constexpr int U = UV * V::W;                          // units per block
+    static constexpr int NV = G * UV;                            // vectors per tile row
+    static constexpr int MR = Tiling::acc_regs / NV;             // rows per tile
+};
+
+// A plain GEMM tile (backward, post-loop): MR rows by NV vectors of columns.
+template <class V>
+struct PlainTile {
+    static constexpr int NV = Tiling::plain_nv;
+    static constexpr int U = NV * V::W;
+    static constexpr int MR = Tiling::acc_regs / NV;
+};
+
+}  // namespace RNNKIT_ISA
+}  // namespace rnnkit

@@ -1,0 +1,161 @@
+// Runtime ISA dispatch, threads, counters and workspace allocation: the
+// baseline side of the native core. Dispatch is data: the tables by priority,
+// the first one the CPU supports wins, RNNKIT_ISA (or set_isa) forces one.
+#include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "dispatch/kernel_table.h"
+#include "rnnkit/rnnkit.h"
+
+namespace rnnkit {
+namespace {
+
+struct Isa {
+    const char* name;
+    const KernelTable& (*table)();
+    bool (*supported)();
+};
+
+bool always() { return true; }
+bool cpu_has_avx2() { return has_avx2_fma(cpu_features()); }
+bool cpu_has_avx512() { return has_avx512(cpu_features()); }
+
+const Isa by_priority[] = {
+#ifdef RNNKIT_X86_KERNELS
+    {"avx512", &avx512::kernel_table, &cpu_has_avx512},
+    {"avx2", &avx2::kernel_table, &cpu_has_avx2},
+#endif
+    {"scalar", &scalar::kernel_table, &always},
+};
+
+std::atomic<const KernelTable*> active_table{nullptr};
+std::atomic<int> requested_threads{0};   // 0: omp_get_max_threads()
+std::atomic<int64_t> n_regions{0}, n_barriers{0}, n_allocations{0};
+
+const KernelTable* find(std::string name) {
+    std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::string known;
+    for (const Isa& isa : by_priority) {
+        if (name == isa.name) {
+            if (!isa.supported())
+                throw std::invalid_argument("ISA '" + name + "' is not supported by this CPU (" +
+                                            cpu_features().brand + "); supported: " + [] {
+                                                std::string s;
+                                                for (const auto& n : supported_isas()) s += (s.empty() ? "" : ", ") + n;
+                                                return s;
+                                            }());
+            return &isa.table();
+        }
+        known += (known.empty() ? "" : ", ") + std::string(isa.name);
+    }
+    throw std::invalid_argument("unknown ISA '" + name + "'; this build has: " + known);
+}
+
+const KernelTable* first_supported() {
+    for (const Isa& isa : by_priority)
+        if (isa.supported()) return &isa.table();
+    return &scalar::kernel_table();
+}
+
+const KernelTable& active() {
+    const KernelTable* t = active_table.load(std::memory_order_acquire);
+    if (t == nullptr) {
+        const char* env = std::getenv("RNNKIT_ISA");
+        const KernelTable* chosen = nullptr;
+        if (env != nullptr && *env != '\0') {
+            try {
+                chosen = find(env);
+            } catch (const std::invalid_argument& e) {
+                throw std::invalid_argument(std::string("RNNKIT_ISA=") + env + ": " + e.what());
+            }
+        } else {
+            chosen = first_supported();
+        }
+        const KernelTable* expected = nullptr;
+        active_table.compare_exchange_strong(expected, chosen, std::memory_order_acq_rel);
+        t = active_table.load(std::memory_order_acquire);
+    }
+    return *t;
+}
+
+template <class Real> const KernelsFor<Real>& kernels();
+template <> const KernelsFor<float>& kernels<float>() { return active().f32; }
+template <> const KernelsFor<double>& kernels<double>() { return active().f64; }
+
+}  // namespace
+
+template <class Real>
+void forward(Cell cell, const Dims& d, const ForwardIO<Real>& io) {
+    kernels<Real>().forward[static_cast<int>(cell)](d, io, io.h != nullptr, num_threads());
+}
+
+template <class Real>
+void backward(Cell cell, const Dims& d, const BackwardIO<Real>& io) {
+    kernels<Real>().backward[static_cast<int>(cell)](d, io, num_threads());
+}
+
+template <class Real>
+void vector_math(MathFn fn, const Real* x, Real* y, int64_t n) {
+    kernels<Real>().math[static_cast<int>(fn)](x, y, n);
+}
+
+template void forward<float>(Cell, const Dims&, const ForwardIO<float>&);
+template void forward<double>(Cell, const Dims&, const ForwardIO<double>&);
+template void backward<float>(Cell, const Dims&, const BackwardIO<float>&);
+template void backward<double>(Cell, const Dims&, const BackwardIO<double>&);
+template void vector_math<float>(MathFn, const float*, float*, int64_t);
+template void vector_math<double>(MathFn, const double*, double*, int64_t);
+
+std::string isa() { return active().name; }
+
+void set_isa(const std::string& name) { active_table.store(find(name), std::memory_order_release); }
+
+std::vector<std::string> supported_isas() {
+    std::vector<std::string> names;
+    for (const Isa& isa : by_priority)
+        if (isa.supported()) names.emplace_back(isa.name);
+    return names;
+}
+
+int num_threads() {
+    const int n = requested_threads.load(std::memory_order_relaxed);
+    if (n > 0) return n;
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+void set_num_threads(int n) {
+    if (n < 1) throw std::invalid_argument("num_threads must be >= 1, got " + std::to_string(n));
+    requested_threads.store(n, std::memory_order_relaxed);
+}
+
+Counters counters() {
+    return {n_regions.load(), n_barriers.load(), n_allocations.load()};
+}
+
+void* workspace_alloc(std::size_t bytes) {
+    const std::size_t rounded = (bytes + 63) / 64 * 64;
+    void* p = std::aligned_alloc(64, rounded == 0 ? 64 : rounded);
+    if (p == nullptr) throw std::bad_alloc();
+    n_allocations.fetch_add(1, std::memory_order_relaxed);
+    return p;
+}
+
+void workspace_free(void* p) { std::free(p); }
+void note_parallel_region() { n_regions.fetch_add(1, std::memory_order_relaxed); }
+void note_barrier() { n_barriers.fetch_add(1, std::memory_order_relaxed); }
+
+}  // namespace rnnkit

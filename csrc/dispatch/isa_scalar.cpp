@@ -1,0 +1,39 @@
+// The baseline kernels: plain x86-64 (SSE2) or any other target, no extra
+// flags. Scalar<Real> is the Vec type, so this TU runs the readable spec of
+// every vector op; it is also the fallback when the CPU has neither AVX2 nor AVX-512.
+// Only C headers and intrinsics are used below: a std:: template instantiated
+// here could be merged by the linker with the baseline's copy (ODR).
+#include <cstddef>
+#include <cstdint>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <xmmintrin.h>
+#endif
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "dispatch/kernel_table.h"
+
+#define RNNKIT_ISA scalar
+#include "kernels/vec_scalar.h"
+
+namespace rnnkit {
+namespace RNNKIT_ISA {
+template <class Real> using Vec = Scalar<Real>;
+struct Tiling {
+    static constexpr int acc_regs = 12;
+    static constexpr int gate_vecs = 4;
+    static constexpr int plain_nv = 4;
+};
+}  // namespace RNNKIT_ISA
+}  // namespace rnnkit
+#include "kernels/vecmath.h"
+#include "kernels/gemm.h"
+#include "cells/sequence.h"
+#include "cells/rows.h"
+#include "cells/lstm.h"
+#include "cells/gru.h"
+#include "cells/rnn.h"
+#include "cells/forward.h"
+#include "cells/backward.h"
+#include "cells/table.h"

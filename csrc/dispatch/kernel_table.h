@@ -1,0 +1,38 @@
+// The table of kernels one ISA translation unit fills (isa_<name>.cpp), and
+// the few baseline services the ISA code calls back into (dispatch.cpp).
+// Private to csrc/: only plain declarations here, no inline code, so nothing
+// compiled with AVX flags can be shared with the baseline (ODR).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "rnnkit/cells.h"
+
+namespace rnnkit {
+
+template <class Real>
+struct KernelsFor {
+    void (*forward[kCells])(const Dims&, const ForwardIO<Real>&, bool training, int threads);
+    void (*backward[kCells])(const Dims&, const BackwardIO<Real>&, int threads);
+    void (*math[3])(const Real* x, Real* y, int64_t n);
+};
+
+struct KernelTable {
+    const char* name;
+    KernelsFor<float> f32;
+    KernelsFor<double> f64;
+};
+
+namespace scalar { const KernelTable& kernel_table(); }
+namespace avx2 { const KernelTable& kernel_table(); }
+namespace avx512 { const KernelTable& kernel_table(); }
+
+// Baseline services (dispatch.cpp). Allocation goes through here so tests can
+// count it: once per call, never per step.
+void* workspace_alloc(std::size_t bytes);   // 64-byte aligned; throws std::bad_alloc
+void workspace_free(void* p);
+void note_parallel_region();
+void note_barrier();
+
+}  // namespace rnnkit

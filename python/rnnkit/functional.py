@@ -1,0 +1,173 @@
+"""rnnkit.functional: the native cells, function for function the twins of
+``rnnkit.reference`` (same names, signatures, caches; docs/cells.md).
+
+Each function validates with ``rnnkit._checks`` (the very checks the reference
+runs), then calls the C++ core, which checks shapes again, releases the GIL and
+runs one OpenMP parallel region per call. No math happens here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _core
+from ._cache import Cache
+from ._checks import check_backward, check_forward
+
+__all__ = [
+    "rnn_forward",
+    "rnn_backward",
+    "lstm_forward",
+    "lstm_backward",
+    "gru_forward",
+    "gru_backward",
+    "indrnn_forward",
+    "indrnn_backward",
+]
+
+# The arrays each cell's forward produces, in the reference's order.
+_ARRAYS = {
+    "rnn": ("h",),
+    "lstm": ("h", "c", "tanh_c", "gates"),
+    "gru": ("h", "gates", "hn"),
+    "indrnn": ("h",),
+}
+
+
+def _cache(cell, args, arrays):
+    """The Cache of a training call: the checked inputs and the core's arrays."""
+    if arrays is None:
+        return None
+    kept = dict(
+        x=args.x,
+        h0=args.h0,
+        w_ih=args.w_ih,
+        w_hh=args.w_hh,
+        b_ih=args.b_ih,
+        b_hh=args.b_hh,
+        lengths=args.lengths,
+        reverse=args.reverse,
+    )
+    if cell == "lstm":
+        kept["c0"] = args.c0
+    if args.nonlinearity is not None:
+        kept["nonlinearity"] = args.nonlinearity
+    return Cache(cell, "native", _ARRAYS[cell], **kept, **arrays)
+
+
+def _c(a):
+    # Caches are built contiguous; this guards a hand-made one (no copy otherwise).
+    return np.ascontiguousarray(a)
+
+
+# --- RNN ---------------------------------------------------------------------
+
+
+def rnn_forward(
+    x,
+    h0,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    *,
+    lengths=None,
+    reverse=False,
+    nonlinearity="tanh",
+    training=True,
+):
+    """y [T,N,H], h_n [N,H], cache (None when training=False)."""
+    a = check_forward(
+        "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, nonlinearity, training=training
+    )
+    y, h_n, arrays = _core.rnn_forward(
+        a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.nonlinearity, a.training
+    )
+    return y, h_n, _cache("rnn", a, arrays)
+
+
+def rnn_backward(dy, dh_n, cache):
+    """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through rnn_forward's cache."""
+    dy, dh_n, _ = check_backward("rnn", cache, dy, dh_n, None)
+    return _core.rnn_backward(
+        dy, dh_n, _c(cache.x), _c(cache.h0), _c(cache.w_ih), _c(cache.w_hh), _c(cache.lengths),
+        bool(cache.reverse), cache.nonlinearity, _c(cache.h),
+    )
+
+
+# --- LSTM --------------------------------------------------------------------
+
+
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, training=True):
+    """y [T,N,H], h_n [N,H], c_n [N,H], cache (None when training=False)."""
+    a = check_forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training)
+    y, h_n, c_n, arrays = _core.lstm_forward(
+        a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.training
+    )
+    return y, h_n, c_n, _cache("lstm", a, arrays)
+
+
+def lstm_backward(dy, dh_n, dc_n, cache):
+    """dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh: BPTT through lstm_forward's cache."""
+    dy, dh_n, dc_n = check_backward("lstm", cache, dy, dh_n, dc_n)
+    return _core.lstm_backward(
+        dy, dh_n, dc_n, _c(cache.x), _c(cache.h0), _c(cache.c0), _c(cache.w_ih), _c(cache.w_hh),
+        _c(cache.lengths), bool(cache.reverse), _c(cache.h), _c(cache.c), _c(cache.tanh_c),
+        _c(cache.gates),
+    )
+
+
+# --- GRU ---------------------------------------------------------------------
+
+
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, training=True):
+    """y [T,N,H], h_n [N,H], cache (None when training=False)."""
+    a = check_forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training)
+    y, h_n, arrays = _core.gru_forward(
+        a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.training
+    )
+    return y, h_n, _cache("gru", a, arrays)
+
+
+def gru_backward(dy, dh_n, cache):
+    """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through gru_forward's cache."""
+    dy, dh_n, _ = check_backward("gru", cache, dy, dh_n, None)
+    return _core.gru_backward(
+        dy, dh_n, _c(cache.x), _c(cache.h0), _c(cache.w_ih), _c(cache.w_hh), _c(cache.lengths),
+        bool(cache.reverse), _c(cache.h), _c(cache.gates), _c(cache.hn),
+    )
+
+
+# --- IndRNN ------------------------------------------------------------------
+
+
+def indrnn_forward(
+    x,
+    h0,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    *,
+    lengths=None,
+    reverse=False,
+    nonlinearity="relu",
+    training=True,
+):
+    """y [T,N,H], h_n [N,H], cache (None when training=False)."""
+    a = check_forward(
+        "indrnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, nonlinearity, training=training
+    )
+    y, h_n, arrays = _core.indrnn_forward(
+        a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.nonlinearity, a.training
+    )
+    return y, h_n, _cache("indrnn", a, arrays)
+
+
+def indrnn_backward(dy, dh_n, cache):
+    """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through indrnn_forward's cache."""
+    dy, dh_n, _ = check_backward("indrnn", cache, dy, dh_n, None)
+    return _core.indrnn_backward(
+        dy, dh_n, _c(cache.x), _c(cache.h0), _c(cache.w_ih), _c(cache.w_hh), _c(cache.lengths),
+        bool(cache.reverse), cache.nonlinearity, _c(cache.h),
+    )

@@ -1,0 +1,88 @@
+// What the per-cell binding files (rnn.cpp, lstm.cpp, gru.cpp, indrnn.cpp)
+// share: the boundary checks (shape, dtype, contiguity, lengths in range:
+// nothing reaches the core that could make it read out of bounds), output
+// allocation and the GIL release around the core call only. Python-side
+// validation (rnnkit._checks) gives the friendly messages; these checks are the
+// second line and name the argument too.
+#pragma once
+
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include "rnnkit/rnnkit.h"
+
+namespace rnnkit_py {
+
+namespace py = pybind11;
+using rnnkit::Act;
+using rnnkit::Cell;
+
+std::string shape_str(const std::vector<int64_t>& shape);
+
+// The array's shape, after checking it is a C-contiguous ndarray of Real with
+// `ndim` dimensions.
+template <class Real>
+std::vector<int64_t> checked_shape(py::handle obj, const char* name, int ndim) {
+    if (!py::isinstance<py::array>(obj))
+        throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " +
+                             std::string(py::str(py::type::of(obj).attr("__name__"))));
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!py::isinstance<py::array_t<Real>>(obj))
+        throw py::type_error(std::string(name) + " must have dtype " +
+                             std::string(py::str(py::dtype::of<Real>())) + ", got " +
+                             std::string(py::str(a.dtype())));
+    if (!(a.flags() & py::array::c_style))
+        throw py::value_error(std::string(name) + " must be C-contiguous");
+    if (a.ndim() != ndim)
+        throw py::value_error(std::string(name) + " must have " + std::to_string(ndim) +
+                              " dimensions, got shape " +
+                              shape_str(std::vector<int64_t>(a.shape(), a.shape() + a.ndim())));
+    return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
+}
+
+// A read-only pointer to obj's data after checking it is exactly `shape`.
+template <class Real>
+const Real* input(py::handle obj, const char* name, std::initializer_list<int64_t> shape) {
+    const std::vector<int64_t> expected(shape);
+    const auto got = checked_shape<Real>(obj, name, static_cast<int>(expected.size()));
+    if (got != expected)
+        throw py::value_error(std::string(name) + " must have shape " + shape_str(expected) + ", got " +
+                              shape_str(got));
+    return static_cast<const Real*>(py::reinterpret_borrow<py::array>(obj).data());
+}
+
+// lengths: int64 [N], each in 0..T.
+const int64_t* lengths_input(py::handle obj, int64_t T, int64_t N);
+
+Act parse_act(const std::string& nonlinearity);
+
+template <class Real>
+py::array_t<Real> empty(std::initializer_list<int64_t> shape) {
+    return py::array_t<Real>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+}
+
+// Forward of any cell: y, h_n, [c_n,] cache (a dict of named arrays, or None).
+struct ForwardArgs {
+    py::handle x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths;
+    bool reverse;
+    Act act;
+    bool training;
+};
+py::tuple forward(Cell cell, const ForwardArgs& a);
+
+// Backward of any cell: dx, dh0, [dc0,] dw_ih, dw_hh, db_ih, db_hh.
+struct BackwardArgs {
+    py::handle dy, dh_n, dc_n;
+    py::handle x, h0, c0, w_ih, w_hh, lengths;
+    bool reverse;
+    Act act;
+    py::handle h, c, tanh_c, gates, hn;
+};
+py::tuple backward(Cell cell, const BackwardArgs& a);
+
+}  // namespace rnnkit_py
