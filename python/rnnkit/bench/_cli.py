@@ -1,0 +1,519 @@
+"""``rnnkit bench``: argument parsing and the run, from thread settings to the table.
+
+The rnnkit row is the native backend (``rnnkit.functional``) when it imports,
+else the NumPy reference stands in (marked ``rnnkit*``). Peers are whichever of
+the NumPy reference, PyTorch and ONNX Runtime are installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import importlib.util
+import os
+import platform
+import sys
+
+import numpy as np
+
+from ._grid import CELLS, GRID, MODES, QUICK_GRID, REFERENCE_MAX_NH, T_DEFAULT, Shape
+from ._peers import (
+    PEER_NAMES,
+    FunctionalImpl,
+    OrtImpl,
+    TorchImpl,
+    available_peers,
+    make_reference_peer,
+    rnnkit_backends,
+)
+from ._report import format_summary, format_table, to_json, write_json, write_plot
+from ._run import CEILING_SHAPE, Ceiling, Settings, ThreadSettings, default_threads, run_shape
+
+__all__ = ["main", "build_parser"]
+
+PROG = "rnnkit bench"
+PEER_ALIASES = {"reference": "numpy-ref", "numpy": "numpy-ref", "ref": "numpy-ref", "ort": "onnxruntime",
+                "pytorch": "torch"}
+
+
+# ---------------------------------------------------------------------------
+# Argument types: each raises ArgumentTypeError, which argparse reports cleanly.
+# ---------------------------------------------------------------------------
+
+
+def _positive_int(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {s!r}")
+    return v
+
+
+def _nonneg_float(s: str) -> float:
+    try:
+        v = float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {s!r}") from None
+    if not (0 <= v < float("inf")):
+        raise argparse.ArgumentTypeError(f"expected a number of seconds >= 0, got {s!r}")
+    return v
+
+
+def _choices(allowed, aliases=None, allow_none=False):
+    aliases = aliases or {}
+
+    def parse(s: str) -> list[str]:
+        items = [p.strip().lower() for p in s.replace(" ", ",").split(",") if p.strip()]
+        if allow_none and items == ["none"]:
+            return []
+        if not items:
+            raise argparse.ArgumentTypeError(f"expected a comma-separated list from {', '.join(allowed)}")
+        out = []
+        for item in items:
+            item = aliases.get(item, item)
+            if item not in allowed:
+                raise argparse.ArgumentTypeError(
+                    f"invalid choice {item!r} (choose from {', '.join(allowed)}"
+                    + (", or none)" if allow_none else ")"))
+            if item not in out:
+                out.append(item)
+        return out
+
+    return parse
+
+
+def _grid(s: str) -> list[Shape]:
+    """'TxNxH' or 'TxNxCxH', several separated by commas: '5x2x8,5x1x3x4'."""
+    shapes = []
+    for part in s.replace(" ", ",").split(","):
+        if not part:
+            continue
+        try:
+            dims = [int(d) for d in part.lower().split("x")]
+        except ValueError:
+            dims = []
+        if len(dims) not in (3, 4) or min(dims) < 1:
+            raise argparse.ArgumentTypeError(
+                f"expected TxNxH or TxNxCxH with positive integers, got {part!r}")
+        T, N, *rest = dims
+        C, H = (rest[0], rest[0]) if len(rest) == 1 else rest
+        shapes.append(Shape(T, N, C, H))
+    if not shapes:
+        raise argparse.ArgumentTypeError("expected at least one shape, e.g. 5x2x8")
+    return shapes
+
+
+def _ceiling(s: str):
+    if s.lower() == "none":
+        return None
+    try:
+        dims = tuple(int(d) for d in s.lower().split("x"))
+    except ValueError:
+        dims = ()
+    if len(dims) != 3 or min(dims) < 1:
+        raise argparse.ArgumentTypeError(f"expected MxKxN with positive integers or none, got {s!r}")
+    return dims
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "Time rnnkit's cells side by side with the NumPy reference, PyTorch and ONNX Runtime "
+            "(whichever are installed), in one process, at one thread count, interleaving the "
+            f"runs. Grid: T={T_DEFAULT}, N in 1,16,64, C=H in 64,256,1024, float32. Prints ms, "
+            "GFLOP/s, the fraction of P (numpy.matmul GFLOP/s on [6400,1024]x[1024,4096] at the "
+            "same thread count) and rnnkit's speedup = peer ms / rnnkit ms."
+        ),
+        epilog="Example: rnnkit bench --threads 1 --quick --json bench.json --plot bench.png",
+    )
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="threads for every implementation and NumPy's BLAS "
+                        "(default: OMP_NUM_THREADS, else the CPUs this process may use)")
+    p.add_argument("--cells", type=_choices(CELLS), default=list(CELLS), metavar="LIST",
+                   help=f"comma-separated cells (default: {','.join(CELLS)})")
+    p.add_argument("--modes", type=_choices(MODES, {"train": "training", "infer": "inference"}),
+                   default=list(MODES), metavar="LIST",
+                   help="inference and/or training (forward+backward, with each half "
+                        "reported too); default: both")
+    p.add_argument("--peers", type=_choices(PEER_NAMES, PEER_ALIASES, allow_none=True), default=None,
+                   metavar="LIST",
+                   help=f"peers to compare with, from {','.join(PEER_NAMES)}, or none "
+                        "(default: every one installed)")
+    p.add_argument("--quick", action="store_true",
+                   help="a small grid (N in 1,16 with H in 64,256, and N=1 with H=1024) and fewer "
+                        "repeats: under a minute")
+    p.add_argument("--repeat", type=_positive_int, default=None,
+                   help="timed samples per implementation and shape; the row is their median "
+                        "(default 5, --quick 3)")
+    p.add_argument("--min-time", type=_nonneg_float, default=None, metavar="SECONDS",
+                   help="each sample repeats the call until it lasts this long "
+                        "(default 0.05, --quick 0.01)")
+    p.add_argument("--backend", choices=("auto", "native", "reference"), default="auto",
+                   help="what the rnnkit row runs: native (rnnkit.functional), reference, or auto: "
+                        "native when it imports, else the reference stands in (default)")
+    p.add_argument("--reference-max-nh", type=_positive_int, default=REFERENCE_MAX_NH, metavar="NH",
+                   help=f"run the NumPy reference peer only where N*H <= NH (default {REFERENCE_MAX_NH})")
+    p.add_argument("--json", metavar="FILE", default=None, help="also write every row, with its samples, as JSON")
+    p.add_argument("--plot", metavar="FILE.png", default=None,
+                   help="also plot the speedup over PyTorch per shape, one panel per cell (needs matplotlib)")
+    p.add_argument("--plot-peer", type=_choices(PEER_NAMES, PEER_ALIASES), default=["torch"], metavar="PEER",
+                   help="the peer that --plot compares with (default torch)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or counter on stderr")
+    # For tests and tuning: a custom grid and a smaller (or no) ceiling GEMM.
+    p.add_argument("--grid", type=_grid, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--ceiling", type=_ceiling, default=CEILING_SHAPE, help=argparse.SUPPRESS)
+    return p
+
+
+# ---------------------------------------------------------------------------
+# Progress: tqdm when installed, else a counter on stderr
+# ---------------------------------------------------------------------------
+
+
+class Progress:
+    def __init__(self, total: int, enabled: bool):
+        self.total, self.n = total, 0
+        self.enabled = enabled
+        self.bar = None
+        self.tty = sys.stderr.isatty()
+        if enabled:
+            try:
+                from tqdm import tqdm
+            except ImportError:
+                tqdm = None
+            if tqdm is not None:
+                self.bar = tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True,
+                                desc="rnnkit bench")
+
+    def start(self, label: str) -> None:
+        if not self.enabled:
+            return
+        if self.bar is not None:
+            self.bar.set_postfix_str(label, refresh=True)
+        else:
+            end = "\r" if self.tty else "\n"
+            print(f"[{self.n + 1}/{self.total}] {label}\033[K" if self.tty else f"[{self.n + 1}/{self.total}] {label}",
+                  end=end, file=sys.stderr, flush=True)
+
+    def advance(self) -> None:
+        self.n += 1
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def write(self, msg: str) -> None:
+        if self.bar is not None:
+            self.bar.write(msg, file=sys.stderr)
+        else:
+            if self.enabled and self.tty:
+                print("\r\033[K", end="", file=sys.stderr)
+            print(msg, file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        elif self.enabled and self.tty:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# The run
+# ---------------------------------------------------------------------------
+
+
+def _rnnkit_impl(args, parser):
+    reference, native, why = rnnkit_backends()
+    if args.backend == "native" and native is None:
+        parser.error(f"--backend native: rnnkit.functional does not import here ({why})")
+    if args.backend == "reference" or native is None:
+        note = ("the NumPy reference (--backend reference)" if args.backend == "reference"
+                else f"the NumPy reference standing in: rnnkit.functional does not import ({why})")
+        return FunctionalImpl("rnnkit", reference, "reference"), note, reference, False
+    return FunctionalImpl("rnnkit", native, "native", fallback=reference), "native (rnnkit.functional)", reference, True
+
+
+def _isa() -> str:
+    try:
+        from .. import _core
+    except ImportError:
+        return ""
+    get = getattr(_core, "get_isa", None)
+    return str(get()) if callable(get) else ""
+
+
+def _blas() -> str:
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return ""
+    for info in threadpool_info():
+        if info.get("user_api") == "blas":
+            return f"{info.get('internal_api')} {info.get('version') or ''} ({info.get('architecture') or '?'})".strip()
+    return ""
+
+
+def _cpu() -> str:
+    """The CPU's name, with its family and model where /proc/cpuinfo has them: the
+    brand string alone does not tell an AMD Zen 4 (family 25) from a Zen 5 (26)."""
+    name, fam, model = "", "", ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                key, _, value = line.partition(":")
+                key, value = key.strip(), value.strip()
+                if key == "model name" and not name:
+                    name = value
+                elif key == "cpu family" and not fam:
+                    fam = value
+                elif key == "model" and not model:
+                    model = value
+                elif not line.strip() and name:
+                    break
+    except OSError:
+        pass
+    if not name:
+        try:
+            from .. import _core
+
+            info = dict(_core.build_info())
+            name = info.get("cpu_brand") or info.get("cpu_vendor") or ""
+        except Exception:
+            pass
+    name = name or platform.processor() or platform.machine()
+    return f"{name} (family {fam}, model {model})" if fam else name
+
+
+def _loadavg() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+
+    # Everything that can fail cheaply fails now, before minutes of timing.
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        parser.error("--plot needs matplotlib, which is not installed: pip install matplotlib "
+                     "(or pip install 'rnnkit[bench]')")
+    for opt, path in (("--json", args.json), ("--plot", args.plot)):
+        if path is not None:
+            d = os.path.dirname(os.path.abspath(path))
+            if not os.path.isdir(d):
+                parser.error(f"{opt} {path}: directory {d} does not exist")
+    available = available_peers()
+    if args.peers is None:
+        peers = [p for p in PEER_NAMES if available[p] is None]
+        missing = {p: available[p] for p in PEER_NAMES if available[p] is not None}
+    else:
+        peers = args.peers
+        for p in peers:
+            if available[p] is not None:
+                parser.error(f"--peers {p}: {available[p]}")
+        missing = {}
+    plot_peer = args.plot_peer[0]
+    if args.plot is not None and plot_peer not in peers:
+        why = available.get(plot_peer) or "not among --peers"
+        parser.error(f"--plot draws the speedup over {plot_peer}, which will not run: {why}")
+
+    rnnkit_impl, rnnkit_note, reference, native = _rnnkit_impl(args, parser)
+    threads = args.threads or default_threads()
+    grid = args.grid or (list(QUICK_GRID) if args.quick else list(GRID))
+    settings = Settings(
+        repeat=args.repeat or (3 if args.quick else 5),
+        min_time=args.min_time if args.min_time is not None else (0.01 if args.quick else 0.05),
+        seed=args.seed,
+    )
+
+    impls = [rnnkit_impl]
+    if "numpy-ref" in peers and native:  # with no native core, rnnkit already is the reference
+        impls.append(make_reference_peer(reference, args.reference_max_nh))
+    if "torch" in peers:
+        impls.append(TorchImpl())
+    if "onnxruntime" in peers:
+        impls.append(OrtImpl(threads))
+    names = [i.name for i in impls]
+
+    tasks = [(cell, shape, mode) for cell in args.cells for shape in grid for mode in args.modes]
+    progress = Progress(len(tasks), enabled=not args.no_progress)
+    warnings: list[str] = []
+
+    def warn(msg: str) -> None:
+        warnings.append(msg)
+        progress.write(f"warning: {msg}")
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    load_start = _loadavg()
+    rows = []
+    ceiling = Ceiling(args.ceiling) if args.ceiling else None
+    ceil_samples = 1 if args.quick else 2
+    with ThreadSettings(threads) as ts:
+        try:
+            if ceiling:
+                progress.start("numpy.matmul ceiling")
+                ceiling.measure("start", ceil_samples)
+            for cell, shape, mode in tasks:
+                progress.start(f"{cell} {mode} T{shape.T} N{shape.N} C{shape.C} H{shape.H}")
+                rows.extend(run_shape(cell, shape, mode, impls, settings, warn=warn))
+                progress.advance()
+            if ceiling:
+                progress.start("numpy.matmul ceiling")
+                ceiling.measure("end", ceil_samples, warmup=0)
+        finally:
+            progress.close()
+    load_end = _loadavg()
+
+    for cell, note in getattr(rnnkit_impl, "notes", {}).items():
+        warnings.append(f"rnnkit {cell}: the NumPy reference stands in: {note}")
+    P = ceiling.gflops() if ceiling else None
+    ceiling_doc = {"shape": list(args.ceiling) if args.ceiling else None, "gflops": P}
+    if ceiling:
+        ceiling_doc.update(gflops_start=ceiling.gflops("start"), gflops_end=ceiling.gflops("end"),
+                           samples_s=ceiling.samples_s)
+        ceiling.release()
+
+    versions = {"rnnkit": _version(), "numpy": np.__version__, "python": platform.python_version()}
+    for impl in impls[1:]:
+        if impl.version():
+            versions[impl.name] = impl.version()
+    if "onnxruntime" in names:
+        import onnx
+
+        versions["onnx"] = onnx.__version__
+    meta = {
+        "date": started.isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpu": _cpu(),
+        "cpus_usable": default_cpus(),
+        "loadavg_start": load_start,
+        "loadavg_end": load_end,
+        "threads": threads,
+        "thread_settings": ts.report,
+        "dtype": "float32",
+        "rnnkit_backend": "native" if native else "reference",
+        "rnnkit_note": rnnkit_note,
+        "isa": _isa() or None,
+        "blas": _blas() or None,
+        "versions": versions,
+        "impls": names,
+        "peers_missing": missing,
+        "grid": [list(s) for s in grid],
+        "cells": args.cells,
+        "modes": args.modes,
+        "repeat": settings.repeat,
+        "min_time_s": settings.min_time,
+        "reference_max_nh": args.reference_max_nh,
+        "agree_rtol": _agree_rtol(),
+        "warnings": warnings,
+        "argv": list(sys.argv[1:] if argv is None else argv),
+    }
+
+    out = sys.stdout
+    print(_header(meta, ceiling_doc, impls, settings, args), file=out)
+    print(format_table(rows, names, P), file=out)
+    summary = format_summary(rows, names)
+    if summary:
+        print(summary, file=out)
+    notes = ["", "-: not run here (no such peer for this cell or mode, or a shape too big for the reference)."]
+    if not native or getattr(rnnkit_impl, "notes", None):
+        notes.append("rnnkit*: the NumPy reference stands in for the native core.")
+    for cell, note in getattr(rnnkit_impl, "notes", {}).items():
+        notes.append(f"rnnkit* for {cell}: {note}")
+    mismatches = [w for w in warnings if "MISMATCH" in w]
+    if mismatches:
+        notes.append(f"MISMATCH: {len(mismatches)} peer row(s) disagreed with rnnkit's outputs and were "
+                     "not timed (see the warnings above).")
+    print("\n".join(notes), file=out)
+
+    rc = 0
+    if args.json:
+        try:
+            write_json(args.json, to_json(rows, meta, ceiling_doc))
+        except OSError as err:
+            print(f"{PROG}: error: cannot write {args.json}: {err}", file=sys.stderr)
+            rc = 1
+        else:
+            print(f"wrote {args.json}", file=out)
+    if args.plot:
+        try:
+            drawn = write_plot(args.plot, rows, plot_peer, f"; {threads} thread{'s' * (threads > 1)}")
+        except OSError as err:
+            print(f"{PROG}: error: cannot write {args.plot}: {err}", file=sys.stderr)
+            rc = 1
+        else:
+            if drawn:
+                print(f"wrote {args.plot}", file=out)
+            else:
+                print(f"{PROG}: no {plot_peer} rows to plot (cells {','.join(args.cells)}); "
+                      f"{args.plot} not written", file=sys.stderr)
+                rc = 1
+    return rc
+
+
+def default_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def _version() -> str:
+    from .._version import __version__
+
+    return __version__
+
+
+def _agree_rtol() -> float:
+    from ._run import AGREE_RTOL
+
+    return AGREE_RTOL
+
+
+def _header(meta, ceiling, impls, settings, args) -> str:
+    t = meta["threads"]
+    la = meta["loadavg_start"], meta["loadavg_end"]
+    load = (f", load average {la[0]:.2f} at start, {la[1]:.2f} at end" if None not in la else "")
+    lines = [
+        f"rnnkit bench  {meta['date']}  {meta['host']}: {meta['cpu']}, {meta['cpus_usable']} usable CPUs{load}",
+        f"float32, time-major, C = H; {t} thread{'s' * (t > 1)} for every implementation:",
+        *(f"  {k}: {v}" for k, v in meta["thread_settings"].items()),
+        f"rnnkit: {meta['rnnkit_note']}" + (f", ISA {meta['isa']}" if meta["isa"] else ""),
+    ]
+    peer_desc = []
+    for impl in impls[1:]:
+        d = impl.name
+        if impl.version():
+            d += f" {impl.version()}"
+        if getattr(impl, "max_nh", None):
+            d += f" (N*H <= {impl.max_nh} only)"
+        if impl.modes == ("inference",):
+            d += " (inference only)"
+        peer_desc.append(d)
+    lines.append("peers: " + (", ".join(peer_desc) or "none"))
+    if meta["peers_missing"]:
+        lines.append("not installed: " + "; ".join(f"{k}: {v.split('; ')[-1]}" for k, v in meta["peers_missing"].items()))
+    if ceiling.get("gflops"):
+        M, K, N = ceiling["shape"]
+        drift = ""
+        s, e = ceiling.get("gflops_start"), ceiling.get("gflops_end")
+        if s and e:
+            drift = f" (start {s:.1f}, end {e:.1f})"
+        blas = f", {meta['blas']}" if meta["blas"] else ""
+        lines.append(f"P = numpy.matmul [{M},{K}]x[{K},{N}] float32 at {t} thread{'s' * (t > 1)}: "
+                     f"{ceiling['gflops']:.1f} GFLOP/s{drift}{blas}")
+    else:
+        lines.append("P: not measured (%P shows -)")
+    lines.append(
+        f"ms: median of {settings.repeat} samples, each the mean over enough calls to last "
+        f">= {settings.min_time * 1e3:g} ms, implementations interleaved round-robin per shape; "
+        "±: half the min-max range of the samples")
+    lines.append("FLOPs: forward 2*T*N*G*H*(C+H) (G = 1, 4, 3 for RNN, LSTM, GRU; IndRNN 2*T*N*H*(C+1)); "
+                 "backward 2x, training 3x forward")
+    lines.append("speedup = peer ms / rnnkit ms (above 1: rnnkit is faster); "
+                 f"every peer's y (and dx) agree with rnnkit's to {meta['agree_rtol']:g} before it is timed")
+    return "\n".join(lines)
