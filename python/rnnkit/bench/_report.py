@@ -184,20 +184,21 @@ def write_json(path: str, doc: dict) -> None:
 
 
 def write_plot(path: str, rows: list[Row], peer: str = "torch", title_extra: str = "") -> int:
-    """Speedup over one peer per shape, one panel per cell, bars per mode.
+    """Speedup over one peer per shape, one panel per cell, a bar per mode
+    (inference; training = forward + backward).
     Returns the number of panels drawn (0: nothing to plot, no file written)."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     sp = speedups(rows)
     cells = [c for c in dict.fromkeys(r.cell for r in rows)
              if any(k[0] == c and k[3] == peer for k in sp)]
     if not cells:
         return 0
-    modes = [m for m in ("inference", "training", "training-forward", "training-backward")
-             if any(k[1] == m and k[3] == peer for k in sp)]
+    modes = [m for m in ("inference", "training") if any(k[1] == m and k[3] == peer for k in sp)]
     fig, axes = plt.subplots(1, len(cells), figsize=(4.2 * len(cells), 3.8), squeeze=False)
     for ax, cell in zip(axes[0], cells):
         shapes = list(dict.fromkeys(r.shape for r in rows if r.cell == cell))
@@ -212,6 +213,9 @@ def write_plot(path: str, rows: list[Row], peer: str = "torch", title_extra: str
             ax.bar(xs, ys, width=w, label=mode)
         ax.axhline(1.0, color="k", lw=0.8)
         ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xticks(range(len(shapes)))
         ax.set_xticklabels([f"N{s.N}\nH{s.H}" for s in shapes], fontsize=8)
         ax.set_title(cell)
