@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import GRID, forward_flops, grid_ids, make_inputs, record
+from conftest import GRID, REFERENCE_MAX_NH, forward_flops, grid_ids, make_inputs, record
 
-REFERENCE_MAX_WORK = 16 * 256  # N*H above this is minutes per round in NumPy
+REFERENCE_MAX_WORK = REFERENCE_MAX_NH  # N*H above this is minutes per round in NumPy
 
 
 def _skip_if_too_big(backend_name, N, H):

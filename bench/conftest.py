@@ -1,7 +1,10 @@
 """Shared grid and helpers for the pytest-benchmark suites (bench_<cell>.py).
 
-Run with ``pytest bench --benchmark-only``; the default test run (``tests/``)
-never collects these. Each row records GFLOP/s in ``extra_info``.
+Run with ``pytest bench --benchmark-only`` (add ``--rnnkit-threads 1`` to pin
+every runtime to one thread); the default test run (``tests/``) never collects
+these. Each row records GFLOP/s in ``extra_info``. The grid, the FLOP counts and
+the inputs come from ``rnnkit.bench``, the harness behind ``rnnkit bench``, so
+the two never drift apart.
 """
 
 from __future__ import annotations
@@ -9,33 +12,41 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-T = 100
-GRID = [(T, n, h) for h in (64, 256, 1024) for n in (1, 16, 64)]
-GATES = {"rnn": 1, "lstm": 4, "gru": 3, "indrnn": 1}
+from rnnkit.bench import GATES, REFERENCE_MAX_NH, T_DEFAULT, functional_args
+from rnnkit.bench import GRID as _GRID
+from rnnkit.bench import forward_flops as _forward_flops
+from rnnkit.bench import make_inputs as _make_inputs
+
+T = T_DEFAULT
+GRID = [(s.T, s.N, s.H) for s in _GRID]  # (T, N, H) with C = H
+__all__ = ["T", "GRID", "GATES", "REFERENCE_MAX_NH", "forward_flops", "make_inputs", "record", "grid_ids"]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--rnnkit-threads", type=int, default=None, metavar="N",
+                     help="threads for rnnkit and NumPy's BLAS during the benchmarks")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _threads(request):
+    n = request.config.getoption("--rnnkit-threads")
+    if n is None:
+        yield
+        return
+    from rnnkit.bench._run import ThreadSettings
+
+    with ThreadSettings(n):
+        yield
 
 
 def forward_flops(cell: str, T: int, N: int, C: int, H: int) -> float:
     """2*T*N*G*H*(C+H); IndRNN's recurrence is elementwise, so only C counts."""
-    G = GATES[cell]
-    if cell == "indrnn":
-        return 2.0 * T * N * H * (C + 1)
-    return 2.0 * T * N * G * H * (C + H)
+    return _forward_flops(cell, T, N, C, H)
 
 
 def make_inputs(cell: str, T: int, N: int, C: int, H: int, dtype=np.float32, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    G = GATES[cell]
-    k = 1.0 / np.sqrt(H)
-
-    def u(*shape):
-        return rng.uniform(-k, k, size=shape).astype(dtype)
-
-    x = rng.standard_normal((T, N, C)).astype(dtype)
-    h0 = np.zeros((N, H), dtype)
-    w_hh = u(H) if cell == "indrnn" else u(G * H, H)
-    args = [x, h0] + ([np.zeros((N, H), dtype)] if cell == "lstm" else [])
-    args += [u(G * H, C), w_hh, u(G * H), u(G * H)]
-    return args
+    """The positional arguments of ``<cell>_forward``, in the functional API's order."""
+    return functional_args(cell, _make_inputs(cell, T, N, C, H, dtype=dtype, seed=seed))
 
 
 def record(benchmark, flops: float) -> None:
@@ -43,6 +54,12 @@ def record(benchmark, flops: float) -> None:
     stats = benchmark.stats.stats if benchmark.stats is not None else None
     if stats is not None and stats.median > 0:
         benchmark.extra_info["gflops_per_s"] = flops / stats.median / 1e9
+    try:
+        import rnnkit
+
+        benchmark.extra_info["threads"] = rnnkit.get_num_threads()
+    except Exception:  # a build without the native core
+        pass
 
 
 def grid_ids(shape):
