@@ -144,6 +144,21 @@ def test_bench_dispatches_to_rnnkit_bench_or_says_it_is_missing(capsys, monkeypa
     assert_clean_error(rc, err, "rnnkit bench: error: the benchmark harness (rnnkit.bench) is not part")
 
 
+def test_bench_reports_a_missing_dependency_of_rnnkit_bench(capsys, monkeypatch):
+    import importlib
+
+    real = importlib.import_module
+
+    def fake_import(name, *a, **kw):
+        if name == "rnnkit.bench":
+            raise ModuleNotFoundError("No module named 'matplotlib'", name="matplotlib")
+        return real(name, *a, **kw)
+
+    monkeypatch.setattr(importlib, "import_module", fake_import)
+    rc, _, err = run(["bench", "--plot"], capsys)
+    assert_clean_error(rc, err, "needs the module 'matplotlib', which is not installed; pip install 'rnnkit[bench]'")
+
+
 def test_console_script_in_a_subprocess(tmp_path):
     script = Path(sys.executable).with_name("rnnkit")
     assert script.exists(), f"the rnnkit console script is not installed next to {sys.executable}"

@@ -328,10 +328,11 @@ def _bench(argv: list[str]) -> int:
     try:
         bench = importlib.import_module("rnnkit.bench")
     except ModuleNotFoundError as err:
-        if err.name in ("rnnkit.bench",):
+        if err.name == "rnnkit.bench":
             raise _UserError("the benchmark harness (rnnkit.bench) is not part of this installation "
                              "of rnnkit; see bench/ in the source tree") from None
-        raise
+        raise _UserError(f"the benchmark harness needs the module {err.name!r}, which is not installed; "
+                         "pip install 'rnnkit[bench]'") from None
     rc = bench.main(argv)
     return 0 if rc is None else int(rc)
 
