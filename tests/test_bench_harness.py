@@ -334,3 +334,44 @@ def test_python_dash_m_runs():
                          timeout=60)
     assert res.returncode == 0, res.stderr
     assert "--quick" in res.stdout
+
+
+class _FailingPeer(FunctionalImpl):
+    def prepare(self, cell, inputs, mode):
+        runner = super().prepare(cell, inputs, mode)
+        runner.forward = lambda: 1 / 0
+        return runner
+
+
+def test_a_failing_peer_is_reported_not_raised():
+    warnings = []
+    rows = _run.run_shape("gru", SHAPE, "inference",
+                          [_ref_impl(), _FailingPeer("broken", rnnkit.reference, "reference")],
+                          _run.Settings(repeat=1, min_time=0), warn=warnings.append)
+    (bad,) = [r for r in rows if r.impl == "broken"]
+    assert bad.skipped.startswith("failed: ZeroDivisionError") and not bad.samples_s
+    assert len(warnings) == 1
+
+
+def test_json_has_no_bare_infinities(tmp_path):
+    row = _run.Row("rnn", "inference", SHAPE, "wrong", skipped="MISMATCH", agrees=False,
+                   rel_err={"y": float("inf")})
+    path = tmp_path / "b.json"
+    _report.write_json(str(path), _report.to_json([row], {}, {"gflops": None}))
+    assert json.loads(path.read_text())["results"][0]["rel_err"] == {"y": "inf"}
+
+
+def test_ctrl_c_prints_the_partial_table(monkeypatch, capsys):
+    real = _cli.run_shape
+    calls = []
+
+    def interrupt_second(*a, **kw):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(_cli, "run_shape", interrupt_second)
+    rc, out, err = run_main([*TINY, "--cells", "rnn", "--peers", "none", "--ceiling", "none"], capsys)
+    assert rc == 130
+    assert "rnn inference" in out and "interrupted after 1 of 4 runs" in err

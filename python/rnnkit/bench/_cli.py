@@ -352,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     ceiling = Ceiling(args.ceiling) if args.ceiling else None
     ceil_samples = 1 if args.quick else 2
+    if threads > default_cpus():
+        warn(f"--threads {threads} is more than the {default_cpus()} CPUs this process may use")
+    interrupted = False
     with ThreadSettings(threads) as ts:
         try:
             if ceiling:
@@ -364,8 +367,12 @@ def main(argv: list[str] | None = None) -> int:
             if ceiling:
                 progress.start("numpy.matmul ceiling")
                 ceiling.measure("end", ceil_samples, warmup=0)
+        except KeyboardInterrupt:  # report what was measured so far
+            interrupted = True
         finally:
             progress.close()
+    if interrupted:
+        warn(f"interrupted after {progress.n} of {len(tasks)} runs: the table is partial")
     load_end = _loadavg()
 
     for cell, note in getattr(rnnkit_impl, "notes", {}).items():
@@ -430,13 +437,13 @@ def main(argv: list[str] | None = None) -> int:
                      "not timed (see the warnings above).")
     print("\n".join(notes), file=out)
 
-    rc = 0
+    rc = 130 if interrupted else 0
     if args.json:
         try:
             write_json(args.json, to_json(rows, meta, ceiling_doc))
         except OSError as err:
             print(f"{PROG}: error: cannot write {args.json}: {err}", file=sys.stderr)
-            rc = 1
+            rc = rc or 1
         else:
             print(f"wrote {args.json}", file=out)
     if args.plot:
@@ -444,14 +451,14 @@ def main(argv: list[str] | None = None) -> int:
             drawn = write_plot(args.plot, rows, plot_peer, f"; {threads} thread{'s' * (threads > 1)}")
         except OSError as err:
             print(f"{PROG}: error: cannot write {args.plot}: {err}", file=sys.stderr)
-            rc = 1
+            rc = rc or 1
         else:
             if drawn:
                 print(f"wrote {args.plot}", file=out)
             else:
                 print(f"{PROG}: no {plot_peer} rows to plot (cells {','.join(args.cells)}); "
                       f"{args.plot} not written", file=sys.stderr)
-                rc = 1
+                rc = rc or 1
     return rc
 
 

@@ -100,7 +100,9 @@ def format_table(rows: list[Row], impls: list[str], P: float | None) -> str:
                     if impl == BASE and r.backend == "reference":
                         name = "rnnkit*"
                     if r.median_s is None:
-                        note = "-" if r.skipped is None or not r.skipped.startswith("MISMATCH") else "MISMATCH"
+                        note = "-"
+                        if r.skipped and r.skipped.startswith(("MISMATCH", "failed")):
+                            note = r.skipped.split(":")[0].split()[0]
                         lines.append(f"{lead}  {name:<{width}} {'-':>9} {'':>4} {'-':>8} {'-':>5} {note:>8}")
                         continue
                     g = r.gflops
@@ -177,9 +179,21 @@ def to_json(rows: list[Row], meta: dict, ceiling: dict) -> dict:
     return {"schema": SCHEMA, "meta": meta, "ceiling": ceiling, "results": results}
 
 
+def _finite(obj):
+    """JSON has no inf or nan: write them as strings (an infinite relative error
+    means a peer's output had another shape or was not finite)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return str(obj)
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
 def write_json(path: str, doc: dict) -> None:
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(doc, fh, indent=1, allow_nan=False, default=str)
+        json.dump(_finite(doc), fh, indent=1, allow_nan=False, default=str)
         fh.write("\n")
 
 

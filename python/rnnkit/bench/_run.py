@@ -67,7 +67,7 @@ class Row:
     @property
     def spread(self) -> float | None:
         """Half the min-max range of the samples, relative to the median."""
-        if not self.samples_s:
+        if not self.samples_s or not self.median_s:
             return None
         return (max(self.samples_s) - min(self.samples_s)) / 2 / self.median_s
 
@@ -175,10 +175,17 @@ def run_shape(cell: str, shape: Shape, mode: str, impls: list[Impl], settings: S
     for name in list(runners):
         if name == base_name:
             continue
+        out = None
         if base_out is None:
             reason = "no rnnkit row to compare with"
         else:
-            out = call_once(runners[name])[0]
+            try:
+                out = call_once(runners[name])[0]
+            except Exception as err:  # a peer that fails on this shape: say so, go on
+                out = None
+                reason = f"failed: {type(err).__name__}: {err}"
+                warn(f"{name} {cell} {mode} {shape.label()}: {reason}")
+        if out is not None:
             ok, errs = agreement(base_out, out)
             for r in rows[name].values():
                 r.agrees, r.rel_err = ok, errs
