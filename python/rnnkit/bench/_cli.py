@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Example: rnnkit bench --threads 1 --quick --json bench.json --plot bench.png",
     )
-    p.add_argument("--threads", type=_positive_int, default=None,
+    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
                    help="threads for every implementation and NumPy's BLAS "
                         "(default: OMP_NUM_THREADS, else the CPUs this process may use)")
     p.add_argument("--cells", type=_choices(CELLS), default=list(CELLS), metavar="LIST",
@@ -145,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="a small grid (N in 1,16 with H in 64,256, and N=1 with H=1024) and fewer "
                         "repeats: under a minute")
-    p.add_argument("--repeat", type=_positive_int, default=None,
+    p.add_argument("--repeat", type=_positive_int, default=None, metavar="R",
                    help="timed samples per implementation and shape; the row is their median "
                         "(default 5, --quick 3)")
     p.add_argument("--min-time", type=_nonneg_float, default=None, metavar="SECONDS",
@@ -354,6 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     ceil_samples = 1 if args.quick else 2
     if threads > default_cpus():
         warn(f"--threads {threads} is more than the {default_cpus()} CPUs this process may use")
+    if load_start is not None and load_start > default_cpus() - threads + 0.5:
+        warn(f"load average {load_start:.1f} on {default_cpus()} CPUs: other processes want the cores "
+             f"this run needs, so times are inflated and noisy"
+             + ("; with more than one thread, per-step barriers make them erratic" if threads > 1 else ""))
     interrupted = False
     with ThreadSettings(threads) as ts:
         try:
@@ -435,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     if mismatches:
         notes.append(f"MISMATCH: {len(mismatches)} peer row(s) disagreed with rnnkit's outputs and were "
                      "not timed (see the warnings above).")
+    notes.extend(f"warning: {w}" for w in warnings)  # repeated here so that a pasted table keeps them
     print("\n".join(notes), file=out)
 
     rc = 130 if interrupted else 0

@@ -133,7 +133,7 @@ def format_summary(rows: list[Row], impls: list[str]) -> str:
     for (cell, mode, _shape, peer), v in sp.items():
         groups[(cell, mode, peer)].append(v)
     keys = list(dict.fromkeys((r.cell, r.mode) for r in rows))
-    col = 22
+    col = 24
     lines = ["", "rnnkit speedup = peer ms / rnnkit ms (geometric mean over shapes, min..max)",
              f"{'cell':<7} {'mode':<18}" + "".join(f"{p:>{col}}" for p in peers)]
     for cell, mode in keys:
