@@ -19,12 +19,26 @@ from rnnkit.bench import make_inputs as _make_inputs
 
 T = T_DEFAULT
 GRID = [(s.T, s.N, s.H) for s in _GRID]  # (T, N, H) with C = H
-__all__ = ["T", "GRID", "GATES", "REFERENCE_MAX_NH", "forward_flops", "make_inputs", "record", "grid_ids"]
+__all__ = [
+    "T",
+    "GRID",
+    "GATES",
+    "REFERENCE_MAX_NH",
+    "forward_flops",
+    "make_inputs",
+    "record",
+    "grid_ids",
+]
 
 
 def pytest_addoption(parser):
-    parser.addoption("--rnnkit-threads", type=int, default=None, metavar="N",
-                     help="threads for rnnkit and NumPy's BLAS during the benchmarks")
+    parser.addoption(
+        "--rnnkit-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="threads for rnnkit and NumPy's BLAS during the benchmarks",
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -73,7 +87,9 @@ def backend(request):
 
     name = request.param
     try:
-        mod = importlib.import_module("rnnkit.functional" if name == "native" else "rnnkit.reference")
+        mod = importlib.import_module(
+            "rnnkit.functional" if name == "native" else "rnnkit.reference"
+        )
     except ImportError as exc:  # the native backend is missing from this build
         pytest.skip(f"{name} backend unavailable: {exc}")
     return name, mod

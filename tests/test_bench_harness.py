@@ -20,8 +20,19 @@ from rnnkit.bench import _cli, _report, _run
 from rnnkit.bench._grid import Shape
 from rnnkit.bench._peers import FunctionalImpl, Impl, Runner
 
-TINY = ["--grid", "5x2x8,4x1x3x5", "--threads", "1", "--repeat", "2", "--min-time", "0",
-        "--ceiling", "32x32x32", "--no-progress"]
+TINY = [
+    "--grid",
+    "5x2x8,4x1x3x5",
+    "--threads",
+    "1",
+    "--repeat",
+    "2",
+    "--min-time",
+    "0",
+    "--ceiling",
+    "32x32x32",
+    "--no-progress",
+]
 SHAPE = Shape(4, 3, 5, 6)
 
 
@@ -85,7 +96,9 @@ def test_inputs_have_the_functional_layout(cell):
 
 def test_tiny_grid_end_to_end_writes_json(tmp_path, capsys):
     path = tmp_path / "bench.json"
-    rc, out, err = run_main(["--quick", *TINY, "--backend", "reference", "--json", str(path)], capsys)
+    rc, out, err = run_main(
+        ["--quick", *TINY, "--backend", "reference", "--json", str(path)], capsys
+    )
     assert rc == 0, err
     assert "Traceback" not in err
     for cell in bench.CELLS:
@@ -95,26 +108,65 @@ def test_tiny_grid_end_to_end_writes_json(tmp_path, capsys):
     assert doc["schema"] == "rnnkit-bench/1"
     assert {"meta", "ceiling", "results"} <= doc.keys()
     meta = doc["meta"]
-    for key in ("date", "cpu", "threads", "thread_settings", "rnnkit_backend", "versions", "impls",
-                "grid", "repeat", "min_time_s", "agree_rtol", "warnings"):
+    for key in (
+        "date",
+        "cpu",
+        "threads",
+        "thread_settings",
+        "rnnkit_backend",
+        "versions",
+        "impls",
+        "grid",
+        "repeat",
+        "min_time_s",
+        "agree_rtol",
+        "warnings",
+    ):
         assert key in meta, key
     assert meta["threads"] == 1 and meta["rnnkit_backend"] == "reference" and meta["repeat"] == 2
     assert meta["grid"] == [[5, 2, 8, 8], [4, 1, 3, 5]]
     assert doc["ceiling"]["shape"] == [32, 32, 32] and doc["ceiling"]["gflops"] > 0
     P = doc["ceiling"]["gflops"]
     results = doc["results"]
-    keys = {"cell", "mode", "T", "N", "C", "H", "impl", "backend", "gflop", "ms", "ms_min", "ms_max",
-            "spread", "samples_ms", "calls_per_sample", "gflops", "fraction_of_P", "speedup",
-            "agrees", "rel_err", "skipped"}
+    keys = {
+        "cell",
+        "mode",
+        "T",
+        "N",
+        "C",
+        "H",
+        "impl",
+        "backend",
+        "gflop",
+        "ms",
+        "ms_min",
+        "ms_max",
+        "spread",
+        "samples_ms",
+        "calls_per_sample",
+        "gflops",
+        "fraction_of_P",
+        "speedup",
+        "agrees",
+        "rel_err",
+        "skipped",
+    }
     assert all(keys <= r.keys() for r in results)
     modes = {"inference", "training", "training-forward", "training-backward"}
     for cell in bench.CELLS:
         for shape in ((5, 2, 8, 8), (4, 1, 3, 5)):
-            got = {r["mode"] for r in results
-                   if r["cell"] == cell and r["impl"] == "rnnkit" and (r["T"], r["N"], r["C"], r["H"]) == shape}
+            got = {
+                r["mode"]
+                for r in results
+                if r["cell"] == cell
+                and r["impl"] == "rnnkit"
+                and (r["T"], r["N"], r["C"], r["H"]) == shape
+            }
             assert got == modes, (cell, shape)
     for r in results:
-        assert r["gflop"] * 1e9 == pytest.approx(bench.mode_flops(r["cell"], r["mode"], Shape(r["T"], r["N"], r["C"], r["H"])))
+        assert r["gflop"] * 1e9 == pytest.approx(
+            bench.mode_flops(r["cell"], r["mode"], Shape(r["T"], r["N"], r["C"], r["H"]))
+        )
         if r["impl"] == "rnnkit":
             assert r["skipped"] is None and r["ms"] > 0 and len(r["samples_ms"]) == 2
             assert r["ms_min"] <= r["ms"] <= r["ms_max"]
@@ -127,8 +179,9 @@ def test_tiny_grid_end_to_end_writes_json(tmp_path, capsys):
             assert r["skipped"]
     # IndRNN has no torch or ONNX Runtime peer, ORT no training: '-' rows, not errors.
     for r in results:
-        if r["impl"] in ("torch", "onnxruntime") and (r["cell"] == "indrnn" or
-                                                      (r["impl"] == "onnxruntime" and r["mode"] != "inference")):
+        if r["impl"] in ("torch", "onnxruntime") and (
+            r["cell"] == "indrnn" or (r["impl"] == "onnxruntime" and r["mode"] != "inference")
+        ):
             assert r["ms"] is None and r["skipped"].startswith("no ")
 
 
@@ -140,8 +193,22 @@ def test_native_row_appears_when_functional_imports(monkeypatch, tmp_path, capsy
     fake.lstm_backward = rnnkit.reference.lstm_backward
     monkeypatch.setitem(sys.modules, "rnnkit.functional", fake)
     path = tmp_path / "b.json"
-    rc, out, err = run_main([*TINY, "--cells", "lstm,gru", "--modes", "inference", "--peers", "reference",
-                             "--ceiling", "none", "--json", str(path)], capsys)
+    rc, out, err = run_main(
+        [
+            *TINY,
+            "--cells",
+            "lstm,gru",
+            "--modes",
+            "inference",
+            "--peers",
+            "reference",
+            "--ceiling",
+            "none",
+            "--json",
+            str(path),
+        ],
+        capsys,
+    )
     assert rc == 0, err
     doc = json.loads(path.read_text())
     assert doc["meta"]["rnnkit_backend"] == "native"
@@ -155,19 +222,35 @@ def test_native_row_appears_when_functional_imports(monkeypatch, tmp_path, capsy
 
 def test_auto_backend_matches_what_imports(tmp_path, capsys):
     path = tmp_path / "b.json"
-    rc, _, err = run_main([*TINY, "--cells", "rnn", "--modes", "inference", "--peers", "none",
-                           "--json", str(path)], capsys)
+    rc, _, err = run_main(
+        [*TINY, "--cells", "rnn", "--modes", "inference", "--peers", "none", "--json", str(path)],
+        capsys,
+    )
     assert rc == 0, err
     native = importlib.util.find_spec("rnnkit.functional") is not None
-    assert json.loads(path.read_text())["meta"]["rnnkit_backend"] == ("native" if native else "reference")
+    assert json.loads(path.read_text())["meta"]["rnnkit_backend"] == (
+        "native" if native else "reference"
+    )
 
 
 def test_plot_writes_a_png(tmp_path, capsys):
     pytest.importorskip("matplotlib")
     pytest.importorskip("torch")
     png = tmp_path / "bench.png"
-    rc, out, err = run_main([*TINY, "--cells", "lstm,indrnn", "--backend", "reference", "--peers", "torch",
-                             "--plot", str(png)], capsys)
+    rc, out, err = run_main(
+        [
+            *TINY,
+            "--cells",
+            "lstm,indrnn",
+            "--backend",
+            "reference",
+            "--peers",
+            "torch",
+            "--plot",
+            str(png),
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -187,7 +270,9 @@ def test_torch_peer_agrees_with_the_reference(cell, mode):
     pytest.importorskip("torch")
     from rnnkit.bench._peers import TorchImpl
 
-    rows = _run.run_shape(cell, SHAPE, mode, [_ref_impl(), TorchImpl()], _run.Settings(repeat=1, min_time=0))
+    rows = _run.run_shape(
+        cell, SHAPE, mode, [_ref_impl(), TorchImpl()], _run.Settings(repeat=1, min_time=0)
+    )
     torch_rows = [r for r in rows if r.impl == "torch"]
     assert torch_rows and all(r.agrees and r.samples_s for r in torch_rows)
     assert set(torch_rows[0].rel_err) == ({"y"} if mode == "inference" else {"y", "dx"})
@@ -200,7 +285,9 @@ def test_onnxruntime_peer_agrees_with_the_reference(cell):
     pytest.importorskip("onnxruntime")
     from rnnkit.bench._peers import OrtImpl
 
-    rows = _run.run_shape(cell, SHAPE, "inference", [_ref_impl(), OrtImpl(1)], _run.Settings(repeat=1, min_time=0))
+    rows = _run.run_shape(
+        cell, SHAPE, "inference", [_ref_impl(), OrtImpl(1)], _run.Settings(repeat=1, min_time=0)
+    )
     (ort,) = [r for r in rows if r.impl == "onnxruntime"]
     assert ort.agrees and ort.samples_s and ort.rel_err["y"] < 1e-5
 
@@ -209,7 +296,12 @@ class _WrongPeer(FunctionalImpl):
     """The reference with its recurrent weights transposed: a different computation."""
 
     def prepare(self, cell, inputs, mode):
-        wrong = dict(inputs, w_hh=np.ascontiguousarray(inputs["w_hh"].T) if inputs["w_hh"].ndim == 2 else -inputs["w_hh"])
+        wrong = dict(
+            inputs,
+            w_hh=np.ascontiguousarray(inputs["w_hh"].T)
+            if inputs["w_hh"].ndim == 2
+            else -inputs["w_hh"],
+        )
         return super().prepare(cell, wrong, mode)
 
 
@@ -217,8 +309,14 @@ class _WrongPeer(FunctionalImpl):
 def test_a_disagreeing_peer_is_flagged_and_not_timed(mode):
     warnings = []
     wrong = _WrongPeer("wrong", rnnkit.reference, "reference")
-    rows = _run.run_shape("rnn", Shape(4, 3, 6, 6), mode, [_ref_impl(), wrong], _run.Settings(repeat=2, min_time=0),
-                          warn=warnings.append)
+    rows = _run.run_shape(
+        "rnn",
+        Shape(4, 3, 6, 6),
+        mode,
+        [_ref_impl(), wrong],
+        _run.Settings(repeat=2, min_time=0),
+        warn=warnings.append,
+    )
     bad = [r for r in rows if r.impl == "wrong"]
     assert bad and all(r.agrees is False and not r.samples_s for r in bad)
     assert bad[0].skipped.startswith("MISMATCH") and bad[0].rel_err["y"] > _run.AGREE_RTOL
@@ -243,8 +341,11 @@ class _Logged(Impl):
 
     def prepare(self, cell, inputs, mode):
         y = np.zeros((1,))
-        return Runner(forward=lambda: self.log.append(self.name) or (y,), backward=None,
-                      outputs=lambda f, b: {"y": y})
+        return Runner(
+            forward=lambda: self.log.append(self.name) or (y,),
+            backward=None,
+            outputs=lambda f, b: {"y": y},
+        )
 
 
 def test_runs_are_interleaved_round_robin():
@@ -257,8 +358,10 @@ def test_runs_are_interleaved_round_robin():
 
 
 def test_speedup_is_peer_time_over_rnnkit_time():
-    rows = [_run.Row("lstm", "inference", SHAPE, "rnnkit", samples_s=[1.0, 2.0, 3.0]),
-            _run.Row("lstm", "inference", SHAPE, "torch", samples_s=[5.0, 6.0, 100.0])]
+    rows = [
+        _run.Row("lstm", "inference", SHAPE, "rnnkit", samples_s=[1.0, 2.0, 3.0]),
+        _run.Row("lstm", "inference", SHAPE, "torch", samples_s=[5.0, 6.0, 100.0]),
+    ]
     assert _report.speedups(rows) == {("lstm", "inference", SHAPE, "torch"): 3.0}
     assert rows[0].spread == pytest.approx(0.5)
 
@@ -278,19 +381,22 @@ def test_thread_settings_are_set_and_restored():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("argv, needle", [
-    (["--cells", "bogus"], "invalid choice 'bogus'"),
-    (["--modes", "fast"], "invalid choice 'fast'"),
-    (["--threads", "0"], "positive integer"),
-    (["--repeat", "x"], "positive integer"),
-    (["--min-time", "-1"], ">= 0"),
-    (["--grid", "5x2"], "TxNxH"),
-    (["--grid", "0x1x1"], "TxNxH"),
-    (["--peers", "tensorflow"], "invalid choice 'tensorflow'"),
-    (["--backend", "gpu"], "invalid choice"),
-    (["--json", "/nonexistent-dir/b.json"], "does not exist"),
-    (["--no-such-option"], "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--cells", "bogus"], "invalid choice 'bogus'"),
+        (["--modes", "fast"], "invalid choice 'fast'"),
+        (["--threads", "0"], "positive integer"),
+        (["--repeat", "x"], "positive integer"),
+        (["--min-time", "-1"], ">= 0"),
+        (["--grid", "5x2"], "TxNxH"),
+        (["--grid", "0x1x1"], "TxNxH"),
+        (["--peers", "tensorflow"], "invalid choice 'tensorflow'"),
+        (["--backend", "gpu"], "invalid choice"),
+        (["--json", "/nonexistent-dir/b.json"], "does not exist"),
+        (["--no-such-option"], "unrecognized arguments"),
+    ],
+)
 def test_argument_errors_are_clean(argv, needle, capsys):
     with pytest.raises(SystemExit) as exc:
         bench.main(argv)
@@ -301,8 +407,11 @@ def test_argument_errors_are_clean(argv, needle, capsys):
 
 def test_plot_without_matplotlib_is_a_clean_error(monkeypatch, capsys, tmp_path):
     real = importlib.util.find_spec
-    monkeypatch.setattr(_cli.importlib.util, "find_spec",
-                        lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    monkeypatch.setattr(
+        _cli.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
     with pytest.raises(SystemExit) as exc:
         bench.main(["--plot", str(tmp_path / "x.png")])
     assert exc.value.code == 2
@@ -310,9 +419,15 @@ def test_plot_without_matplotlib_is_a_clean_error(monkeypatch, capsys, tmp_path)
 
 
 def test_missing_peer_asked_for_is_a_clean_error(monkeypatch, capsys):
-    monkeypatch.setattr(_cli, "available_peers",
-                        lambda: {"numpy-ref": None, "torch": "not installed; pip install torch==2.13.0",
-                                 "onnxruntime": None})
+    monkeypatch.setattr(
+        _cli,
+        "available_peers",
+        lambda: {
+            "numpy-ref": None,
+            "torch": "not installed; pip install torch==2.13.0",
+            "onnxruntime": None,
+        },
+    )
     with pytest.raises(SystemExit) as exc:
         bench.main(["--peers", "torch"])
     assert exc.value.code == 2
@@ -330,8 +445,9 @@ def test_rnnkit_cli_dispatches_to_bench(capsys):
 
 
 def test_python_dash_m_runs():
-    res = subprocess.run([sys.executable, "-m", "rnnkit.bench", "--help"], capture_output=True, text=True,
-                         timeout=60)
+    res = subprocess.run(
+        [sys.executable, "-m", "rnnkit.bench", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert res.returncode == 0, res.stderr
     assert "--quick" in res.stdout
 
@@ -345,17 +461,29 @@ class _FailingPeer(FunctionalImpl):
 
 def test_a_failing_peer_is_reported_not_raised():
     warnings = []
-    rows = _run.run_shape("gru", SHAPE, "inference",
-                          [_ref_impl(), _FailingPeer("broken", rnnkit.reference, "reference")],
-                          _run.Settings(repeat=1, min_time=0), warn=warnings.append)
+    rows = _run.run_shape(
+        "gru",
+        SHAPE,
+        "inference",
+        [_ref_impl(), _FailingPeer("broken", rnnkit.reference, "reference")],
+        _run.Settings(repeat=1, min_time=0),
+        warn=warnings.append,
+    )
     (bad,) = [r for r in rows if r.impl == "broken"]
     assert bad.skipped.startswith("failed: ZeroDivisionError") and not bad.samples_s
     assert len(warnings) == 1
 
 
 def test_json_has_no_bare_infinities(tmp_path):
-    row = _run.Row("rnn", "inference", SHAPE, "wrong", skipped="MISMATCH", agrees=False,
-                   rel_err={"y": float("inf")})
+    row = _run.Row(
+        "rnn",
+        "inference",
+        SHAPE,
+        "wrong",
+        skipped="MISMATCH",
+        agrees=False,
+        rel_err={"y": float("inf")},
+    )
     path = tmp_path / "b.json"
     _report.write_json(str(path), _report.to_json([row], {}, {"gflops": None}))
     assert json.loads(path.read_text())["results"][0]["rel_err"] == {"y": "inf"}
@@ -372,6 +500,8 @@ def test_ctrl_c_prints_the_partial_table(monkeypatch, capsys):
         return real(*a, **kw)
 
     monkeypatch.setattr(_cli, "run_shape", interrupt_second)
-    rc, out, err = run_main([*TINY, "--cells", "rnn", "--peers", "none", "--ceiling", "none"], capsys)
+    rc, out, err = run_main(
+        [*TINY, "--cells", "rnn", "--peers", "none", "--ceiling", "none"], capsys
+    )
     assert rc == 130
     assert "rnn inference" in out and "interrupted after 1 of 4 runs" in err

@@ -32,8 +32,13 @@ from ._run import CEILING_SHAPE, Ceiling, Settings, ThreadSettings, default_thre
 __all__ = ["main", "build_parser"]
 
 PROG = "rnnkit bench"
-PEER_ALIASES = {"reference": "numpy-ref", "numpy": "numpy-ref", "ref": "numpy-ref", "ort": "onnxruntime",
-                "pytorch": "torch"}
+PEER_ALIASES = {
+    "reference": "numpy-ref",
+    "numpy": "numpy-ref",
+    "ref": "numpy-ref",
+    "ort": "onnxruntime",
+    "pytorch": "torch",
+}
 
 
 # ---------------------------------------------------------------------------
@@ -69,14 +74,17 @@ def _choices(allowed, aliases=None, allow_none=False):
         if allow_none and items == ["none"]:
             return []
         if not items:
-            raise argparse.ArgumentTypeError(f"expected a comma-separated list from {', '.join(allowed)}")
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list from {', '.join(allowed)}"
+            )
         out = []
         for item in items:
             item = aliases.get(item, item)
             if item not in allowed:
                 raise argparse.ArgumentTypeError(
                     f"invalid choice {item!r} (choose from {', '.join(allowed)}"
-                    + (", or none)" if allow_none else ")"))
+                    + (", or none)" if allow_none else ")")
+                )
             if item not in out:
                 out.append(item)
         return out
@@ -96,7 +104,8 @@ def _grid(s: str) -> list[Shape]:
             dims = []
         if len(dims) not in (3, 4) or min(dims) < 1:
             raise argparse.ArgumentTypeError(
-                f"expected TxNxH or TxNxCxH with positive integers, got {part!r}")
+                f"expected TxNxH or TxNxCxH with positive integers, got {part!r}"
+            )
         T, N, *rest = dims
         C, H = (rest[0], rest[0]) if len(rest) == 1 else rest
         shapes.append(Shape(T, N, C, H))
@@ -113,7 +122,9 @@ def _ceiling(s: str):
     except ValueError:
         dims = ()
     if len(dims) != 3 or min(dims) < 1:
-        raise argparse.ArgumentTypeError(f"expected MxKxN with positive integers or none, got {s!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected MxKxN with positive integers or none, got {s!r}"
+        )
     return dims
 
 
@@ -129,40 +140,95 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="Example: rnnkit bench --threads 1 --quick --json bench.json --plot bench.png",
     )
-    p.add_argument("--threads", type=_positive_int, default=None, metavar="N",
-                   help="threads for every implementation and NumPy's BLAS "
-                        "(default: OMP_NUM_THREADS, else the CPUs this process may use)")
-    p.add_argument("--cells", type=_choices(CELLS), default=list(CELLS), metavar="LIST",
-                   help=f"comma-separated cells (default: {','.join(CELLS)})")
-    p.add_argument("--modes", type=_choices(MODES, {"train": "training", "infer": "inference"}),
-                   default=list(MODES), metavar="LIST",
-                   help="inference and/or training (forward+backward, with each half "
-                        "reported too); default: both")
-    p.add_argument("--peers", type=_choices(PEER_NAMES, PEER_ALIASES, allow_none=True), default=None,
-                   metavar="LIST",
-                   help=f"peers to compare with, from {','.join(PEER_NAMES)}, or none "
-                        "(default: every one installed)")
-    p.add_argument("--quick", action="store_true",
-                   help="a small grid (N in 1,16 with H in 64,256, and N=1 with H=1024) and fewer "
-                        "repeats: under a minute")
-    p.add_argument("--repeat", type=_positive_int, default=None, metavar="R",
-                   help="timed samples per implementation and shape; the row is their median "
-                        "(default 5, --quick 3)")
-    p.add_argument("--min-time", type=_nonneg_float, default=None, metavar="SECONDS",
-                   help="each sample repeats the call until it lasts this long "
-                        "(default 0.05, --quick 0.01)")
-    p.add_argument("--backend", choices=("auto", "native", "reference"), default="auto",
-                   help="what the rnnkit row runs: native (rnnkit.functional), reference, or auto: "
-                        "native when it imports, else the reference stands in (default)")
-    p.add_argument("--reference-max-nh", type=_positive_int, default=REFERENCE_MAX_NH, metavar="NH",
-                   help=f"run the NumPy reference peer only where N*H <= NH (default {REFERENCE_MAX_NH})")
-    p.add_argument("--json", metavar="FILE", default=None, help="also write every row, with its samples, as JSON")
-    p.add_argument("--plot", metavar="FILE.png", default=None,
-                   help="also plot the speedup over PyTorch per shape, one panel per cell (needs matplotlib)")
-    p.add_argument("--plot-peer", type=_choices(PEER_NAMES, PEER_ALIASES), default=["torch"], metavar="PEER",
-                   help="the peer that --plot compares with (default torch)")
+    p.add_argument(
+        "--threads",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="threads for every implementation and NumPy's BLAS "
+        "(default: OMP_NUM_THREADS, else the CPUs this process may use)",
+    )
+    p.add_argument(
+        "--cells",
+        type=_choices(CELLS),
+        default=list(CELLS),
+        metavar="LIST",
+        help=f"comma-separated cells (default: {','.join(CELLS)})",
+    )
+    p.add_argument(
+        "--modes",
+        type=_choices(MODES, {"train": "training", "infer": "inference"}),
+        default=list(MODES),
+        metavar="LIST",
+        help="inference and/or training (forward+backward, with each half "
+        "reported too); default: both",
+    )
+    p.add_argument(
+        "--peers",
+        type=_choices(PEER_NAMES, PEER_ALIASES, allow_none=True),
+        default=None,
+        metavar="LIST",
+        help=f"peers to compare with, from {','.join(PEER_NAMES)}, or none "
+        "(default: every one installed)",
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="a small grid (N in 1,16 with H in 64,256, and N=1 with H=1024) and fewer "
+        "repeats: under a minute",
+    )
+    p.add_argument(
+        "--repeat",
+        type=_positive_int,
+        default=None,
+        metavar="R",
+        help="timed samples per implementation and shape; the row is their median "
+        "(default 5, --quick 3)",
+    )
+    p.add_argument(
+        "--min-time",
+        type=_nonneg_float,
+        default=None,
+        metavar="SECONDS",
+        help="each sample repeats the call until it lasts this long (default 0.05, --quick 0.01)",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("auto", "native", "reference"),
+        default="auto",
+        help="what the rnnkit row runs: native (rnnkit.functional), reference, or auto: "
+        "native when it imports, else the reference stands in (default)",
+    )
+    p.add_argument(
+        "--reference-max-nh",
+        type=_positive_int,
+        default=REFERENCE_MAX_NH,
+        metavar="NH",
+        help=f"run the NumPy reference peer only where N*H <= NH (default {REFERENCE_MAX_NH})",
+    )
+    p.add_argument(
+        "--json",
+        metavar="FILE",
+        default=None,
+        help="also write every row, with its samples, as JSON",
+    )
+    p.add_argument(
+        "--plot",
+        metavar="FILE.png",
+        default=None,
+        help="also plot the speedup over PyTorch per shape, one panel per cell (needs matplotlib)",
+    )
+    p.add_argument(
+        "--plot-peer",
+        type=_choices(PEER_NAMES, PEER_ALIASES),
+        default=["torch"],
+        metavar="PEER",
+        help="the peer that --plot compares with (default torch)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar or counter on stderr")
+    p.add_argument(
+        "--no-progress", action="store_true", help="no progress bar or counter on stderr"
+    )
     # For tests and tuning: a custom grid and a smaller (or no) ceiling GEMM.
     p.add_argument("--grid", type=_grid, default=None, help=argparse.SUPPRESS)
     p.add_argument("--ceiling", type=_ceiling, default=CEILING_SHAPE, help=argparse.SUPPRESS)
@@ -186,8 +252,13 @@ class Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self.bar = tqdm(total=total, unit="run", file=sys.stderr, dynamic_ncols=True,
-                                desc="rnnkit bench")
+                self.bar = tqdm(
+                    total=total,
+                    unit="run",
+                    file=sys.stderr,
+                    dynamic_ncols=True,
+                    desc="rnnkit bench",
+                )
 
     def start(self, label: str) -> None:
         if not self.enabled:
@@ -196,8 +267,14 @@ class Progress:
             self.bar.set_postfix_str(label, refresh=True)
         else:
             end = "\r" if self.tty else "\n"
-            print(f"[{self.n + 1}/{self.total}] {label}\033[K" if self.tty else f"[{self.n + 1}/{self.total}] {label}",
-                  end=end, file=sys.stderr, flush=True)
+            print(
+                f"[{self.n + 1}/{self.total}] {label}\033[K"
+                if self.tty
+                else f"[{self.n + 1}/{self.total}] {label}",
+                end=end,
+                file=sys.stderr,
+                flush=True,
+            )
 
     def advance(self) -> None:
         self.n += 1
@@ -229,10 +306,18 @@ def _rnnkit_impl(args, parser):
     if args.backend == "native" and native is None:
         parser.error(f"--backend native: rnnkit.functional does not import here ({why})")
     if args.backend == "reference" or native is None:
-        note = ("the NumPy reference (--backend reference)" if args.backend == "reference"
-                else f"the NumPy reference standing in: rnnkit.functional does not import ({why})")
+        note = (
+            "the NumPy reference (--backend reference)"
+            if args.backend == "reference"
+            else f"the NumPy reference standing in: rnnkit.functional does not import ({why})"
+        )
         return FunctionalImpl("rnnkit", reference, "reference"), note, reference, False
-    return FunctionalImpl("rnnkit", native, "native", fallback=reference), "native (rnnkit.functional)", reference, True
+    return (
+        FunctionalImpl("rnnkit", native, "native", fallback=reference),
+        "native (rnnkit.functional)",
+        reference,
+        True,
+    )
 
 
 def _isa() -> str:
@@ -299,8 +384,10 @@ def main(argv: list[str] | None = None) -> int:
 
     # Everything that can fail cheaply fails now, before minutes of timing.
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
-        parser.error("--plot needs matplotlib, which is not installed: pip install matplotlib "
-                     "(or pip install 'rnnkit[bench]')")
+        parser.error(
+            "--plot needs matplotlib, which is not installed: pip install matplotlib "
+            "(or pip install 'rnnkit[bench]')"
+        )
     for opt, path in (("--json", args.json), ("--plot", args.plot)):
         if path is not None:
             d = os.path.dirname(os.path.abspath(path))
@@ -355,9 +442,15 @@ def main(argv: list[str] | None = None) -> int:
     if threads > default_cpus():
         warn(f"--threads {threads} is more than the {default_cpus()} CPUs this process may use")
     if load_start is not None and load_start > default_cpus() - threads + 0.5:
-        warn(f"load average {load_start:.1f} on {default_cpus()} CPUs: other processes want the cores "
-             f"this run needs, so times are inflated and noisy"
-             + ("; with more than one thread, per-step barriers make them erratic" if threads > 1 else ""))
+        warn(
+            f"load average {load_start:.1f} on {default_cpus()} CPUs: other processes want the cores "
+            f"this run needs, so times are inflated and noisy"
+            + (
+                "; with more than one thread, per-step barriers make them erratic"
+                if threads > 1
+                else ""
+            )
+        )
     interrupted = False
     with ThreadSettings(threads) as ts:
         try:
@@ -384,8 +477,11 @@ def main(argv: list[str] | None = None) -> int:
     P = ceiling.gflops() if ceiling else None
     ceiling_doc = {"shape": list(args.ceiling) if args.ceiling else None, "gflops": P}
     if ceiling:
-        ceiling_doc.update(gflops_start=ceiling.gflops("start"), gflops_end=ceiling.gflops("end"),
-                           samples_s=ceiling.samples_s)
+        ceiling_doc.update(
+            gflops_start=ceiling.gflops("start"),
+            gflops_end=ceiling.gflops("end"),
+            samples_s=ceiling.samples_s,
+        )
         ceiling.release()
 
     versions = {"rnnkit": _version(), "numpy": np.__version__, "python": platform.python_version()}
@@ -430,16 +526,23 @@ def main(argv: list[str] | None = None) -> int:
     summary = format_summary(rows, names)
     if summary:
         print(summary, file=out)
-    notes = ["", "-: not run here (no such peer for this cell or mode, or a shape too big for the reference)."]
+    notes = [
+        "",
+        "-: not run here (no such peer for this cell or mode, or a shape too big for the reference).",
+    ]
     if not native or getattr(rnnkit_impl, "notes", None):
         notes.append("rnnkit*: the NumPy reference stands in for the native core.")
     for cell, note in getattr(rnnkit_impl, "notes", {}).items():
         notes.append(f"rnnkit* for {cell}: {note}")
     mismatches = [w for w in warnings if "MISMATCH" in w]
     if mismatches:
-        notes.append(f"MISMATCH: {len(mismatches)} peer row(s) disagreed with rnnkit's outputs and were "
-                     "not timed (see the warnings above).")
-    notes.extend(f"warning: {w}" for w in warnings)  # repeated here so that a pasted table keeps them
+        notes.append(
+            f"MISMATCH: {len(mismatches)} peer row(s) disagreed with rnnkit's outputs and were "
+            "not timed (see the warnings above)."
+        )
+    notes.extend(
+        f"warning: {w}" for w in warnings
+    )  # repeated here so that a pasted table keeps them
     print("\n".join(notes), file=out)
 
     rc = 130 if interrupted else 0
@@ -453,7 +556,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {args.json}", file=out)
     if args.plot:
         try:
-            drawn = write_plot(args.plot, rows, plot_peer, f"; {threads} thread{'s' * (threads > 1)}")
+            drawn = write_plot(
+                args.plot, rows, plot_peer, f"; {threads} thread{'s' * (threads > 1)}"
+            )
         except OSError as err:
             print(f"{PROG}: error: cannot write {args.plot}: {err}", file=sys.stderr)
             rc = rc or 1
@@ -461,8 +566,11 @@ def main(argv: list[str] | None = None) -> int:
             if drawn:
                 print(f"wrote {args.plot}", file=out)
             else:
-                print(f"{PROG}: no {plot_peer} rows to plot (cells {','.join(args.cells)}); "
-                      f"{args.plot} not written", file=sys.stderr)
+                print(
+                    f"{PROG}: no {plot_peer} rows to plot (cells {','.join(args.cells)}); "
+                    f"{args.plot} not written",
+                    file=sys.stderr,
+                )
                 rc = rc or 1
     return rc
 
@@ -489,7 +597,7 @@ def _agree_rtol() -> float:
 def _header(meta, ceiling, impls, settings, args) -> str:
     t = meta["threads"]
     la = meta["loadavg_start"], meta["loadavg_end"]
-    load = (f", load average {la[0]:.2f} at start, {la[1]:.2f} at end" if None not in la else "")
+    load = f", load average {la[0]:.2f} at start, {la[1]:.2f} at end" if None not in la else ""
     lines = [
         f"rnnkit bench  {meta['date']}  {meta['host']}: {meta['cpu']}, {meta['cpus_usable']} usable CPUs{load}",
         f"float32, time-major, C = H; {t} thread{'s' * (t > 1)} for every implementation:",
@@ -508,7 +616,10 @@ def _header(meta, ceiling, impls, settings, args) -> str:
         peer_desc.append(d)
     lines.append("peers: " + (", ".join(peer_desc) or "none"))
     if meta["peers_missing"]:
-        lines.append("not installed: " + "; ".join(f"{k}: {v.split('; ')[-1]}" for k, v in meta["peers_missing"].items()))
+        lines.append(
+            "not installed: "
+            + "; ".join(f"{k}: {v.split('; ')[-1]}" for k, v in meta["peers_missing"].items())
+        )
     if ceiling.get("gflops"):
         M, K, N = ceiling["shape"]
         drift = ""
@@ -516,16 +627,23 @@ def _header(meta, ceiling, impls, settings, args) -> str:
         if s and e:
             drift = f" (start {s:.1f}, end {e:.1f})"
         blas = f", {meta['blas']}" if meta["blas"] else ""
-        lines.append(f"P = numpy.matmul [{M},{K}]x[{K},{N}] float32 at {t} thread{'s' * (t > 1)}: "
-                     f"{ceiling['gflops']:.1f} GFLOP/s{drift}{blas}")
+        lines.append(
+            f"P = numpy.matmul [{M},{K}]x[{K},{N}] float32 at {t} thread{'s' * (t > 1)}: "
+            f"{ceiling['gflops']:.1f} GFLOP/s{drift}{blas}"
+        )
     else:
         lines.append("P: not measured (%P shows -)")
     lines.append(
         f"ms: median of {settings.repeat} samples, each the mean over enough calls to last "
         f">= {settings.min_time * 1e3:g} ms, implementations interleaved round-robin per shape; "
-        "±: half the min-max range of the samples")
-    lines.append("FLOPs: forward 2*T*N*G*H*(C+H) (G = 1, 4, 3 for RNN, LSTM, GRU; IndRNN 2*T*N*H*(C+1)); "
-                 "backward 2x, training 3x forward")
-    lines.append("speedup = peer ms / rnnkit ms (above 1: rnnkit is faster); "
-                 f"every peer's y (and dx) agree with rnnkit's to {meta['agree_rtol']:g} before it is timed")
+        "±: half the min-max range of the samples"
+    )
+    lines.append(
+        "FLOPs: forward 2*T*N*G*H*(C+H) (G = 1, 4, 3 for RNN, LSTM, GRU; IndRNN 2*T*N*H*(C+1)); "
+        "backward 2x, training 3x forward"
+    )
+    lines.append(
+        "speedup = peer ms / rnnkit ms (above 1: rnnkit is faster); "
+        f"every peer's y (and dx) agree with rnnkit's to {meta['agree_rtol']:g} before it is timed"
+    )
     return "\n".join(lines)

@@ -17,7 +17,15 @@ import numpy as np
 
 from ._grid import GATES, REFERENCE_MAX_NH, Shape, functional_args, make_inputs
 
-__all__ = ["Runner", "Impl", "FunctionalImpl", "TorchImpl", "OrtImpl", "available_peers", "PEER_NAMES"]
+__all__ = [
+    "Runner",
+    "Impl",
+    "FunctionalImpl",
+    "TorchImpl",
+    "OrtImpl",
+    "available_peers",
+    "PEER_NAMES",
+]
 
 PEER_NAMES = ("numpy-ref", "torch", "onnxruntime")
 
@@ -96,7 +104,9 @@ class FunctionalImpl(Impl):
         except Exception as err:
             if self.fallback is None:
                 raise
-            self.notes[cell] = f"{self.module.__name__}.{cell}_* unusable ({type(err).__name__}: {err})"
+            self.notes[cell] = (
+                f"{self.module.__name__}.{cell}_* unusable ({type(err).__name__}: {err})"
+            )
             choice = (self.fallback, "reference")
         self._chosen[cell] = choice
         return choice
@@ -242,15 +252,22 @@ def onnx_model(cell: str, inputs: dict, *, nonlinearity: str = "tanh"):
     op = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[cell]
     W = _onnx_gates(cell, inputs["w_ih"])[None]  # 1,G*H,C
     R = _onnx_gates(cell, inputs["w_hh"])[None]  # 1,G*H,H
-    B = np.concatenate([_onnx_gates(cell, inputs["b_ih"]), _onnx_gates(cell, inputs["b_hh"])])[None]  # 1,2*G*H
-    inits = [numpy_helper.from_array(np.ascontiguousarray(a, np.float32), name) for a, name in ((W, "W"), (R, "R"), (B, "B"))]
+    B = np.concatenate([_onnx_gates(cell, inputs["b_ih"]), _onnx_gates(cell, inputs["b_hh"])])[
+        None
+    ]  # 1,2*G*H
+    inits = [
+        numpy_helper.from_array(np.ascontiguousarray(a, np.float32), name)
+        for a, name in ((W, "W"), (R, "R"), (B, "B"))
+    ]
     graph_inputs = [
         helper.make_tensor_value_info("X", TensorProto.FLOAT, [T, N, C]),
         helper.make_tensor_value_info("initial_h", TensorProto.FLOAT, [1, N, H]),
     ]
     node_inputs = ["X", "W", "R", "B", "", "initial_h"]
     if cell == "lstm":
-        graph_inputs.append(helper.make_tensor_value_info("initial_c", TensorProto.FLOAT, [1, N, H]))
+        graph_inputs.append(
+            helper.make_tensor_value_info("initial_c", TensorProto.FLOAT, [1, N, H])
+        )
         node_inputs.append("initial_c")
     attrs = {"hidden_size": H}
     if cell == "gru":
@@ -297,7 +314,9 @@ class OrtImpl(Impl):
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
-        return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+        return ort.InferenceSession(
+            model.SerializeToString(), so, providers=["CPUExecutionProvider"]
+        )
 
     def prepare(self, cell, inputs, mode):
         sess = self.session(onnx_model(cell, inputs))

@@ -81,8 +81,10 @@ def format_table(rows: list[Row], impls: list[str], P: float | None) -> str:
             train = mode == "training"
             lines.append("")
             lines.append(f"{cell} {MODE_TITLES[mode]}")
-            head = (f"{'T':>5} {'N':>4} {'C':>5} {'H':>5}  {'impl':<{width}} {'ms':>9} {'±':>4} "
-                    f"{'GFLOP/s':>8} {'%P':>5} {'speedup':>8}")
+            head = (
+                f"{'T':>5} {'N':>4} {'C':>5} {'H':>5}  {'impl':<{width}} {'ms':>9} {'±':>4} "
+                f"{'GFLOP/s':>8} {'%P':>5} {'speedup':>8}"
+            )
             if train:
                 head += f"   {'fwd ms':>8} {'speedup':>8}   {'bwd ms':>8} {'speedup':>8}"
             lines.append(head)
@@ -93,8 +95,11 @@ def format_table(rows: list[Row], impls: list[str], P: float | None) -> str:
                     r = idx.get((cell, mode, shape, impl))
                     if r is None:
                         continue
-                    lead = (f"{shape.T:>5} {shape.N:>4} {shape.C:>5} {shape.H:>5}" if first
-                            else " " * 22)
+                    lead = (
+                        f"{shape.T:>5} {shape.N:>4} {shape.C:>5} {shape.H:>5}"
+                        if first
+                        else " " * 22
+                    )
                     first = False
                     name = impl
                     if impl == BASE and r.backend == "reference":
@@ -103,13 +108,17 @@ def format_table(rows: list[Row], impls: list[str], P: float | None) -> str:
                         note = "-"
                         if r.skipped and r.skipped.startswith(("MISMATCH", "failed")):
                             note = r.skipped.split(":")[0].split()[0]
-                        lines.append(f"{lead}  {name:<{width}} {'-':>9} {'':>4} {'-':>8} {'-':>5} {note:>8}")
+                        lines.append(
+                            f"{lead}  {name:<{width}} {'-':>9} {'':>4} {'-':>8} {'-':>5} {note:>8}"
+                        )
                         continue
                     g = r.gflops
                     pct = f"{100 * g / P:.0f}%" if P else "-"
                     ratio = "" if impl == BASE else _x(sp.get((cell, mode, shape, impl)))
-                    line = (f"{lead}  {name:<{width}} {_ms(r.median_s):>9} {100 * r.spread:>3.0f}% "
-                            f"{_gf(g):>8} {pct:>5} {ratio:>8}")
+                    line = (
+                        f"{lead}  {name:<{width}} {_ms(r.median_s):>9} {100 * r.spread:>3.0f}% "
+                        f"{_gf(g):>8} {pct:>5} {ratio:>8}"
+                    )
                     if train:
                         for part in ("training-forward", "training-backward"):
                             rp = idx.get((cell, part, shape, impl))
@@ -134,8 +143,11 @@ def format_summary(rows: list[Row], impls: list[str]) -> str:
         groups[(cell, mode, peer)].append(v)
     keys = list(dict.fromkeys((r.cell, r.mode) for r in rows))
     col = 24
-    lines = ["", "rnnkit speedup = peer ms / rnnkit ms (geometric mean over shapes, min..max)",
-             f"{'cell':<7} {'mode':<18}" + "".join(f"{p:>{col}}" for p in peers)]
+    lines = [
+        "",
+        "rnnkit speedup = peer ms / rnnkit ms (geometric mean over shapes, min..max)",
+        f"{'cell':<7} {'mode':<18}" + "".join(f"{p:>{col}}" for p in peers),
+    ]
     for cell, mode in keys:
         cells_ = []
         for p in peers:
@@ -153,29 +165,31 @@ def to_json(rows: list[Row], meta: dict, ceiling: dict) -> dict:
     results = []
     for r in rows:
         g = r.gflops
-        results.append({
-            "cell": r.cell,
-            "mode": r.mode,
-            "T": r.shape.T,
-            "N": r.shape.N,
-            "C": r.shape.C,
-            "H": r.shape.H,
-            "impl": r.impl,
-            "backend": r.backend or None,
-            "gflop": r.flops / 1e9,
-            "ms": r.median_s * 1e3 if r.median_s is not None else None,
-            "ms_min": min(r.samples_s) * 1e3 if r.samples_s else None,
-            "ms_max": max(r.samples_s) * 1e3 if r.samples_s else None,
-            "spread": r.spread,
-            "samples_ms": [s * 1e3 for s in r.samples_s],
-            "calls_per_sample": r.number or None,
-            "gflops": g,
-            "fraction_of_P": g / P if (g is not None and P) else None,
-            "speedup": sp.get((r.cell, r.mode, r.shape, r.impl)),
-            "agrees": r.agrees,
-            "rel_err": r.rel_err or None,
-            "skipped": r.skipped,
-        })
+        results.append(
+            {
+                "cell": r.cell,
+                "mode": r.mode,
+                "T": r.shape.T,
+                "N": r.shape.N,
+                "C": r.shape.C,
+                "H": r.shape.H,
+                "impl": r.impl,
+                "backend": r.backend or None,
+                "gflop": r.flops / 1e9,
+                "ms": r.median_s * 1e3 if r.median_s is not None else None,
+                "ms_min": min(r.samples_s) * 1e3 if r.samples_s else None,
+                "ms_max": max(r.samples_s) * 1e3 if r.samples_s else None,
+                "spread": r.spread,
+                "samples_ms": [s * 1e3 for s in r.samples_s],
+                "calls_per_sample": r.number or None,
+                "gflops": g,
+                "fraction_of_P": g / P if (g is not None and P) else None,
+                "speedup": sp.get((r.cell, r.mode, r.shape, r.impl)),
+                "agrees": r.agrees,
+                "rel_err": r.rel_err or None,
+                "skipped": r.skipped,
+            }
+        )
     return {"schema": SCHEMA, "meta": meta, "ceiling": ceiling, "results": results}
 
 
@@ -208,8 +222,11 @@ def write_plot(path: str, rows: list[Row], peer: str = "torch", title_extra: str
     from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     sp = speedups(rows)
-    cells = [c for c in dict.fromkeys(r.cell for r in rows)
-             if any(k[0] == c and k[3] == peer for k in sp)]
+    cells = [
+        c
+        for c in dict.fromkeys(r.cell for r in rows)
+        if any(k[0] == c and k[3] == peer for k in sp)
+    ]
     if not cells:
         return 0
     modes = [m for m in ("inference", "training") if any(k[1] == m and k[3] == peer for k in sp)]

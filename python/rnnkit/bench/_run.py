@@ -137,8 +137,9 @@ def sample(runner: Runner, number: int) -> tuple[float, float]:
         return fsum / number, bsum / number
 
 
-def run_shape(cell: str, shape: Shape, mode: str, impls: list[Impl], settings: Settings,
-              warn=None) -> list[Row]:
+def run_shape(
+    cell: str, shape: Shape, mode: str, impls: list[Impl], settings: Settings, warn=None
+) -> list[Row]:
     """Time every implementation at one (cell, shape, mode), interleaved.
 
     ``impls[0]`` is rnnkit, the baseline of the agreement check. A peer whose
@@ -320,8 +321,9 @@ class ThreadSettings:
                 self._undo.append(lambda: set_(before))
             self.report["rnnkit"] = f"set_num_threads({n})"
         else:
-            self.report["rnnkit"] = ("no set_num_threads in this build; OpenMP follows "
-                                     "threadpoolctl/OMP_NUM_THREADS")
+            self.report["rnnkit"] = (
+                "no set_num_threads in this build; OpenMP follows threadpoolctl/OMP_NUM_THREADS"
+            )
         import sys
 
         torch = sys.modules.get("torch")
@@ -337,12 +339,18 @@ class ThreadSettings:
         try:
             from threadpoolctl import threadpool_info, threadpool_limits
         except ImportError:
-            self.report["blas"] = "threadpoolctl not installed: NumPy's BLAS threads left as they are"
+            self.report["blas"] = (
+                "threadpoolctl not installed: NumPy's BLAS threads left as they are"
+            )
         else:
             limits = threadpool_limits(limits=n)
             self._undo.append(limits.restore_original_limits)
-            libs = sorted({f"{i['internal_api']} {i.get('version') or ''}".strip() for i in threadpool_info()})
-            self.report["blas"] = f"threadpoolctl limits={n}: " + (", ".join(libs) or "no pools found")
+            libs = sorted(
+                {f"{i['internal_api']} {i.get('version') or ''}".strip() for i in threadpool_info()}
+            )
+            self.report["blas"] = f"threadpoolctl limits={n}: " + (
+                ", ".join(libs) or "no pools found"
+            )
         self.report["onnxruntime"] = f"intra_op_num_threads={n}, inter_op_num_threads=1, sequential"
         return self
 
