@@ -18,7 +18,9 @@ from rnnkit.text import CharModel
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--steps", type=int, default=None, help="optimizer steps (default: 150 without --minutes)")
+    p.add_argument(
+        "--steps", type=int, default=None, help="optimizer steps (default: 150 without --minutes)"
+    )
     p.add_argument("--minutes", type=float, default=None)
     p.add_argument("--cell", default="lstm", choices=("lstm", "gru", "rnn"))
     p.add_argument("--hidden", type=int, default=256)
@@ -29,8 +31,10 @@ def main():
 
     text = default_corpus()
     train, val = split_validation(text, 0.1)
-    print(f"corpus: {len(text):,} characters of Python, {len(set(text))} distinct; "
-          f"validation: the last {len(val):,}")
+    print(
+        f"corpus: {len(text):,} characters of Python, {len(set(text))} distinct; "
+        f"validation: the last {len(val):,}"
+    )
     h = unigram_entropy(text)
     print(f"unigram entropy: {h:.3f} nats/char")
 
@@ -39,15 +43,20 @@ def main():
 
     def log(m, info):
         if info["val_loss"] is not None:
-            print(f"step {info['step']:5d}  train {info['smooth_loss']:.3f}  val {info['val_loss']:.3f}  "
-                  f"{info['chars_per_sec']:,.0f} chars/s", flush=True)
+            print(
+                f"step {info['step']:5d}  train {info['smooth_loss']:.3f}  val {info['val_loss']:.3f}  "
+                f"{info['chars_per_sec']:,.0f} chars/s",
+                flush=True,
+            )
 
     model.fit(text, steps=steps, minutes=args.minutes, callback=log)
     elapsed = time.perf_counter() - t0
     val_loss = model.history[-1]["val_loss"]
     print(f"trained {model.steps_trained} steps in {elapsed:.0f}s (backend: {model.rnn.backend})")
-    print(f"validation loss: {val_loss:.3f} nats/char ({val_loss / math.log(2):.3f} bits/char) "
-          f"vs unigram entropy {h:.3f}")
+    print(
+        f"validation loss: {val_loss:.3f} nats/char ({val_loss / math.log(2):.3f} bits/char) "
+        f"vs unigram entropy {h:.3f}"
+    )
     if args.out:
         model.save(args.out)
         print(f"saved {args.out}")

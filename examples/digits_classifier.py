@@ -8,11 +8,10 @@ state. Needs scikit-learn.
 import time
 
 import numpy as np
+from rnnkit.sklearn import RNNClassifier
 from sklearn.datasets import load_digits
 from sklearn.metrics import confusion_matrix
 from sklearn.model_selection import train_test_split
-
-from rnnkit.sklearn import RNNClassifier
 
 
 def main():
@@ -26,8 +25,10 @@ def main():
     clf.fit(Xtr, ytr)
     fit_s = time.perf_counter() - t0
     acc = clf.score(Xte, yte)
-    print(f"{clf!r}: fit in {fit_s:.1f}s, {clf.n_iter_} epochs, final training loss "
-          f"{clf.loss_curve_[-1]:.4f}")
+    print(
+        f"{clf!r}: fit in {fit_s:.1f}s, {clf.n_iter_} epochs, final training loss "
+        f"{clf.loss_curve_[-1]:.4f}"
+    )
     print(f"train accuracy {clf.score(Xtr, ytr):.4f}")
     print(f"test accuracy  {acc:.4f}")
     print("confusion matrix (rows: true digit, columns: predicted):")

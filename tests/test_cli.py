@@ -8,9 +8,7 @@ import sys
 import types
 from pathlib import Path
 
-import numpy as np
 import pytest
-
 from rnnkit.__main__ import main
 from rnnkit.text import CharModel
 
@@ -44,8 +42,21 @@ def corpus(tmp_path):
 
 def test_train_text_then_sample(corpus, tmp_path, capsys):
     out_path = tmp_path / "m.npz"
-    rc, out, err = run(["train-text", str(corpus), *SMALL, "--steps", "12", "--out", str(out_path),
-                        "--sample-length", "20", "--no-progress"], capsys)
+    rc, out, err = run(
+        [
+            "train-text",
+            str(corpus),
+            *SMALL,
+            "--steps",
+            "12",
+            "--out",
+            str(out_path),
+            "--sample-length",
+            "20",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert "unigram entropy of the corpus:" in out
     assert "validation loss:" in out and "nats/char" in out
@@ -54,14 +65,25 @@ def test_train_text_then_sample(corpus, tmp_path, capsys):
     assert "step 12/12  loss" in out  # plain progress lines
     model = CharModel.load(out_path)
     assert model.steps_trained == 12 and model.hidden_size == 8
-    rc, out, err = run(["sample", str(out_path), "--prime", "def ", "--length", "30", "--seed", "1"], capsys)
+    rc, out, err = run(
+        ["sample", str(out_path), "--prime", "def ", "--length", "30", "--seed", "1"], capsys
+    )
     assert rc == 0 and out.startswith("def ") and len(out) == len("def ") + 30 + 1
 
 
 def test_train_text_progress_bar_and_plain_fallback(corpus, tmp_path, capsys, monkeypatch):
     pytest.importorskip("tqdm")
-    argv = ["train-text", str(corpus), *SMALL, "--steps", "3", "--out", str(tmp_path / "m.npz"),
-            "--sample-length", "0"]
+    argv = [
+        "train-text",
+        str(corpus),
+        *SMALL,
+        "--steps",
+        "3",
+        "--out",
+        str(tmp_path / "m.npz"),
+        "--sample-length",
+        "0",
+    ]
     rc, out, err = run(argv, capsys)
     assert rc == 0 and "3/3" in err and "chars/s=" in err and "val=" in err  # tqdm on stderr
     monkeypatch.setitem(sys.modules, "tqdm", None)  # as if tqdm were not installed
@@ -70,8 +92,21 @@ def test_train_text_progress_bar_and_plain_fallback(corpus, tmp_path, capsys, mo
 
 
 def test_train_text_with_a_time_budget(corpus, tmp_path, capsys):
-    rc, out, err = run(["train-text", str(corpus), *SMALL, "--minutes", "0.002", "--no-progress",
-                        "--sample-length", "0", "--out", str(tmp_path / "m.npz")], capsys)
+    rc, out, err = run(
+        [
+            "train-text",
+            str(corpus),
+            *SMALL,
+            "--minutes",
+            "0.002",
+            "--no-progress",
+            "--sample-length",
+            "0",
+            "--out",
+            str(tmp_path / "m.npz"),
+        ],
+        capsys,
+    )
     assert rc == 0, err
     assert "budget: 0.002 minutes" in out and "validation loss:" in out
 
@@ -80,16 +115,23 @@ def make(name, data):
     def setup(d):
         (d / name).write_bytes(data)
         return d / name
+
     return setup
 
 
-@pytest.mark.parametrize("setup, message", [
-    (lambda d: d / "missing.txt", "no such file"),
-    (make("empty.txt", b""), "is empty"),
-    (make("latin1.txt", "naïve café".encode("latin-1")), "is not UTF-8 text: byte 0xef at offset 2"),
-    (lambda d: d, "is a directory"),
-    (make("short.txt", b"hello world"), "lower --batch or --seq-len"),
-])
+@pytest.mark.parametrize(
+    "setup, message",
+    [
+        (lambda d: d / "missing.txt", "no such file"),
+        (make("empty.txt", b""), "is empty"),
+        (
+            make("latin1.txt", "naïve café".encode("latin-1")),
+            "is not UTF-8 text: byte 0xef at offset 2",
+        ),
+        (lambda d: d, "is a directory"),
+        (make("short.txt", b"hello world"), "lower --batch or --seq-len"),
+    ],
+)
 def test_train_text_bad_files(tmp_path, capsys, setup, message):
     path = setup(tmp_path)
     rc, out, err = run(["train-text", str(path), "--out", str(tmp_path / "m.npz")], capsys)
@@ -98,14 +140,17 @@ def test_train_text_bad_files(tmp_path, capsys, setup, message):
     assert not (tmp_path / "m.npz").exists()
 
 
-@pytest.mark.parametrize("argv, message", [
-    (["train-text", "--hidden", "0"], "expected a positive integer, got '0'"),
-    (["train-text", "--steps", "5", "--minutes", "1"], "not allowed with argument"),
-    (["train-text", "--cell", "lstmx"], "invalid choice: 'lstmx'"),
-    (["train-text", "--dropout", "1.5"], "expected a fraction in [0, 1)"),
-    (["frobnicate"], "invalid choice: 'frobnicate'"),
-    ([], "the following arguments are required: COMMAND"),
-])
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["train-text", "--hidden", "0"], "expected a positive integer, got '0'"),
+        (["train-text", "--steps", "5", "--minutes", "1"], "not allowed with argument"),
+        (["train-text", "--cell", "lstmx"], "invalid choice: 'lstmx'"),
+        (["train-text", "--dropout", "1.5"], "expected a fraction in [0, 1)"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "the following arguments are required: COMMAND"),
+    ],
+)
 def test_bad_arguments_exit_2_with_usage(capsys, argv, message):
     rc, out, err = run(argv, capsys)
     assert rc == 2
@@ -121,7 +166,9 @@ def test_sample_bad_checkpoints_and_prime(tmp_path, capsys):
     CharModel(hidden_size=4, num_layers=1, embedding_dim=2, vocab="ab").save(tmp_path / "ab.npz")
     rc, _, err = run(["sample", str(tmp_path / "ab.npz"), "--prime", "abc"], capsys)
     assert_clean_error(rc, err, "first 'c' at position 2")
-    rc, out, _ = run(["sample", str(tmp_path / "ab.npz"), "--length", "5", "--temperature", "0"], capsys)
+    rc, out, _ = run(
+        ["sample", str(tmp_path / "ab.npz"), "--length", "5", "--temperature", "0"], capsys
+    )
     assert rc == 0 and set(out.strip()) <= set("ab") and len(out) == 6
 
 
@@ -141,7 +188,9 @@ def test_bench_dispatches_to_rnnkit_bench_or_says_it_is_missing(capsys, monkeypa
     assert got == [["--cells", "lstm", "--help"]]
     monkeypatch.setitem(sys.modules, "rnnkit.bench", None)  # importing it now fails
     rc, _, err = run(["bench"], capsys)
-    assert_clean_error(rc, err, "rnnkit bench: error: the benchmark harness (rnnkit.bench) is not part")
+    assert_clean_error(
+        rc, err, "rnnkit bench: error: the benchmark harness (rnnkit.bench) is not part"
+    )
 
 
 def test_bench_reports_a_missing_dependency_of_rnnkit_bench(capsys, monkeypatch):
@@ -156,17 +205,29 @@ def test_bench_reports_a_missing_dependency_of_rnnkit_bench(capsys, monkeypatch)
 
     monkeypatch.setattr(importlib, "import_module", fake_import)
     rc, _, err = run(["bench", "--plot"], capsys)
-    assert_clean_error(rc, err, "needs the module 'matplotlib', which is not installed; pip install 'rnnkit[bench]'")
+    assert_clean_error(
+        rc,
+        err,
+        "needs the module 'matplotlib', which is not installed; pip install 'rnnkit[bench]'",
+    )
 
 
 def test_console_script_in_a_subprocess(tmp_path):
     script = Path(sys.executable).with_name("rnnkit")
     assert script.exists(), f"the rnnkit console script is not installed next to {sys.executable}"
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    res = subprocess.run([str(script), "train-text", str(tmp_path / "missing.txt")],
-                         capture_output=True, text=True, env=env, timeout=120)
+    res = subprocess.run(
+        [str(script), "train-text", str(tmp_path / "missing.txt")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert res.returncode == 1
-    assert res.stderr.strip() == f"rnnkit train-text: error: no such file: '{tmp_path / 'missing.txt'}'"
+    assert (
+        res.stderr.strip()
+        == f"rnnkit train-text: error: no such file: '{tmp_path / 'missing.txt'}'"
+    )
     assert res.stdout == ""
 
 
@@ -175,9 +236,24 @@ def test_default_corpus_is_used_without_a_file(tmp_path, capsys):
     from rnnkit.data import default_corpus, unigram_entropy
 
     text = default_corpus()
-    rc, out, err = run(["train-text", *SMALL, "--steps", "1", "--no-progress", "--sample-length", "0",
-                        "--out", str(tmp_path / "m.npz")], capsys)
+    rc, out, err = run(
+        [
+            "train-text",
+            *SMALL,
+            "--steps",
+            "1",
+            "--no-progress",
+            "--sample-length",
+            "0",
+            "--out",
+            str(tmp_path / "m.npz"),
+        ],
+        capsys,
+    )
     assert rc == 0, err
-    assert f"corpus: the default corpus (Python standard-library sources): {len(text):,} characters" in out
+    assert (
+        f"corpus: the default corpus (Python standard-library sources): {len(text):,} characters"
+        in out
+    )
     assert f"unigram entropy of the corpus: {unigram_entropy(text):.3f} nats/char" in out
     assert CharModel.load(tmp_path / "m.npz").vocab == "".join(sorted(set(text)))

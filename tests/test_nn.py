@@ -5,7 +5,6 @@ import math
 
 import numpy as np
 import pytest
-
 from rnnkit import nn
 
 
@@ -54,7 +53,7 @@ def test_linear_backward_matches_finite_differences(bias):
     r = rng.standard_normal((2, 5, 3))  # loss = sum(r * y)
     y, tape = lin.forward(x)
     dx = lin.backward(tape, r.copy())
-    f = lambda: float(np.sum(r * lin(x)))  # noqa: E731
+    f = lambda: float(np.sum(r * lin(x)))
     assert_close("dx", dx, numgrad(f, x))
     assert_close("dweight", lin.grads["weight"], numgrad(f, lin._params["weight"]))
     if bias:
@@ -115,7 +114,7 @@ def test_embedding_lookup_and_backward_with_repeated_ids():
     y, tape = emb.forward(ids)
     assert_close("y", y, emb.parameters["weight"][ids], rtol=0, atol=0)
     assert emb.backward(tape, r.copy()) is None
-    f = lambda: float(np.sum(r * emb(ids)))  # noqa: E731
+    f = lambda: float(np.sum(r * emb(ids)))
     assert_close("dweight", emb.grads["weight"], numgrad(f, emb._params["weight"]))
     # By hand: row 3 gets the three dy rows that looked it up.
     assert_close("row 3", emb.grads["weight"][3], r[0, 1] + r[0, 2] + r[1, 1], rtol=0, atol=1e-15)
@@ -168,7 +167,7 @@ def test_cross_entropy_gradient_matches_finite_differences(reduction, masked):
         mask[0, 1] = 0.0
         targets[0, 1] = -7  # ignored: its weight is 0
     loss, d = nn.softmax_cross_entropy(logits, targets, mask, reduction=reduction)
-    f = lambda: nn.softmax_cross_entropy(logits, targets, mask, reduction=reduction)[0]  # noqa: E731
+    f = lambda: nn.softmax_cross_entropy(logits, targets, mask, reduction=reduction)[0]
     assert_close("dlogits", d, numgrad(f, logits))
     if masked:
         assert not np.any(d[0, 1])
@@ -262,9 +261,13 @@ def test_sgd_plain_and_momentum_and_nesterov_by_hand():
     # momentum 0.5: buf1 = 2; buf2 = 0.5*2 + 4 = 5 -> p = 1 - .2 - .5
     assert run_opt(nn.SGD, [2.0, 4.0], lr=0.1, momentum=0.5) == pytest.approx([0.8, 0.3], rel=1e-14)
     # dampening 0.5: buf2 = 0.5*2 + 0.5*4 = 3
-    assert run_opt(nn.SGD, [2.0, 4.0], lr=0.1, momentum=0.5, dampening=0.5) == pytest.approx([0.8, 0.5])
+    assert run_opt(nn.SGD, [2.0, 4.0], lr=0.1, momentum=0.5, dampening=0.5) == pytest.approx(
+        [0.8, 0.5]
+    )
     # nesterov: step1 g + m*buf = 2 + 1 = 3; step2 buf=5, g + m*buf = 4 + 2.5 = 6.5
-    assert run_opt(nn.SGD, [2.0, 4.0], lr=0.1, momentum=0.5, nesterov=True) == pytest.approx([0.7, 0.05])
+    assert run_opt(nn.SGD, [2.0, 4.0], lr=0.1, momentum=0.5, nesterov=True) == pytest.approx(
+        [0.7, 0.05]
+    )
     # weight decay adds wd * p to the gradient: g = 0 + 0.5 * 1
     assert run_opt(nn.SGD, [0.0], lr=0.1, weight_decay=0.5) == pytest.approx([0.95])
 
@@ -286,14 +289,19 @@ def test_adam_by_hand():
         want.append(p)
     assert run_opt(nn.Adam, gs, lr=lr) == pytest.approx(want, rel=1e-13)
     # the first step moves by lr in the gradient's direction, whatever its size
-    assert run_opt(nn.Adam, [1e-3], lr=0.1)[0] == pytest.approx(0.9 + 0.1 * 1e-8 / (1e-3 + 1e-8), rel=1e-14)
+    assert run_opt(nn.Adam, [1e-3], lr=0.1)[0] == pytest.approx(
+        0.9 + 0.1 * 1e-8 / (1e-3 + 1e-8), rel=1e-14
+    )
 
 
-@pytest.mark.parametrize("make", [
-    lambda p: nn.SGD(p, lr=0.1, momentum=0.9),
-    lambda p: nn.Adagrad(p, lr=0.5),
-    lambda p: nn.Adam(p, lr=0.1),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda p: nn.SGD(p, lr=0.1, momentum=0.9),
+        lambda p: nn.Adagrad(p, lr=0.5),
+        lambda p: nn.Adam(p, lr=0.1),
+    ],
+)
 def test_optimizers_minimise_a_quadratic_in_float32(make):
     rng = np.random.default_rng(7)
     target = rng.standard_normal((3, 4)).astype(np.float32)
@@ -350,7 +358,9 @@ def test_clip_grad_norm_by_hand():
     norm = nn.clip_grad_norm(g, 1.0)
     assert norm == 5.0
     scale = 1.0 / (5.0 + 1e-6)
-    assert g["a"][0] == pytest.approx(3 * scale, rel=1e-15) and g["b"][0, 0] == pytest.approx(4 * scale, rel=1e-15)
+    assert g["a"][0] == pytest.approx(3 * scale, rel=1e-15) and g["b"][0, 0] == pytest.approx(
+        4 * scale, rel=1e-15
+    )
     g = {"a": np.array([3.0]), "b": np.array([[4.0]])}
     assert nn.clip_grad_norm(g, 10.0) == 5.0
     assert g["a"][0] == 3.0 and g["b"][0, 0] == 4.0  # below the limit: untouched

@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from rnnkit import _seq
 from rnnkit.seq import decode_ids, encode_text, pack_sequences, pad_ids, unpack_sequences, windows
 
@@ -133,8 +132,12 @@ def test_windows_bounds_are_checked():
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.integers(-2**31, 2**31 - 1), max_size=9), min_size=1, max_size=6),
-       st.integers(-3, 3), st.booleans(), st.integers(0, 3))
+@given(
+    st.lists(st.lists(st.integers(-(2**31), 2**31 - 1), max_size=9), min_size=1, max_size=6),
+    st.integers(-3, 3),
+    st.booleans(),
+    st.integers(0, 3),
+)
 def test_pad_ids_match_twin(seqs, pad_value, batch_first, extra):
     total = max(len(s) for s in seqs) + extra
     out, lengths = pad_ids(seqs, pad_value=pad_value, batch_first=batch_first, total_length=total)

@@ -5,7 +5,6 @@ import time
 
 import numpy as np
 import pytest
-
 from rnnkit.sklearn import NotFittedError, RNNClassifier, RNNRegressor
 
 
@@ -25,9 +24,23 @@ def test_get_params_set_params_and_repr():
     clf = RNNClassifier(hidden_size=8, epochs=2)
     params = clf.get_params()
     assert params["hidden_size"] == 8 and params["epochs"] == 2 and params["cell"] == "lstm"
-    assert set(params) == {"cell", "hidden_size", "num_layers", "bidirectional", "dropout", "epochs",
-                           "batch_size", "lr", "clip", "weight_decay", "standardize", "dtype",
-                           "random_state", "backend", "verbose"}
+    assert set(params) == {
+        "cell",
+        "hidden_size",
+        "num_layers",
+        "bidirectional",
+        "dropout",
+        "epochs",
+        "batch_size",
+        "lr",
+        "clip",
+        "weight_decay",
+        "standardize",
+        "dtype",
+        "random_state",
+        "backend",
+        "verbose",
+    }
     assert clf.set_params(cell="gru", lr=0.1) is clf and clf.cell == "gru" and clf.lr == 0.1
     with pytest.raises(ValueError, match="invalid parameter 'hiden_size'"):
         clf.set_params(hiden_size=3)
@@ -106,7 +119,8 @@ def test_regressor_score_is_sklearn_r2():
     w = rng.uniform(0.5, 2, 80)
     assert reg.score(X, y) == pytest.approx(metrics.r2_score(y, reg.predict(X)), rel=1e-12)
     assert reg.score(X, y, sample_weight=w) == pytest.approx(
-        metrics.r2_score(y, reg.predict(X), sample_weight=w), rel=1e-12)
+        metrics.r2_score(y, reg.predict(X), sample_weight=w), rel=1e-12
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -133,11 +147,17 @@ def test_lengths_ignore_padding_and_match_ragged_lists():
     X = np.full((150, 6, 3), np.nan)  # padding may be anything, even nan
     for i, s in enumerate(seqs):
         X[i, : len(s)] = s
-    a = RNNClassifier(hidden_size=8, epochs=20, random_state=0, bidirectional=True).fit(X, y, lengths=lens)
+    a = RNNClassifier(hidden_size=8, epochs=20, random_state=0, bidirectional=True).fit(
+        X, y, lengths=lens
+    )
     b = RNNClassifier(hidden_size=8, epochs=20, random_state=0, bidirectional=True).fit(seqs, y)
-    np.testing.assert_allclose(a.predict_proba(X, lengths=lens), b.predict_proba(seqs), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(
+        a.predict_proba(X, lengths=lens), b.predict_proba(seqs), rtol=1e-5, atol=1e-6
+    )
     X2 = np.where(np.isnan(X), 1e3, X)  # other padding: the same predictions
-    np.testing.assert_array_equal(a.predict_proba(X2, lengths=lens), a.predict_proba(X, lengths=lens))
+    np.testing.assert_array_equal(
+        a.predict_proba(X2, lengths=lens), a.predict_proba(X, lengths=lens)
+    )
     assert a.score(X, y, lengths=lens) > 0.9
     with pytest.raises(ValueError, match="holds nan or inf"):
         a.predict(X)  # without lengths the nan padding is data
@@ -152,7 +172,9 @@ def test_regressor_many_to_one_and_many_to_many():
     # many-to-many: the running sum, with lengths; steps past the end predict 0
     lens = rng.integers(3, 9, 300)
     Y = np.cumsum(X[:, :, 0], axis=1)
-    seq = RNNRegressor(hidden_size=16, epochs=25, output="sequence", random_state=0).fit(X, Y, lengths=lens)
+    seq = RNNRegressor(hidden_size=16, epochs=25, output="sequence", random_state=0).fit(
+        X, Y, lengths=lens
+    )
     pred = seq.predict(X, lengths=lens)
     assert pred.shape == (300, 8) and np.all(pred[np.arange(8)[None] >= lens[:, None]] == 0)
     assert seq.score(X, Y, lengths=lens) > 0.9
@@ -164,7 +186,9 @@ def test_regressor_many_to_one_and_many_to_many():
 def test_float64_and_gru_indrnn_cells_train():
     X, y = sum_sign_data(200)
     for cell in ("gru", "rnn", "indrnn"):
-        clf = RNNClassifier(cell=cell, hidden_size=8, epochs=15, dtype="float64", random_state=0).fit(X, y)
+        clf = RNNClassifier(
+            cell=cell, hidden_size=8, epochs=15, dtype="float64", random_state=0
+        ).fit(X, y)
         assert clf.rnn_.dtype == np.float64
         assert clf.score(X, y) > 0.85, cell
 
@@ -174,15 +198,21 @@ def test_float64_and_gru_indrnn_cells_train():
 # ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("X, message", [
-    (np.zeros((10, 4)), r"X must be 3-D \[n_samples, n_timesteps, n_features\], got 2-D shape \(10, 4\); "
-                        r"for a univariate series use X\[:, :, None\]"),
-    (np.zeros((10, 4, 2, 1)), "got 4-D shape"),
-    (np.zeros(10), "got 1-D"),
-    (np.zeros((10, 0, 2)), "at least one sample, step and feature"),
-    ([["a", "b"]] * 10, "numeric array"),
-    (np.full((10, 4, 2), np.inf), "nan or inf"),
-])
+@pytest.mark.parametrize(
+    "X, message",
+    [
+        (
+            np.zeros((10, 4)),
+            r"X must be 3-D \[n_samples, n_timesteps, n_features\], got 2-D shape \(10, 4\); "
+            r"for a univariate series use X\[:, :, None\]",
+        ),
+        (np.zeros((10, 4, 2, 1)), "got 4-D shape"),
+        (np.zeros(10), "got 1-D"),
+        (np.zeros((10, 0, 2)), "at least one sample, step and feature"),
+        ([["a", "b"]] * 10, "numeric array"),
+        (np.full((10, 4, 2), np.inf), "nan or inf"),
+    ],
+)
 def test_bad_X(X, message):
     y = np.arange(10) % 2
     with pytest.raises(ValueError, match=message):
@@ -193,11 +223,15 @@ def test_bad_X(X, message):
 
 def test_bad_y_lengths_and_predict_input():
     X, y = sum_sign_data(20, T=4)
-    with pytest.raises(ValueError, match=r"y must be 1-D with one label per sample \(20\), got shape \(19,\)"):
+    with pytest.raises(
+        ValueError, match=r"y must be 1-D with one label per sample \(20\), got shape \(19,\)"
+    ):
         RNNClassifier().fit(X, y[:-1])
     with pytest.raises(ValueError, match="at least 2 classes"):
         RNNClassifier().fit(X, np.zeros(20))
-    with pytest.raises(ValueError, match=r"lengths must lie in 1..n_timesteps = 1..4, got values from 0"):
+    with pytest.raises(
+        ValueError, match=r"lengths must lie in 1..n_timesteps = 1..4, got values from 0"
+    ):
         RNNClassifier().fit(X, y, lengths=np.arange(20) % 5)
     with pytest.raises(ValueError, match=r"lengths must have shape \(n_samples,\) = \(20,\)"):
         RNNClassifier().fit(X, y, lengths=[4, 4])
@@ -206,7 +240,9 @@ def test_bad_y_lengths_and_predict_input():
     with pytest.raises(ValueError, match="output must be 'last' or 'sequence'"):
         RNNRegressor(output="all").fit(X, y.astype(float))
     clf = RNNClassifier(hidden_size=4, epochs=1).fit(X, y)
-    with pytest.raises(ValueError, match="X has 3 features per step, but the estimator was fitted with 2"):
+    with pytest.raises(
+        ValueError, match="X has 3 features per step, but the estimator was fitted with 2"
+    ):
         clf.predict(np.zeros((5, 4, 3)))
     with pytest.raises(ValueError, match="got 2-D"):
         clf.predict(np.zeros((5, 8)))

@@ -7,7 +7,6 @@ import zipfile
 
 import numpy as np
 import pytest
-
 from rnnkit import data, nn
 from rnnkit.text import CharModel, CheckpointError
 
@@ -15,8 +14,16 @@ PATTERN = "the cat sat on the mat. " * 40  # 960 chars, 13 distinct
 
 
 def tiny(**kw):
-    cfg = dict(cell="lstm", hidden_size=12, num_layers=2, embedding_dim=5, seq_len=8, batch_size=4,
-               lr=1e-2, seed=0)
+    cfg = dict(
+        cell="lstm",
+        hidden_size=12,
+        num_layers=2,
+        embedding_dim=5,
+        seq_len=8,
+        batch_size=4,
+        lr=1e-2,
+        seed=0,
+    )
     cfg.update(kw)
     return CharModel(**cfg)
 
@@ -35,7 +42,9 @@ def test_default_corpus_is_python_source_from_this_interpreter():
 
 def test_unigram_entropy_and_vocab_by_hand():
     assert data.unigram_entropy("abab") == pytest.approx(math.log(2), rel=1e-15)
-    assert data.unigram_entropy("aaab") == pytest.approx(-(0.75 * math.log(0.75) + 0.25 * math.log(0.25)))
+    assert data.unigram_entropy("aaab") == pytest.approx(
+        -(0.75 * math.log(0.75) + 0.25 * math.log(0.25))
+    )
     assert data.build_vocab("banana") == "abn"
     assert data.split_validation("abcdefghij", 0.2) == ("abcdefgh", "ij")
 
@@ -88,10 +97,13 @@ def test_batcher_too_short():
 # ---------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["reference", "native"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_char_model_gradient_matches_finite_differences(cell):
+def test_char_model_gradient_matches_finite_differences(cell, backend):
     """Embedding -> 2 layers -> Linear -> cross-entropy, with a carried-in state."""
-    m = tiny(cell=cell, dtype="float64", hidden_size=4, embedding_dim=3, vocab="abcde")
+    m = tiny(
+        cell=cell, dtype="float64", hidden_size=4, embedding_dim=3, vocab="abcde", backend=backend
+    )
     rng = np.random.default_rng(1)
     x = rng.integers(0, 5, (4, 2))
     y = rng.integers(0, 5, (4, 2))
@@ -169,8 +181,9 @@ def test_evaluate_equals_a_direct_computation():
     total = 0.0
     for a, b in chunks:
         out, _ = m.rnn(m.embedding(ids[a:b, None]))
-        total += nn.softmax_cross_entropy(m.head(out).astype(np.float64), ids[a + 1:b + 1, None],
-                                          reduction="sum")[0]
+        total += nn.softmax_cross_entropy(
+            m.head(out).astype(np.float64), ids[a + 1 : b + 1, None], reduction="sum"
+        )[0]
     assert m.evaluate(long) == pytest.approx(total / (ids.size - 1), rel=1e-6)
     with pytest.raises(ValueError, match="at least 2 characters"):
         m.evaluate("a")
@@ -178,18 +191,19 @@ def test_evaluate_equals_a_direct_computation():
         m.evaluate("Zebra")
 
 
+@pytest.mark.parametrize("backend", ["reference", "native"])
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
-def test_step_by_step_generation_matches_the_whole_sequence_forward(cell):
+def test_step_by_step_generation_matches_the_whole_sequence_forward(cell, backend):
     """Greedy generation runs the cell one character at a time; re-running the
     layers over prime + generated text in one call must pick the same characters."""
-    m = tiny(cell=cell, hidden_size=16, vocab=data.build_vocab(PATTERN), seed=3)
+    m = tiny(cell=cell, hidden_size=16, vocab=data.build_vocab(PATTERN), seed=3, backend=backend)
     prime = "the "
     gen = m.sample(prime, 40, temperature=0)
     assert len(gen) == 40
     ids = m.encode(prime + gen)
     out, _ = m.rnn(m.embedding(ids[:-1, None]))
     logits = m.head(out)[:, 0]  # len-1, V
-    np.testing.assert_array_equal(np.argmax(logits[len(prime) - 1:], axis=1), ids[len(prime):])
+    np.testing.assert_array_equal(np.argmax(logits[len(prime) - 1 :], axis=1), ids[len(prime) :])
     assert m.sample(prime, 40, top_k=1, seed=5) == gen
 
 
@@ -310,33 +324,55 @@ def test_load_missing_truncated_and_garbage(saved, tmp_path):
     # flip bytes inside a stored array: the zip CRC catches it
     corrupt = bytearray(raw)
     i = raw.index(b"param.head.weight") + 200
-    corrupt[i:i + 8] = b"\xff" * 8
+    corrupt[i : i + 8] = b"\xff" * 8
     (tmp_path / "crc.npz").write_bytes(bytes(corrupt))
     with pytest.raises(CheckpointError):
         CharModel.load(tmp_path / "crc.npz")
 
 
 def test_load_refuses_pickles(saved, tmp_path):
-    path = rewrite(saved, tmp_path / "pickled.npz",
-                   lambda a: a.__setitem__("vocab", np.array([{"evil": 1}], dtype=object)))
+    path = rewrite(
+        saved,
+        tmp_path / "pickled.npz",
+        lambda a: a.__setitem__("vocab", np.array([{"evil": 1}], dtype=object)),
+    )
     with pytest.raises(CheckpointError, match="allow_pickle|pickled"):
         CharModel.load(path)
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda a: a.pop("header"), "no 'header' entry"),
-    (lambda a: a.__setitem__("header", np.frombuffer(b"{not json", np.uint8)), "not UTF-8 JSON"),
-    (lambda a: a.__setitem__("header", np.frombuffer(json.dumps({"format": "other"}).encode(), np.uint8)),
-     "format 'other'"),
-    (lambda a: a.__setitem__("header", np.frombuffer(
-        json.dumps({"format": "rnnkit.CharModel", "version": 99}).encode(), np.uint8)), "version 99"),
-    (lambda a: a.pop("param.rnn.weight_hh_l1"), r"missing \['rnn.weight_hh_l1'\]"),
-    (lambda a: a.__setitem__("param.extra", np.zeros(2)), r"unexpected \['extra'\]"),
-    (lambda a: a.__setitem__("param.head.weight", np.zeros((4, 12), np.float32)),
-     r"'head.weight' has shape \(4, 12\) but the config \(and vocabulary of 3\) needs \(3, 12\)"),
-    (lambda a: a.__setitem__("param.head.bias", np.zeros(3, np.float64)), "dtype float64"),
-    (lambda a: a.__setitem__("vocab", np.array([97, 97], np.uint32)), "distinct"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.pop("header"), "no 'header' entry"),
+        (
+            lambda a: a.__setitem__("header", np.frombuffer(b"{not json", np.uint8)),
+            "not UTF-8 JSON",
+        ),
+        (
+            lambda a: a.__setitem__(
+                "header", np.frombuffer(json.dumps({"format": "other"}).encode(), np.uint8)
+            ),
+            "format 'other'",
+        ),
+        (
+            lambda a: a.__setitem__(
+                "header",
+                np.frombuffer(
+                    json.dumps({"format": "rnnkit.CharModel", "version": 99}).encode(), np.uint8
+                ),
+            ),
+            "version 99",
+        ),
+        (lambda a: a.pop("param.rnn.weight_hh_l1"), r"missing \['rnn.weight_hh_l1'\]"),
+        (lambda a: a.__setitem__("param.extra", np.zeros(2)), r"unexpected \['extra'\]"),
+        (
+            lambda a: a.__setitem__("param.head.weight", np.zeros((4, 12), np.float32)),
+            r"'head.weight' has shape \(4, 12\) but the config \(and vocabulary of 3\) needs \(3, 12\)",
+        ),
+        (lambda a: a.__setitem__("param.head.bias", np.zeros(3, np.float64)), "dtype float64"),
+        (lambda a: a.__setitem__("vocab", np.array([97, 97], np.uint32)), "distinct"),
+    ],
+)
 def test_load_mismatched_contents(saved, tmp_path, change, message):
     path = rewrite(saved, tmp_path / "bad.npz", change)
     with pytest.raises(CheckpointError, match=message):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
-import os
 import sys
 import time
 
@@ -79,14 +78,17 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
 
     t = sub.add_parser(
-        "train-text", help="train a character-level language model on a text file",
+        "train-text",
+        help="train a character-level language model on a text file",
         description="Train a character model (embedding, stacked recurrent layers, linear "
-                    "softmax) on a UTF-8 text file with truncated BPTT and Adam, then save it. "
-                    "Without FILE it trains on the source of some Python standard-library "
-                    "modules read from this interpreter. Without --steps or --minutes it makes "
-                    "one pass over the training text.",
+        "softmax) on a UTF-8 text file with truncated BPTT and Adam, then save it. "
+        "Without FILE it trains on the source of some Python standard-library "
+        "modules read from this interpreter. Without --steps or --minutes it makes "
+        "one pass over the training text.",
     )
-    t.add_argument("file", nargs="?", metavar="FILE", help="UTF-8 text file (default: stdlib sources)")
+    t.add_argument(
+        "file", nargs="?", metavar="FILE", help="UTF-8 text file (default: stdlib sources)"
+    )
     t.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
     t.add_argument("--hidden", type=_positive_int, default=256, help="hidden units per layer (256)")
     t.add_argument("--layers", type=_positive_int, default=2, help="stacked recurrent layers (2)")
@@ -95,33 +97,58 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch", type=_positive_int, default=32, help="parallel lanes N (32)")
     budget = t.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=_positive_int, help="stop after this many optimizer steps")
-    budget.add_argument("--minutes", type=_positive_float, help="stop after this much wall-clock time")
-    t.add_argument("--lr", type=_positive_float, default=2e-3, help="Adam learning rate (2e-3)")
-    t.add_argument("--clip", type=_nonneg_float, default=5.0, help="global gradient-norm clip, 0 = off (5)")
+    budget.add_argument(
+        "--minutes", type=_positive_float, help="stop after this much wall-clock time"
+    )
+    t.add_argument("--lr", type=_positive_float, default=5e-3, help="Adam learning rate (5e-3)")
+    t.add_argument(
+        "--clip", type=_nonneg_float, default=5.0, help="global gradient-norm clip, 0 = off (5)"
+    )
     t.add_argument("--dropout", type=_fraction, default=0.0, help="dropout between layers (0)")
-    t.add_argument("--validation-fraction", type=_fraction, default=0.1,
-                   help="fraction of the text held out, from its end (0.1)")
+    t.add_argument(
+        "--validation-fraction",
+        type=_fraction,
+        default=0.1,
+        help="fraction of the text held out, from its end (0.1)",
+    )
     t.add_argument("--seed", type=_nonneg_int, default=0)
-    t.add_argument("--backend", choices=("reference", "native"), default=None,
-                   help="recurrent layers' backend (default: the layers' default)")
-    t.add_argument("--sample-length", type=_nonneg_int, default=200,
-                   help="characters per progress sample, 0 = none (200)")
+    t.add_argument(
+        "--backend",
+        choices=("reference", "native"),
+        default=None,
+        help="recurrent layers' backend (default: the layers' default)",
+    )
+    t.add_argument(
+        "--sample-length",
+        type=_nonneg_int,
+        default=200,
+        help="characters per progress sample, 0 = none (200)",
+    )
     t.add_argument("--temperature", type=_nonneg_float, default=0.8, help="for the samples (0.8)")
-    t.add_argument("--no-progress", action="store_true", help="plain log lines instead of a progress bar")
+    t.add_argument(
+        "--no-progress", action="store_true", help="plain log lines instead of a progress bar"
+    )
     t.add_argument("--out", default="model.npz", help="checkpoint to write (model.npz)")
 
-    s = sub.add_parser("sample", help="generate text from a saved character model",
-                       description="Print PRIME followed by LENGTH generated characters.")
+    s = sub.add_parser(
+        "sample",
+        help="generate text from a saved character model",
+        description="Print PRIME followed by LENGTH generated characters.",
+    )
     s.add_argument("checkpoint", metavar="MODEL.npz")
     s.add_argument("--prime", default=None, help="text to start from (default: a newline)")
     s.add_argument("--length", type=_nonneg_int, default=500)
-    s.add_argument("--temperature", type=_nonneg_float, default=0.8, help="0 = always the likeliest")
+    s.add_argument(
+        "--temperature", type=_nonneg_float, default=0.8, help="0 = always the likeliest"
+    )
     s.add_argument("--top-k", type=_positive_int, default=None)
     s.add_argument("--seed", type=_nonneg_int, default=None)
     s.add_argument("--backend", choices=("reference", "native"), default=None)
 
     sub.add_parser("info", help="print rnnkit's build and CPU configuration")
-    sub.add_parser("bench", add_help=False, help="benchmark against the NumPy reference (rnnkit.bench)")
+    sub.add_parser(
+        "bench", add_help=False, help="benchmark against the NumPy reference (rnnkit.bench)"
+    )
     return parser
 
 
@@ -155,8 +182,12 @@ class _Progress:
             if steps is not None:
                 self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True)
             elif minutes is not None:
-                self.bar = tqdm(total=round(minutes * 60), unit="s", dynamic_ncols=True,
-                                bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]")
+                self.bar = tqdm(
+                    total=round(minutes * 60),
+                    unit="s",
+                    dynamic_ncols=True,
+                    bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f}s [{elapsed}{postfix}]",
+                )
             else:
                 self.bar = tqdm(unit="step", dynamic_ncols=True)
 
@@ -185,8 +216,12 @@ class _Progress:
             self.last_line = now
             total = f"/{self.steps}" if self.steps is not None else ""
             val = f"  val {self.val:.3f}" if self.val is not None else ""
-            print(f"step {info['step']}{total}  loss {info['smooth_loss']:.3f}{val}  "
-                  f"{info['chars_per_sec']:,.0f} chars/s  {_hms(now)}", file=self.out, flush=True)
+            print(
+                f"step {info['step']}{total}  loss {info['smooth_loss']:.3f}{val}  "
+                f"{info['chars_per_sec']:,.0f} chars/s  {_hms(now)}",
+                file=self.out,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:
@@ -226,24 +261,45 @@ def _train_text(args) -> int:
     if len(train_text) < need:
         raise _UserError(
             f"{source} has {len(train_text):,} training characters, but --batch {args.batch} lanes "
-            f"of --seq-len {args.seq_len} need at least {need:,}; lower --batch or --seq-len")
+            f"of --seq-len {args.seq_len} need at least {need:,}; lower --batch or --seq-len"
+        )
     try:
-        model = CharModel(args.cell, args.hidden, args.layers, embedding_dim=args.embedding,
-                          dropout=args.dropout, seq_len=args.seq_len,
-                          batch_size=args.batch, lr=args.lr, clip=args.clip or None,
-                          validation_fraction=args.validation_fraction, seed=args.seed,
-                          backend=args.backend)
+        model = CharModel(
+            args.cell,
+            args.hidden,
+            args.layers,
+            embedding_dim=args.embedding,
+            dropout=args.dropout,
+            seq_len=args.seq_len,
+            batch_size=args.batch,
+            lr=args.lr,
+            clip=args.clip or None,
+            validation_fraction=args.validation_fraction,
+            seed=args.seed,
+            backend=args.backend,
+        )
     except ValueError as err:
         raise _UserError(str(err)) from None
     h_uni = unigram_entropy(text)
-    print(f"corpus: {source}: {len(text):,} characters, {len(set(text))} distinct; "
-          f"training on {len(train_text):,}, validating on {len(val_text):,}", file=out)
+    print(
+        f"corpus: {source}: {len(text):,} characters, {len(set(text))} distinct; "
+        f"training on {len(train_text):,}, validating on {len(val_text):,}",
+        file=out,
+    )
     print(f"unigram entropy of the corpus: {h_uni:.3f} nats/char", file=out)
-    budget = (f"{args.steps} steps" if args.steps else f"{args.minutes:g} minutes" if args.minutes
-              else "one pass")
-    print(f"model: {args.cell} {args.layers}x{args.hidden}, embedding {args.embedding}, "
-          f"T={args.seq_len} N={args.batch}, Adam lr={args.lr:g}, clip={args.clip:g}; budget: {budget}",
-          file=out, flush=True)
+    budget = (
+        f"{args.steps} steps"
+        if args.steps
+        else f"{args.minutes:g} minutes"
+        if args.minutes
+        else "one pass"
+    )
+    print(
+        f"model: {args.cell} {args.layers}x{args.hidden}, embedding {args.embedding}, "
+        f"T={args.seq_len} N={args.batch}, Adam lr={args.lr:g}, clip={args.clip:g}; budget: {budget}",
+        file=out,
+        flush=True,
+    )
 
     progress = _Progress(args.steps, args.minutes, args.no_progress, out)
     rng = np.random.default_rng(args.seed)
@@ -252,7 +308,9 @@ def _train_text(args) -> int:
         progress.update(info)
         if info["val_loss"] is not None and args.sample_length and not info["final"]:
             sample = m.sample(None, args.sample_length, temperature=args.temperature, seed=rng)
-            progress.write(f"--- sample at step {info['step']} (val {info['val_loss']:.3f}) ---\n{sample}\n---")
+            progress.write(
+                f"--- sample at step {info['step']} (val {info['val_loss']:.3f}) ---\n{sample}\n---"
+            )
 
     interrupted = False
     started = time.perf_counter()
@@ -272,14 +330,20 @@ def _train_text(args) -> int:
         print("interrupted: saving the model as it is", file=out)
     steps_done = model.steps_trained
     chars = steps_done * args.seq_len * args.batch
-    print(f"trained {steps_done} steps ({chars:,} characters) in {_hms(elapsed)}, "
-          f"{chars / max(elapsed, 1e-9):,.0f} chars/s overall", file=out)
+    print(
+        f"trained {steps_done} steps ({chars:,} characters) in {_hms(elapsed)}, "
+        f"{chars / max(elapsed, 1e-9):,.0f} chars/s overall",
+        file=out,
+    )
     if last is not None:
         print(f"final training loss: {last['train_loss']:.3f} nats/char", file=out)
     val = last["val_loss"] if last is not None else None
     if val is not None and not interrupted:
-        print(f"validation loss: {val:.3f} nats/char ({val / math.log(2):.3f} bits/char); "
-              f"unigram entropy: {h_uni:.3f} nats/char", file=out)
+        print(
+            f"validation loss: {val:.3f} nats/char ({val / math.log(2):.3f} bits/char); "
+            f"unigram entropy: {h_uni:.3f} nats/char",
+            file=out,
+        )
     try:
         model.save(args.out)
     except OSError as err:
@@ -291,7 +355,9 @@ def _train_text(args) -> int:
             model.encode(prime)
         except ValueError:
             prime = None
-        sample = model.sample(prime, max(args.sample_length, 400), temperature=args.temperature, seed=rng)
+        sample = model.sample(
+            prime, max(args.sample_length, 400), temperature=args.temperature, seed=rng
+        )
         print(f"--- sample (temperature {args.temperature:g}) ---\n{prime or ''}{sample}", file=out)
     return 130 if interrupted else 0
 
@@ -309,8 +375,9 @@ def _sample(args) -> int:
     except (OSError, CheckpointError) as err:
         raise _UserError(str(err)) from None
     try:
-        text = model.sample(args.prime, args.length, temperature=args.temperature,
-                            top_k=args.top_k, seed=args.seed)
+        text = model.sample(
+            args.prime, args.length, temperature=args.temperature, top_k=args.top_k, seed=args.seed
+        )
     except ValueError as err:
         raise _UserError(str(err)) from None
     sys.stdout.write((args.prime or "") + text + "\n")
@@ -329,10 +396,14 @@ def _bench(argv: list[str]) -> int:
         bench = importlib.import_module("rnnkit.bench")
     except ModuleNotFoundError as err:
         if err.name == "rnnkit.bench":
-            raise _UserError("the benchmark harness (rnnkit.bench) is not part of this installation "
-                             "of rnnkit; see bench/ in the source tree") from None
-        raise _UserError(f"the benchmark harness needs the module {err.name!r}, which is not installed; "
-                         "pip install 'rnnkit[bench]'") from None
+            raise _UserError(
+                "the benchmark harness (rnnkit.bench) is not part of this installation "
+                "of rnnkit; see bench/ in the source tree"
+            ) from None
+        raise _UserError(
+            f"the benchmark harness needs the module {err.name!r}, which is not installed; "
+            "pip install 'rnnkit[bench]'"
+        ) from None
     rc = bench.main(argv)
     return 0 if rc is None else int(rc)
 

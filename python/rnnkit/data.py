@@ -147,7 +147,11 @@ def unigram_entropy(text: str) -> float:
 
 def split_validation(text: str, fraction: float) -> tuple[str, str]:
     """``(train, validation)``: the last ``fraction`` of the text is held out."""
-    if isinstance(fraction, bool) or not isinstance(fraction, numbers.Real) or not 0.0 < fraction < 1.0:
+    if (
+        isinstance(fraction, bool)
+        or not isinstance(fraction, numbers.Real)
+        or not 0.0 < fraction < 1.0
+    ):
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction!r}")
     cut = len(text) - int(round(len(text) * fraction))
     return text[:cut], text[cut:]
@@ -237,4 +241,3 @@ def chunk_for_evaluation(n: int, min_chunk: int, max_chunks: int) -> list[tuple[
 
 def ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-

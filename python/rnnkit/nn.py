@@ -15,7 +15,7 @@ import math
 import numbers
 import types
 import weakref
-from typing import Mapping
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -120,13 +120,17 @@ class Module:
         missing = [k for k in self._params if k not in state_dict]
         unexpected = [k for k in state_dict.keys() if k not in self._params]
         if missing or unexpected:
-            raise ValueError(f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
-                             f"unexpected keys {unexpected}")
+            raise ValueError(
+                f"load_state_dict for {type(self).__name__}: missing keys {missing}, "
+                f"unexpected keys {unexpected}"
+            )
         new = {}
         for k, p in self._params.items():
             v = np.asarray(state_dict[k])
             if v.dtype == np.bool_ or v.dtype.kind not in "iuf":
-                raise TypeError(f"state_dict[{k!r}] must be a real numeric array, got dtype {v.dtype}")
+                raise TypeError(
+                    f"state_dict[{k!r}] must be a real numeric array, got dtype {v.dtype}"
+                )
             if v.shape != p.shape:
                 raise ValueError(f"state_dict[{k!r}] must have shape {p.shape}, got {v.shape}")
             new[k] = v
@@ -135,9 +139,13 @@ class Module:
 
     def _check_tape(self, tape) -> None:
         if not isinstance(tape, _Tape):
-            raise TypeError(f"tape must come from {type(self).__name__}.forward(), got {type(tape).__name__}")
+            raise TypeError(
+                f"tape must come from {type(self).__name__}.forward(), got {type(tape).__name__}"
+            )
         if tape._owner() is not self:
-            raise ValueError("tape was made by another module's forward(); use that module's backward()")
+            raise ValueError(
+                "tape was made by another module's forward(); use that module's backward()"
+            )
 
 
 class Linear(Module):
@@ -160,10 +168,15 @@ class Linear(Module):
         self.dtype = _float_dtype(dtype)
         rng = np.random.default_rng(seed)
         bound = 1.0 / math.sqrt(self.in_features)
-        self._add_param("weight", rng.uniform(-bound, bound, (self.out_features, self.in_features)).astype(self.dtype))
+        self._add_param(
+            "weight",
+            rng.uniform(-bound, bound, (self.out_features, self.in_features)).astype(self.dtype),
+        )
         self.has_bias = bool(bias)
         if self.has_bias:
-            self._add_param("bias", rng.uniform(-bound, bound, self.out_features).astype(self.dtype))
+            self._add_param(
+                "bias", rng.uniform(-bound, bound, self.out_features).astype(self.dtype)
+            )
 
     def _check_x(self, x) -> np.ndarray:
         if not isinstance(x, np.ndarray):
@@ -171,7 +184,9 @@ class Linear(Module):
         if x.dtype != self.dtype:
             raise TypeError(f"x has dtype {x.dtype} but the Linear's dtype is {self.dtype}")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
-            raise ValueError(f"x must have shape [..., in_features] = [..., {self.in_features}], got {x.shape}")
+            raise ValueError(
+                f"x must have shape [..., in_features] = [..., {self.in_features}], got {x.shape}"
+            )
         return x
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
@@ -194,8 +209,10 @@ class Linear(Module):
         x2, w = tape.saved
         out_shape = tape.shape[:-1] + (self.out_features,)
         if not isinstance(dy, np.ndarray) or dy.shape != out_shape or dy.dtype != self.dtype:
-            raise ValueError(f"dy must be a {self.dtype} array of shape {out_shape}, got "
-                             f"{getattr(dy, 'dtype', type(dy).__name__)} {getattr(dy, 'shape', '')}")
+            raise ValueError(
+                f"dy must be a {self.dtype} array of shape {out_shape}, got "
+                f"{getattr(dy, 'dtype', type(dy).__name__)} {getattr(dy, 'shape', '')}"
+            )
         dy2 = dy.reshape(-1, self.out_features)  # M,out
         self._grads["weight"] += dy2.T @ x2  # out,in
         if self.has_bias:
@@ -221,15 +238,20 @@ class Embedding(Module):
         self.embedding_dim = _positive_int("embedding_dim", embedding_dim)
         self.dtype = _float_dtype(dtype)
         rng = np.random.default_rng(seed)
-        self._add_param("weight", rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype))
+        self._add_param(
+            "weight",
+            rng.standard_normal((self.num_embeddings, self.embedding_dim)).astype(self.dtype),
+        )
 
     def _check_ids(self, ids) -> np.ndarray:
         arr = np.asarray(ids)
         if arr.dtype == np.bool_ or (arr.dtype.kind not in "iu" and arr.size):
             raise TypeError(f"ids must hold integers, got dtype {arr.dtype}")
         if arr.size and (arr.min() < 0 or arr.max() >= self.num_embeddings):
-            raise ValueError(f"ids must lie in 0..{self.num_embeddings - 1}, got values from "
-                             f"{arr.min()} to {arr.max()}")
+            raise ValueError(
+                f"ids must lie in 0..{self.num_embeddings - 1}, got values from "
+                f"{arr.min()} to {arr.max()}"
+            )
         return arr.astype(np.intp, copy=False)
 
     def __call__(self, ids) -> np.ndarray:
@@ -244,8 +266,10 @@ class Embedding(Module):
         self._check_tape(tape)
         shape = tape.shape + (self.embedding_dim,)
         if not isinstance(dy, np.ndarray) or dy.shape != shape or dy.dtype != self.dtype:
-            raise ValueError(f"dy must be a {self.dtype} array of shape {shape}, got "
-                             f"{getattr(dy, 'dtype', type(dy).__name__)} {getattr(dy, 'shape', '')}")
+            raise ValueError(
+                f"dy must be a {self.dtype} array of shape {shape}, got "
+                f"{getattr(dy, 'dtype', type(dy).__name__)} {getattr(dy, 'shape', '')}"
+            )
         np.add.at(self._grads["weight"], tape.saved, dy.reshape(-1, self.embedding_dim))
         return None
 
@@ -311,14 +335,18 @@ def softmax_cross_entropy(logits: np.ndarray, targets, mask=None, *, reduction: 
     """
     reduction = _check_reduction(reduction)
     if not isinstance(logits, np.ndarray) or logits.dtype not in _FLOATS:
-        raise TypeError(f"logits must be a float32 or float64 ndarray, got "
-                        f"{getattr(logits, 'dtype', type(logits).__name__)}")
+        raise TypeError(
+            f"logits must be a float32 or float64 ndarray, got "
+            f"{getattr(logits, 'dtype', type(logits).__name__)}"
+        )
     if logits.ndim < 1 or logits.shape[-1] < 1:
         raise ValueError(f"logits must be [..., K] with K >= 1, got shape {logits.shape}")
     K = logits.shape[-1]
     t = np.asarray(targets)
     if t.shape != logits.shape[:-1]:
-        raise ValueError(f"targets must have shape logits.shape[:-1] = {logits.shape[:-1]}, got {t.shape}")
+        raise ValueError(
+            f"targets must have shape logits.shape[:-1] = {logits.shape[:-1]}, got {t.shape}"
+        )
     if t.dtype == np.bool_ or (t.dtype.kind not in "iu" and t.size):
         raise TypeError(f"targets must hold integers, got dtype {t.dtype}")
     m = _check_mask(mask, t.shape, "targets.shape")
@@ -332,8 +360,10 @@ def softmax_cross_entropy(logits: np.ndarray, targets, mask=None, *, reduction: 
     else:
         w, active = None, None
     if t.size and (t.min() < 0 or t.max() >= K):
-        raise ValueError(f"targets must lie in 0..{K - 1} (where the mask is non-zero), got values "
-                         f"from {t.min()} to {t.max()}")
+        raise ValueError(
+            f"targets must lie in 0..{K - 1} (where the mask is non-zero), got values "
+            f"from {t.min()} to {t.max()}"
+        )
     M = t.shape[0]
     rows = np.arange(M)
     zmax = z.max(axis=1, keepdims=True)  # M,1
@@ -378,8 +408,10 @@ def mse_loss(pred: np.ndarray, target, mask=None, *, reduction: str = "mean"):
     """
     reduction = _check_reduction(reduction)
     if not isinstance(pred, np.ndarray) or pred.dtype not in _FLOATS:
-        raise TypeError(f"pred must be a float32 or float64 ndarray, got "
-                        f"{getattr(pred, 'dtype', type(pred).__name__)}")
+        raise TypeError(
+            f"pred must be a float32 or float64 ndarray, got "
+            f"{getattr(pred, 'dtype', type(pred).__name__)}"
+        )
     y = np.asarray(target)
     if y.shape != pred.shape:
         raise ValueError(f"target must have pred's shape {pred.shape}, got {y.shape}")
@@ -393,10 +425,12 @@ def mse_loss(pred: np.ndarray, target, mask=None, *, reduction: str = "mean"):
     else:
         m = np.asarray(mask)
         if m.ndim > pred.ndim or m.shape != pred.shape[: m.ndim]:
-            raise ValueError(f"mask must have a leading part of pred's shape {pred.shape}, got {m.shape}")
+            raise ValueError(
+                f"mask must have a leading part of pred's shape {pred.shape}, got {m.shape}"
+            )
         m = _check_mask(m, m.shape, "pred.shape[:k]")
         w = m.astype(pred.dtype).reshape(m.shape + (1,) * (pred.ndim - m.ndim))
-        per = int(np.prod(pred.shape[m.ndim:], dtype=np.int64))
+        per = int(np.prod(pred.shape[m.ndim :], dtype=np.int64))
         total = float(np.sum(m, dtype=np.float64)) * per
         diff = np.where(w != 0, diff, 0)  # masked entries may hold nan or anything
         loss = float(np.sum(w * np.square(diff), dtype=np.float64))
@@ -423,19 +457,25 @@ class Optimizer:
 
     def __init__(self, params: Mapping[str, np.ndarray], lr: float):
         if not hasattr(params, "items"):
-            raise TypeError(f"params must be a mapping name -> ndarray, got {type(params).__name__}")
+            raise TypeError(
+                f"params must be a mapping name -> ndarray, got {type(params).__name__}"
+            )
         self.params = dict(params)
         if not self.params:
             raise ValueError("params is empty: nothing to optimize")
         for k, p in self.params.items():
             if not isinstance(p, np.ndarray) or p.dtype not in _FLOATS:
-                raise TypeError(f"params[{k!r}] must be a float32 or float64 ndarray, got "
-                                f"{getattr(p, 'dtype', type(p).__name__)}")
+                raise TypeError(
+                    f"params[{k!r}] must be a float32 or float64 ndarray, got "
+                    f"{getattr(p, 'dtype', type(p).__name__)}"
+                )
             if not p.flags.writeable:
                 raise ValueError(f"params[{k!r}] is read-only; the optimizer updates it in place")
         self.lr = _nonneg_float("lr", lr)
         self.steps = 0
-        self.state = {b: {k: np.zeros_like(p) for k, p in self.params.items()} for b in self._buffers}
+        self.state = {
+            b: {k: np.zeros_like(p) for k, p in self.params.items()} for b in self._buffers
+        }
 
     def _check_grads(self, grads: Mapping[str, np.ndarray]) -> None:
         if not hasattr(grads, "keys"):
@@ -443,12 +483,16 @@ class Optimizer:
         if grads.keys() != self.params.keys():
             missing = [k for k in self.params if k not in grads]
             unexpected = [k for k in grads if k not in self.params]
-            raise ValueError(f"grads must have the keys of params: missing {missing}, unexpected {unexpected}")
+            raise ValueError(
+                f"grads must have the keys of params: missing {missing}, unexpected {unexpected}"
+            )
         for k, p in self.params.items():
             g = grads[k]
             if not isinstance(g, np.ndarray) or g.shape != p.shape or g.dtype != p.dtype:
-                raise ValueError(f"grads[{k!r}] must be a {p.dtype} array of shape {p.shape}, got "
-                                 f"{getattr(g, 'dtype', type(g).__name__)} {getattr(g, 'shape', '')}")
+                raise ValueError(
+                    f"grads[{k!r}] must be a {p.dtype} array of shape {p.shape}, got "
+                    f"{getattr(g, 'dtype', type(g).__name__)} {getattr(g, 'shape', '')}"
+                )
 
     def step(self, grads: Mapping[str, np.ndarray]) -> None:
         """Update every parameter in place from ``grads`` (same keys and shapes)."""
@@ -461,8 +505,11 @@ class Optimizer:
         raise NotImplementedError
 
     def state_dict(self) -> dict:
-        return {"steps": self.steps, "lr": self.lr,
-                **{f"{b}.{k}": v.copy() for b, d in self.state.items() for k, v in d.items()}}
+        return {
+            "steps": self.steps,
+            "lr": self.lr,
+            **{f"{b}.{k}": v.copy() for b, d in self.state.items() for k, v in d.items()},
+        }
 
     def load_state_dict(self, sd: Mapping) -> None:
         for b, d in self.state.items():
@@ -483,7 +530,9 @@ class SGD(Optimizer):
     ``g + momentum * buf`` with ``nesterov``); then ``p -= lr * g``.
     """
 
-    def __init__(self, params, lr=0.01, momentum=0.0, *, dampening=0.0, nesterov=False, weight_decay=0.0):
+    def __init__(
+        self, params, lr=0.01, momentum=0.0, *, dampening=0.0, nesterov=False, weight_decay=0.0
+    ):
         self._buffers = ("momentum_buffer",) if momentum else ()
         super().__init__(params, lr)
         self.momentum = _nonneg_float("momentum", momentum)
@@ -513,7 +562,9 @@ class Adagrad(Optimizer):
 
     _buffers = ("sum",)
 
-    def __init__(self, params, lr=0.01, *, eps=1e-10, weight_decay=0.0, initial_accumulator_value=0.0):
+    def __init__(
+        self, params, lr=0.01, *, eps=1e-10, weight_decay=0.0, initial_accumulator_value=0.0
+    ):
         super().__init__(params, lr)
         self.eps = _nonneg_float("eps", eps)
         self.weight_decay = _nonneg_float("weight_decay", weight_decay)
@@ -543,7 +594,10 @@ class Adam(Optimizer):
         super().__init__(params, lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = (_nonneg_float("betas[0]", betas[0], upper=1.0), _nonneg_float("betas[1]", betas[1], upper=1.0))
+        self.betas = (
+            _nonneg_float("betas[0]", betas[0], upper=1.0),
+            _nonneg_float("betas[1]", betas[1], upper=1.0),
+        )
         self.eps = _nonneg_float("eps", eps)
         self.weight_decay = _nonneg_float("weight_decay", weight_decay)
 
@@ -557,8 +611,8 @@ class Adam(Optimizer):
         m += t(1.0 - b1) * g
         v *= t(b2)
         v += t(1.0 - b2) * (g * g)
-        bc1 = 1.0 - b1 ** self.steps
-        bc2 = 1.0 - b2 ** self.steps
+        bc1 = 1.0 - b1**self.steps
+        bc2 = 1.0 - b2**self.steps
         denom = np.sqrt(v)
         denom *= t(1.0 / math.sqrt(bc2))
         denom += t(self.eps)
@@ -577,8 +631,10 @@ def _grad_arrays(grads) -> list[np.ndarray]:
         arrays = list(grads)
     for a in arrays:
         if not isinstance(a, np.ndarray) or a.dtype not in _FLOATS:
-            raise TypeError(f"gradients must be float32 or float64 ndarrays, got "
-                            f"{getattr(a, 'dtype', type(a).__name__)}")
+            raise TypeError(
+                f"gradients must be float32 or float64 ndarrays, got "
+                f"{getattr(a, 'dtype', type(a).__name__)}"
+            )
     return arrays
 
 

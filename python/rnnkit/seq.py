@@ -13,7 +13,7 @@ Validation and allocation happen here; the loops run in Cython
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
@@ -58,8 +58,10 @@ def pack_sequences(
     from . import _seq
 
     if isinstance(sequences, np.ndarray) and sequences.ndim != 1:
-        raise TypeError("sequences must be a list of [T_i, C] arrays, got one ndarray of "
-                        f"shape {sequences.shape}")
+        raise TypeError(
+            "sequences must be a list of [T_i, C] arrays, got one ndarray of "
+            f"shape {sequences.shape}"
+        )
     seqs = list(sequences)
     if not seqs:
         raise ValueError("sequences must hold at least one sequence, got an empty list")
@@ -84,8 +86,9 @@ def pack_sequences(
     T = int(lengths.max())
     if total_length is not None:
         if int(total_length) != total_length or total_length < T:
-            raise ValueError(f"total_length must be an integer >= the longest sequence ({T}), "
-                             f"got {total_length}")
+            raise ValueError(
+                f"total_length must be an integer >= the longest sequence ({T}), got {total_length}"
+            )
         T = int(total_length)
     N = len(arrays)
     shape = (N, T, C) if batch_first else (T, N, C)
@@ -115,8 +118,10 @@ def unpack_sequences(x: np.ndarray, lengths, *, batch_first: bool = False) -> li
     if lengths_arr.shape != (N,):
         raise ValueError(f"lengths must have shape ({N},), got {lengths_arr.shape}")
     if N and (lengths_arr.min() < 0 or lengths_arr.max() > T):
-        raise ValueError(f"lengths must lie in 0..{T}, got values from {lengths_arr.min()} "
-                         f"to {lengths_arr.max()}")
+        raise ValueError(
+            f"lengths must lie in 0..{T}, got values from {lengths_arr.min()} "
+            f"to {lengths_arr.max()}"
+        )
     outs = [np.empty((int(n), x.shape[2]), dtype=x.dtype) for n in lengths_arr]
     _seq.unpack_into(np.ascontiguousarray(x), outs, bool(batch_first))
     return outs
@@ -198,8 +203,10 @@ def decode_ids(ids, vocab: str) -> str:
     if arr.dtype.kind not in "iu":
         raise TypeError(f"ids must hold integers, got dtype {arr.dtype}")
     if arr.min() < 0 or arr.max() >= cps.size:
-        raise ValueError(f"ids must lie in 0..{cps.size - 1} (the vocabulary has {cps.size} "
-                         f"characters), got values from {arr.min()} to {arr.max()}")
+        raise ValueError(
+            f"ids must lie in 0..{cps.size - 1} (the vocabulary has {cps.size} "
+            f"characters), got values from {arr.min()} to {arr.max()}"
+        )
     return cps[arr].tobytes().decode("utf-32-le", "surrogatepass")
 
 
@@ -241,9 +248,11 @@ def windows(ids, starts, length: int) -> np.ndarray:
         raise ValueError(f"length must be a non-negative integer, got {length!r}")
     T = int(length)
     if st.size and (st.min() < 0 or st.max() + T > stream.size):
-        raise ValueError(f"every window must fit in the stream: starts must lie in "
-                         f"0..{stream.size - T} for length={T} and len(ids)={stream.size}, "
-                         f"got values from {st.min()} to {st.max()}")
+        raise ValueError(
+            f"every window must fit in the stream: starts must lie in "
+            f"0..{stream.size - T} for length={T} and len(ids)={stream.size}, "
+            f"got values from {st.min()} to {st.max()}"
+        )
     out = np.empty((T, st.size), dtype=np.int32)
     if T and st.size:
         _seq.window_into(stream, np.ascontiguousarray(st, dtype=np.int64), out)
@@ -268,8 +277,9 @@ def pad_ids(
     from . import _seq
 
     if isinstance(sequences, np.ndarray) and sequences.ndim != 1:
-        raise TypeError("sequences must be a list of 1-D id arrays, got one ndarray of "
-                        f"shape {sequences.shape}")
+        raise TypeError(
+            f"sequences must be a list of 1-D id arrays, got one ndarray of shape {sequences.shape}"
+        )
     seqs = [_int32_ids(s, f"sequences[{i}]") for i, s in enumerate(sequences)]
     if not seqs:
         raise ValueError("sequences must hold at least one sequence, got an empty list")
@@ -280,8 +290,9 @@ def pad_ids(
     T = int(lengths.max())
     if total_length is not None:
         if int(total_length) != total_length or total_length < T:
-            raise ValueError(f"total_length must be an integer >= the longest sequence ({T}), "
-                             f"got {total_length}")
+            raise ValueError(
+                f"total_length must be an integer >= the longest sequence ({T}), got {total_length}"
+            )
         T = int(total_length)
     N = len(seqs)
     out = np.full((N, T) if batch_first else (T, N), int(pad_value), dtype=np.int32)

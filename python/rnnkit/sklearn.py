@@ -40,8 +40,11 @@ class _Params:
     @classmethod
     def _get_param_names(cls) -> list[str]:
         sig = inspect.signature(cls.__init__)
-        names = [p.name for p in sig.parameters.values()
-                 if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+        names = [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
         return sorted(names)
 
     def get_params(self, deep: bool = True) -> dict:
@@ -61,8 +64,10 @@ class _Params:
         for key, value in params.items():
             name, _, sub = key.partition("__")
             if name not in valid:
-                raise ValueError(f"invalid parameter {name!r} for {type(self).__name__}; "
-                                 f"valid parameters: {valid}")
+                raise ValueError(
+                    f"invalid parameter {name!r} for {type(self).__name__}; "
+                    f"valid parameters: {valid}"
+                )
             if sub:
                 nested.setdefault(name, {})[sub] = value
             else:
@@ -78,7 +83,9 @@ class _Params:
             if name == "self":
                 continue
             value = getattr(self, name, p.default)
-            if value is not p.default and not (isinstance(value, (int, float, str)) and value == p.default):
+            if value is not p.default and not (
+                isinstance(value, (int, float, str)) and value == p.default
+            ):
                 parts.append(f"{name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
@@ -96,41 +103,58 @@ def _as_batch(X, lengths, dtype, n_features=None):
     ragged = isinstance(X, (list, tuple)) and len(X) > 0 and not _is_rectangular(X)
     if ragged:
         if lengths is not None:
-            raise ValueError("lengths must be None when X is a list of [T_i, n_features] arrays: "
-                             "their lengths are the T_i")
+            raise ValueError(
+                "lengths must be None when X is a list of [T_i, n_features] arrays: "
+                "their lengths are the T_i"
+            )
         try:
-            Xb, lengths = pack_sequences([np.asarray(s, dtype=np.float64) for s in X],
-                                         dtype=np.float64, batch_first=True)
+            Xb, lengths = pack_sequences(
+                [np.asarray(s, dtype=np.float64) for s in X], dtype=np.float64, batch_first=True
+            )
         except (TypeError, ValueError) as err:
             raise ValueError(f"X is a list of sequences, but: {err}") from None
     else:
         try:
             Xb = np.array(X, dtype=np.float64)
         except (TypeError, ValueError) as err:
-            raise ValueError(f"X must be a numeric array [n_samples, n_timesteps, n_features]: {err}") from None
+            raise ValueError(
+                f"X must be a numeric array [n_samples, n_timesteps, n_features]: {err}"
+            ) from None
     if Xb.ndim != 3:
         hint = ""
         if Xb.ndim == 2:
-            hint = ("; for a univariate series use X[:, :, None] (one feature per step), or "
-                    "reshape flat rows to [n_samples, n_timesteps, n_features]")
-        raise ValueError(f"X must be 3-D [n_samples, n_timesteps, n_features], got {Xb.ndim}-D "
-                         f"shape {Xb.shape}{hint}")
+            hint = (
+                "; for a univariate series use X[:, :, None] (one feature per step), or "
+                "reshape flat rows to [n_samples, n_timesteps, n_features]"
+            )
+        raise ValueError(
+            f"X must be 3-D [n_samples, n_timesteps, n_features], got {Xb.ndim}-D "
+            f"shape {Xb.shape}{hint}"
+        )
     N, T, F = Xb.shape
     if N == 0 or T == 0 or F == 0:
         raise ValueError(f"X must have at least one sample, step and feature, got shape {Xb.shape}")
     if n_features is not None and F != n_features:
-        raise ValueError(f"X has {F} features per step, but the estimator was fitted with {n_features}")
+        raise ValueError(
+            f"X has {F} features per step, but the estimator was fitted with {n_features}"
+        )
     if lengths is not None:
         lengths = np.asarray(lengths)
         if lengths.shape != (N,):
             raise ValueError(f"lengths must have shape (n_samples,) = ({N},), got {lengths.shape}")
-        if lengths.dtype.kind == "f" and np.all(np.isfinite(lengths)) and np.all(lengths == np.round(lengths)):
+        if (
+            lengths.dtype.kind == "f"
+            and np.all(np.isfinite(lengths))
+            and np.all(lengths == np.round(lengths))
+        ):
             lengths = lengths.astype(np.int64)
         if lengths.dtype == np.bool_ or lengths.dtype.kind not in "iu":
             raise ValueError(f"lengths must hold integers, got dtype {lengths.dtype}")
         if lengths.min() < 1 or lengths.max() > T:
-            raise ValueError(f"lengths must lie in 1..n_timesteps = 1..{T}, got values from "
-                             f"{lengths.min()} to {lengths.max()}")
+            raise ValueError(
+                f"lengths must lie in 1..n_timesteps = 1..{T}, got values from "
+                f"{lengths.min()} to {lengths.max()}"
+            )
         lengths = lengths.astype(np.int64)
         Xb[np.arange(T)[None, :] >= lengths[:, None]] = 0.0
     if not np.all(np.isfinite(Xb)):
@@ -169,13 +193,23 @@ class _RNNEstimator(_Params):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         for name, lo_open in (("lr", True), ("weight_decay", False), ("dropout", False)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v) or v < 0 \
-                    or (lo_open and v == 0):
-                raise ValueError(f"{name} must be a {'positive' if lo_open else 'non-negative'} number, got {v!r}")
+            if (
+                isinstance(v, bool)
+                or not isinstance(v, numbers.Real)
+                or not math.isfinite(v)
+                or v < 0
+                or (lo_open and v == 0)
+            ):
+                raise ValueError(
+                    f"{name} must be a {'positive' if lo_open else 'non-negative'} number, got {v!r}"
+                )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
-        if self.clip is not None and (isinstance(self.clip, bool) or not isinstance(self.clip, numbers.Real)
-                                      or not self.clip > 0):
+        if self.clip is not None and (
+            isinstance(self.clip, bool)
+            or not isinstance(self.clip, numbers.Real)
+            or not self.clip > 0
+        ):
             raise ValueError(f"clip must be a positive number or None, got {self.clip!r}")
         try:
             dtype = np.dtype(self.dtype)
@@ -187,11 +221,21 @@ class _RNNEstimator(_Params):
 
     def _init_model(self, n_features, n_out, dtype, rng):
         cls = _CELLS[self.cell]
-        self.rnn_ = cls(n_features, self.hidden_size, self.num_layers, bidirectional=bool(self.bidirectional),
-                        batch_first=True, dropout=float(self.dropout) if self.num_layers > 1 else 0.0,
-                        dtype=dtype, seed=int(rng.integers(2**63)), backend=self.backend)
+        self.rnn_ = cls(
+            n_features,
+            self.hidden_size,
+            self.num_layers,
+            bidirectional=bool(self.bidirectional),
+            batch_first=True,
+            dropout=float(self.dropout) if self.num_layers > 1 else 0.0,
+            dtype=dtype,
+            seed=int(rng.integers(2**63)),
+            backend=self.backend,
+        )
         D = 2 if self.bidirectional else 1
-        self.head_ = nn.Linear(D * self.hidden_size, n_out, dtype=dtype, seed=int(rng.integers(2**63)))
+        self.head_ = nn.Linear(
+            D * self.hidden_size, n_out, dtype=dtype, seed=int(rng.integers(2**63))
+        )
         self._modules = {"rnn": self.rnn_, "head": self.head_}
 
     # Forward/backward of the whole model on one batch. ``feat`` is the read-out
@@ -206,7 +250,7 @@ class _RNNEstimator(_Params):
         else:
             h_n = state[0] if isinstance(state, tuple) else state  # L*D,B,H
             D = self.rnn_.num_directions
-            top = h_n[(self.num_layers - 1) * D:]  # D,B,H
+            top = h_n[(self.num_layers - 1) * D :]  # D,B,H
             feat = np.concatenate(list(top), axis=1) if D > 1 else top[0]  # B,D*H
         if training:
             out, htape = self.head_.forward(feat)
@@ -223,7 +267,7 @@ class _RNNEstimator(_Params):
         B = dfeat.shape[0]
         dh = np.zeros((L * D, B, H), dtype=dfeat.dtype)
         for d in range(D):
-            dh[(L - 1) * D + d] = dfeat[:, d * H:(d + 1) * H]
+            dh[(L - 1) * D + d] = dfeat[:, d * H : (d + 1) * H]
         self.rnn_.backward(tape, None, (dh, None) if isinstance(state, tuple) else dh)
 
     def _fit_batches(self, Xb, lengths, loss_fn, rng):
@@ -238,7 +282,7 @@ class _RNNEstimator(_Params):
             order = rng.permutation(N)
             total, count = 0.0, 0
             for i in range(0, N, B):
-                idx = order[i:i + B]
+                idx = order[i : i + B]
                 lb = None if lengths is None else lengths[idx]
                 out, tapes = self._forward(Xb[idx], lb, training=True)
                 loss, dout = loss_fn(out, idx, lb)
@@ -247,15 +291,20 @@ class _RNNEstimator(_Params):
                 self._backward(tapes, dout)
                 norm = nn.clip_grad_norm(grads, float(self.clip)) if self.clip is not None else 0.0
                 if not (math.isfinite(loss) and math.isfinite(norm)):
-                    raise FloatingPointError(f"training diverged in epoch {epoch + 1} (loss {loss}); "
-                                             "lower lr or set clip")
+                    raise FloatingPointError(
+                        f"training diverged in epoch {epoch + 1} (loss {loss}); "
+                        "lower lr or set clip"
+                    )
                 opt.step(grads)
                 total += loss * idx.size
                 count += idx.size
             self.loss_curve_.append(total / count)
             if self.verbose:
-                print(f"epoch {epoch + 1}/{self.epochs}  loss {total / count:.5f}  "
-                      f"{time.perf_counter() - start:.1f}s", flush=True)
+                print(
+                    f"epoch {epoch + 1}/{self.epochs}  loss {total / count:.5f}  "
+                    f"{time.perf_counter() - start:.1f}s",
+                    flush=True,
+                )
         self.n_iter_ = int(self.epochs)
 
     def _prepare_X(self, X, lengths):
@@ -269,8 +318,10 @@ class _RNNEstimator(_Params):
     def _raw_predict(self, Xb, lengths, batch=512):
         outs = []
         for i in range(0, Xb.shape[0], batch):
-            lb = None if lengths is None else lengths[i:i + batch]
-            outs.append(self._forward(np.ascontiguousarray(Xb[i:i + batch]), lb, training=False)[0])
+            lb = None if lengths is None else lengths[i : i + batch]
+            outs.append(
+                self._forward(np.ascontiguousarray(Xb[i : i + batch]), lb, training=False)[0]
+            )
         return np.concatenate(outs, axis=0)
 
     def _fit_X(self, X, lengths):
@@ -330,10 +381,13 @@ _PARAMS_DOC = """
 
 
 class RNNClassifier(_RNNEstimator):
-    __doc__ = """Sequence classifier: recurrent layers read each sequence; the final
+    __doc__ = (
+        """Sequence classifier: recurrent layers read each sequence; the final
     state (both directions' when bidirectional) goes through a linear layer and a
     softmax. Trained with softmax cross-entropy and Adam.
-    """ + _PARAMS_DOC.format(y_std="") + """
+    """
+        + _PARAMS_DOC.format(y_std="")
+        + """
     Attributes
     ----------
     classes_ : ndarray, the sorted class labels
@@ -342,12 +396,29 @@ class RNNClassifier(_RNNEstimator):
     n_iter_ : int, epochs run
     rnn_, head_ : the trained layer and read-out
     """
+    )
 
     _estimator_type = "classifier"
 
-    def __init__(self, cell="lstm", hidden_size=64, num_layers=1, *, bidirectional=False, dropout=0.0,
-                 epochs=30, batch_size=32, lr=0.01, clip=5.0, weight_decay=0.0, standardize=True,
-                 dtype="float32", random_state=None, backend=None, verbose=0):
+    def __init__(
+        self,
+        cell="lstm",
+        hidden_size=64,
+        num_layers=1,
+        *,
+        bidirectional=False,
+        dropout=0.0,
+        epochs=30,
+        batch_size=32,
+        lr=0.01,
+        clip=5.0,
+        weight_decay=0.0,
+        standardize=True,
+        dtype="float32",
+        random_state=None,
+        backend=None,
+        verbose=0,
+    ):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -371,7 +442,9 @@ class RNNClassifier(_RNNEstimator):
         Xb, lengths, _, _ = self._fit_X(X, lengths)
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != Xb.shape[0]:
-            raise ValueError(f"y must be 1-D with one label per sample ({Xb.shape[0]}), got shape {y.shape}")
+            raise ValueError(
+                f"y must be 1-D with one label per sample ({Xb.shape[0]}), got shape {y.shape}"
+            )
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
             raise ValueError("y holds nan or inf")
         self.classes_, codes = np.unique(y, return_inverse=True)
@@ -416,12 +489,17 @@ class RNNClassifier(_RNNEstimator):
     def __sklearn_tags__(self):
         from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
 
-        return Tags(estimator_type="classifier", target_tags=TargetTags(required=True),
-                    classifier_tags=ClassifierTags(), input_tags=InputTags(two_d_array=False, three_d_array=True))
+        return Tags(
+            estimator_type="classifier",
+            target_tags=TargetTags(required=True),
+            classifier_tags=ClassifierTags(),
+            input_tags=InputTags(two_d_array=False, three_d_array=True),
+        )
 
 
 class RNNRegressor(_RNNEstimator):
-    __doc__ = """Sequence regressor, trained with mean squared error and Adam.
+    __doc__ = (
+        """Sequence regressor, trained with mean squared error and Adam.
 
     With ``output="last"`` (many-to-one) the final state goes through a linear
     layer: ``y`` is ``[n_samples]`` or ``[n_samples, n_outputs]``. With
@@ -429,7 +507,9 @@ class RNNRegressor(_RNNEstimator):
     ``[n_samples, n_timesteps]`` or ``[n_samples, n_timesteps, n_outputs]``,
     and steps past a sequence's length are left out of the loss (and predicted
     as 0).
-    """ + _PARAMS_DOC.format(y_std=", and each target too") + """
+    """
+        + _PARAMS_DOC.format(y_std=", and each target too")
+        + """
     output : {"last", "sequence"}
 
     Attributes
@@ -439,12 +519,30 @@ class RNNRegressor(_RNNEstimator):
     n_iter_ : int
     rnn_, head_ : the trained layer and read-out
     """
+    )
 
     _estimator_type = "regressor"
 
-    def __init__(self, cell="lstm", hidden_size=64, num_layers=1, *, output="last", bidirectional=False,
-                 dropout=0.0, epochs=30, batch_size=32, lr=0.01, clip=5.0, weight_decay=0.0,
-                 standardize=True, dtype="float32", random_state=None, backend=None, verbose=0):
+    def __init__(
+        self,
+        cell="lstm",
+        hidden_size=64,
+        num_layers=1,
+        *,
+        output="last",
+        bidirectional=False,
+        dropout=0.0,
+        epochs=30,
+        batch_size=32,
+        lr=0.01,
+        clip=5.0,
+        weight_decay=0.0,
+        standardize=True,
+        dtype="float32",
+        random_state=None,
+        backend=None,
+        verbose=0,
+    ):
         self.cell = cell
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -469,10 +567,16 @@ class RNNRegressor(_RNNEstimator):
     def _check_y(self, y, N, T, lengths, ragged):
         if self.output == "sequence" and ragged:
             try:
-                y, _ = pack_sequences([np.asarray(s, dtype=np.float64).reshape(len(s), -1) for s in y],
-                                      dtype=np.float64, batch_first=True, total_length=T)
+                y, _ = pack_sequences(
+                    [np.asarray(s, dtype=np.float64).reshape(len(s), -1) for s in y],
+                    dtype=np.float64,
+                    batch_first=True,
+                    total_length=T,
+                )
             except (TypeError, ValueError) as err:
-                raise ValueError(f"y must be a list of [T_i] or [T_i, n_outputs] arrays like X: {err}") from None
+                raise ValueError(
+                    f"y must be a list of [T_i] or [T_i, n_outputs] arrays like X: {err}"
+                ) from None
         else:
             try:
                 y = np.array(y, dtype=np.float64)
@@ -480,15 +584,19 @@ class RNNRegressor(_RNNEstimator):
                 raise ValueError(f"y must be numeric: {err}") from None
         if self.output == "last":
             if y.ndim not in (1, 2) or y.shape[0] != N:
-                raise ValueError(f"with output='last', y must be [n_samples] or [n_samples, n_outputs] "
-                                 f"with n_samples = {N}, got shape {y.shape}")
+                raise ValueError(
+                    f"with output='last', y must be [n_samples] or [n_samples, n_outputs] "
+                    f"with n_samples = {N}, got shape {y.shape}"
+                )
             squeeze = y.ndim == 1
             y2 = y.reshape(N, -1)
             finite = np.all(np.isfinite(y2))
         else:
             if y.ndim not in (2, 3) or y.shape[:2] != (N, T):
-                raise ValueError(f"with output='sequence', y must be [n_samples, n_timesteps] or "
-                                 f"[n_samples, n_timesteps, n_outputs] = [{N}, {T}, ...], got shape {y.shape}")
+                raise ValueError(
+                    f"with output='sequence', y must be [n_samples, n_timesteps] or "
+                    f"[n_samples, n_timesteps, n_outputs] = [{N}, {T}, ...], got shape {y.shape}"
+                )
             squeeze = y.ndim == 2
             y2 = y.reshape(N, T, -1).copy()
             mask = _step_mask(lengths, N, T)
@@ -553,13 +661,20 @@ class RNNRegressor(_RNNEstimator):
             N, T, _ = Xb.shape
             y2, _ = self._check_y(y, N, T, lengths2, ragged)
             if ragged:
-                pred = np.stack([np.pad(np.asarray(p).reshape(len(p), -1), ((0, T - len(p)), (0, 0)))
-                                 for p in pred])
+                pred = np.stack(
+                    [
+                        np.pad(np.asarray(p).reshape(len(p), -1), ((0, T - len(p)), (0, 0)))
+                        for p in pred
+                    ]
+                )
             p2 = np.asarray(pred).reshape(N, T, -1)
             mask = _step_mask(lengths2, N, T)
             yt, pt = y2[mask], p2[mask]  # M,K
-            w = None if sample_weight is None else np.broadcast_to(
-                np.asarray(sample_weight, np.float64)[:, None], (N, T))[mask]
+            w = (
+                None
+                if sample_weight is None
+                else np.broadcast_to(np.asarray(sample_weight, np.float64)[:, None], (N, T))[mask]
+            )
         else:
             yt = np.asarray(y, dtype=np.float64).reshape(len(pred), -1)
             pt = np.asarray(pred).reshape(len(pred), -1)
@@ -569,8 +684,12 @@ class RNNRegressor(_RNNEstimator):
     def __sklearn_tags__(self):
         from sklearn.utils import InputTags, RegressorTags, Tags, TargetTags
 
-        return Tags(estimator_type="regressor", target_tags=TargetTags(required=True, multi_output=True),
-                    regressor_tags=RegressorTags(), input_tags=InputTags(two_d_array=False, three_d_array=True))
+        return Tags(
+            estimator_type="regressor",
+            target_tags=TargetTags(required=True, multi_output=True),
+            regressor_tags=RegressorTags(),
+            input_tags=InputTags(two_d_array=False, three_d_array=True),
+        )
 
 
 def _r2(y, pred, w=None) -> float:
@@ -581,5 +700,7 @@ def _r2(y, pred, w=None) -> float:
     ss_res = (w * (y - pred) ** 2).sum(axis=0)
     ss_tot = (w * (y - mean) ** 2).sum(axis=0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        r2 = np.where(ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res > 0, 0.0, 1.0))
+        r2 = np.where(
+            ss_tot > 0, 1 - ss_res / np.where(ss_tot > 0, ss_tot, 1), np.where(ss_res > 0, 0.0, 1.0)
+        )
     return float(r2.mean())
