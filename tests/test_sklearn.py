@@ -248,3 +248,25 @@ def test_bad_y_lengths_and_predict_input():
         clf.predict(np.zeros((5, 8)))
     with pytest.raises(NotFittedError, match="RNNRegressor is not fitted yet"):
         RNNRegressor().predict(X)
+
+
+def test_regressor_many_to_many_on_ragged_lists():
+    rng = np.random.default_rng(3)
+    seqs = [rng.standard_normal((int(n), 1)) for n in rng.integers(2, 7, 120)]
+    ys = [np.cumsum(s[:, 0]) for s in seqs]
+    reg = RNNRegressor(hidden_size=16, epochs=30, output="sequence", random_state=0).fit(seqs, ys)
+    pred = reg.predict(seqs)
+    assert isinstance(pred, list) and [p.shape for p in pred] == [y.shape for y in ys]
+    assert reg.score(seqs, ys) > 0.9
+    # the same data padded, with lengths, gives the same score
+    lens = np.array([len(s) for s in seqs])
+    X = np.zeros((120, 6, 1))
+    Y = np.zeros((120, 6))
+    for i, (s, y) in enumerate(zip(seqs, ys)):
+        X[i, : len(s)] = s
+        Y[i, : len(y)] = y
+    assert reg.score(X, Y, lengths=lens) == pytest.approx(reg.score(seqs, ys), rel=1e-12)
+    with pytest.raises(ValueError, match="lengths must be None when X is a list"):
+        reg.predict(seqs, lengths=lens)
+    with pytest.raises(ValueError, match=r"y\[0\] has 1 steps but X\[0\] has \d"):
+        RNNRegressor(output="sequence").fit(seqs, [y[:1] for y in ys])

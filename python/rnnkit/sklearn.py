@@ -565,10 +565,21 @@ class RNNRegressor(_RNNEstimator):
         return self.output == "sequence"
 
     def _check_y(self, y, N, T, lengths, ragged):
+        ragged_1d = None
         if self.output == "sequence" and ragged:
             try:
+                ys = [np.asarray(s, dtype=np.float64) for s in y]
+                if len(ys) != N or any(a.ndim not in (1, 2) for a in ys):
+                    raise ValueError(f"it has {len(ys)} entries for {N} sequences of X")
+                bad = [i for i, a in enumerate(ys) if a.shape[0] != lengths[i]]
+                if bad:
+                    i = bad[0]
+                    raise ValueError(
+                        f"y[{i}] has {ys[i].shape[0]} steps but X[{i}] has {lengths[i]}"
+                    )
+                ragged_1d = all(a.ndim == 1 for a in ys)
                 y, _ = pack_sequences(
-                    [np.asarray(s, dtype=np.float64).reshape(len(s), -1) for s in y],
+                    [a.reshape(len(a), -1) for a in ys],
                     dtype=np.float64,
                     batch_first=True,
                     total_length=T,
@@ -597,7 +608,7 @@ class RNNRegressor(_RNNEstimator):
                     f"with output='sequence', y must be [n_samples, n_timesteps] or "
                     f"[n_samples, n_timesteps, n_outputs] = [{N}, {T}, ...], got shape {y.shape}"
                 )
-            squeeze = y.ndim == 2
+            squeeze = y.ndim == 2 if ragged_1d is None else ragged_1d
             y2 = y.reshape(N, T, -1).copy()
             mask = _step_mask(lengths, N, T)
             y2[~mask] = 0.0
