@@ -107,10 +107,10 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
 
     const double flops_per_step = 4.0 * N * GH * (C + H);
     const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step);
-    note_parallel_region();
 #pragma omp parallel num_threads(team)
     {
         const FlushDenormals ftz;
+        if (thread_id() == 0) note_parallel_region(team_size());
         const int tid = thread_id(), nth = team_size();
         const Range own = share(unit_blocks, tid, nth);
         const int64_t u_lo = min_i(own.begin * U, H), u_hi = min_i(own.end * U, H);

@@ -66,10 +66,10 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
 
     const double flops_per_step = 2.0 * N * GH * (C + (Cell::recurrent_gemm ? H : 1));
     const int team = choose_threads(threads, blocks, flops_per_step);
-    note_parallel_region();
 #pragma omp parallel num_threads(team)
     {
         const FlushDenormals ftz;
+        if (thread_id() == 0) note_parallel_region(team_size());
         const Range own = share(blocks, thread_id(), team_size());
         const int64_t u_lo = min_i(own.begin * U, H), u_hi = min_i(own.end * U, H);
 

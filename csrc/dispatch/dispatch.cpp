@@ -40,7 +40,7 @@ const Isa by_priority[] = {
 
 std::atomic<const KernelTable*> active_table{nullptr};
 std::atomic<int> requested_threads{0};   // 0: omp_get_max_threads()
-std::atomic<int64_t> n_regions{0}, n_barriers{0}, n_allocations{0};
+std::atomic<int64_t> n_regions{0}, n_barriers{0}, n_allocations{0}, last_team{0};
 
 const KernelTable* find(std::string name) {
     std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -143,7 +143,7 @@ void set_num_threads(int n) {
 }
 
 Counters counters() {
-    return {n_regions.load(), n_barriers.load(), n_allocations.load()};
+    return {n_regions.load(), n_barriers.load(), n_allocations.load(), last_team.load()};
 }
 
 void* workspace_alloc(std::size_t bytes) {
@@ -155,7 +155,10 @@ void* workspace_alloc(std::size_t bytes) {
 }
 
 void workspace_free(void* p) { std::free(p); }
-void note_parallel_region() { n_regions.fetch_add(1, std::memory_order_relaxed); }
+void note_parallel_region(int team_size) {
+    n_regions.fetch_add(1, std::memory_order_relaxed);
+    last_team.store(team_size, std::memory_order_relaxed);
+}
 void note_barrier() { n_barriers.fetch_add(1, std::memory_order_relaxed); }
 
 }  // namespace rnnkit

@@ -32,7 +32,7 @@ namespace avx512 { const KernelTable& kernel_table(); }
 // count it: once per call, never per step.
 void* workspace_alloc(std::size_t bytes);   // 64-byte aligned; throws std::bad_alloc
 void workspace_free(void* p);
-void note_parallel_region();
+void note_parallel_region(int team_size);   // by thread 0, inside the region
 void note_barrier();
 
 }  // namespace rnnkit

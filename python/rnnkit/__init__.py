@@ -20,9 +20,25 @@ __all__ = [
     "GRU",
     "IndRNN",
     "reference",
+    "functional",
     "show_config",
     "cpu_features",
+    "get_num_threads",
+    "set_num_threads",
+    "get_isa",
+    "set_isa",
 ]
+
+
+def __getattr__(name):
+    # rnnkit.functional (the native cells) loads on first use, so that a broken
+    # or refused native core (say RNNKIT_ISA names an ISA this CPU lacks) fails
+    # there, with its message, and the NumPy reference still imports.
+    if name == "functional":
+        import importlib
+
+        return importlib.import_module(".functional", __name__)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def cpu_features() -> dict[str, bool]:
@@ -30,6 +46,45 @@ def cpu_features() -> dict[str, bool]:
     from . import _core
 
     return dict(_core.cpu_features())
+
+
+def get_num_threads() -> int:
+    """Threads each native call uses: set_num_threads(n), else OMP_NUM_THREADS,
+    else all cores (omp_get_max_threads())."""
+    from . import _core
+
+    return _core.get_num_threads()
+
+
+def set_num_threads(n: int) -> None:
+    """Use n >= 1 threads in every native call from now on (any thread of the process)."""
+    import operator
+
+    if isinstance(n, bool) or not hasattr(n, "__index__"):
+        raise TypeError(f"n must be an int, got {type(n).__name__}")
+    n = operator.index(n)
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    from . import _core
+
+    _core.set_num_threads(int(n))
+
+
+def get_isa() -> str:
+    """The instruction set the native kernels use: 'avx512', 'avx2' or 'scalar'."""
+    from . import _core
+
+    return _core.get_isa()
+
+
+def set_isa(name: str) -> None:
+    """Use the kernels of one ISA ('avx512', 'avx2', 'scalar'), as RNNKIT_ISA does.
+    ValueError for an unknown name or one this CPU lacks."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    from . import _core
+
+    _core.set_isa(name)
 
 
 def show_config(file=None) -> None:

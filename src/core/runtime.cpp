@@ -59,6 +59,7 @@ void init_runtime(py::module_& m) {
         d["parallel_regions"] = c.parallel_regions;
         d["barriers"] = c.barriers;
         d["workspace_allocations"] = c.workspace_allocations;
+        d["last_team_size"] = c.last_team_size;
         return d;
     }, "Parallel regions, barriers and workspace allocations since the process started (tests).");
 }

@@ -40,12 +40,14 @@ std::vector<std::string> supported_isas();  // best first
 int num_threads();
 void set_num_threads(int n);                // n >= 1, else std::invalid_argument
 
-// --- Counters for tests: parallel regions entered, barriers passed (counted by
-// thread 0) and workspace allocations, since the process started.
+// --- Counters for tests: parallel regions entered, barriers passed (both
+// counted by thread 0) and workspace allocations since the process started,
+// and the team size of the latest region.
 struct Counters {
     int64_t parallel_regions;
     int64_t barriers;
     int64_t workspace_allocations;
+    int64_t last_team_size;
 };
 Counters counters();
 

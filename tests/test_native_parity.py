@@ -1,0 +1,139 @@
+"""rnnkit.functional (native) against rnnkit.reference (NumPy), on every ISA
+this CPU supports, each forced in turn: outputs, every cache array and every
+gradient by name, float64 to 1e-10 and float32 to 1e-5 (norm-wise relative),
+over shapes with T=1, N=1, H=1, H in {17, 33, 129}, C != H, lengths with
+zeros, both directions; plus a hypothesis search over shapes and lengths.
+(float32 arrays whose RMS is under 0.05 are judged by absolute error: see
+FLOOR in _native_util.py.)"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rnnkit import functional as F
+from rnnkit import reference as R
+
+from _native_util import (
+    CELL_IDS,
+    CELLS,
+    ISAS,
+    TOL,
+    assert_close,
+    assert_identical,
+    FLOOR,
+    fresh_seed,
+    isa,
+    make_args,
+    random_lengths,
+    run,
+)
+
+# (T, N, C, H)
+SHAPES = [
+    (1, 1, 1, 1),
+    (1, 3, 4, 17),
+    (3, 1, 2, 33),
+    (4, 5, 3, 129),
+    (2, 7, 33, 16),
+    (5, 2, 9, 8),
+]
+# (lengths, reverse): None = all T
+MODES = [("none", False), ("random", False), ("random", True), ("none", True)]
+
+
+def check_parity(cell, nonlinearity, G, shape, dtype, lengths_mode, reverse, seed, isa_name):
+    T, N, C, H = shape
+    rng = np.random.default_rng(seed)
+    lengths = random_lengths(rng, T, N) if lengths_mode == "random" else None
+    pos, kw, grads = make_args(cell, G, T, N, C, H, dtype, rng, lengths=lengths)
+    context = (
+        f"{cell}/{nonlinearity} isa={isa_name} {np.dtype(dtype).name} (T,N,C,H)={shape} "
+        f"lengths={None if lengths is None else lengths.tolist()} reverse={reverse} seed={seed}"
+    )
+    expected, ref_cache = run(R, cell, nonlinearity, pos, kw, grads, reverse=reverse)
+    with isa(isa_name):
+        actual, cache = run(F, cell, nonlinearity, pos, kw, grads, reverse=reverse)
+        # Inference: the same y and final states, bit for bit, and no cache.
+        inf_kw = dict(kw, reverse=reverse, training=False)
+        if nonlinearity is not None:
+            inf_kw["nonlinearity"] = nonlinearity
+        *inf, none = getattr(F, f"{cell}_forward")(*pos, **inf_kw)
+    assert none is None, context
+    names = ["y", "h_n", "c_n"] if cell == "lstm" else ["y", "h_n"]
+    assert_identical(dict(zip(names, inf)), {k: actual[k] for k in names}, context + " inference")
+    assert cache.backend == "native" and cache.cell == cell, context
+    assert cache.arrays == ref_cache.arrays, context
+    assert_close(actual, expected, TOL[np.dtype(dtype)], context, FLOOR[np.dtype(dtype)])
+
+
+@pytest.mark.parametrize("isa_name", ISAS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("cell,nonlinearity,G", CELLS, ids=CELL_IDS)
+def test_native_matches_reference(cell, nonlinearity, G, dtype, isa_name):
+    seed = fresh_seed()
+    for i, shape in enumerate(SHAPES):
+        for j, (lengths_mode, reverse) in enumerate(MODES):
+            check_parity(cell, nonlinearity, G, shape, dtype, lengths_mode, reverse,
+                         seed + 31 * i + j, isa_name)
+
+
+@pytest.mark.parametrize("isa_name", ISAS)
+def test_all_lengths_zero(isa_name):
+    """Every sequence empty: y = 0, h_n = h0, gradients flow to dh0 only."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    for cell, nonlinearity, G in CELLS:
+        pos, kw, grads = make_args(cell, G, 3, 4, 5, 6, np.float64, rng, lengths=np.zeros(4, int))
+        with isa(isa_name):
+            res, _ = run(F, cell, nonlinearity, pos, kw, grads)
+        assert not res["y"].any(), f"{cell} seed={seed}"
+        assert np.array_equal(res["h_n"], pos[1]), f"{cell} seed={seed}"
+        assert np.array_equal(res["dh0"], grads[1]), f"{cell} seed={seed}"
+        assert not res["dw_ih"].any() and not res["dx"].any(), f"{cell} seed={seed}"
+
+
+@settings(max_examples=int(__import__("os").environ.get("RNNKIT_HYPOTHESIS_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.data(),
+    cell_index=st.integers(0, len(CELLS) - 1),
+    T=st.integers(1, 6),
+    N=st.integers(1, 6),
+    C=st.integers(1, 12),
+    H=st.integers(1, 40),
+    f64=st.booleans(),
+    reverse=st.booleans(),
+    isa_index=st.integers(0, len(ISAS) - 1),
+)
+def test_hypothesis_shapes_and_lengths(data, cell_index, T, N, C, H, f64, reverse, isa_index):
+    cell, nonlinearity, G = CELLS[cell_index]
+    lengths = data.draw(st.none() | st.lists(st.integers(0, T), min_size=N, max_size=N), label="lengths")
+    seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
+    dtype = np.float64 if f64 else np.float32
+    rng = np.random.default_rng(seed)
+    pos, kw, grads = make_args(cell, G, T, N, C, H, dtype, rng,
+                               lengths=None if lengths is None else np.array(lengths))
+    context = f"{cell}/{nonlinearity} {np.dtype(dtype).name} {(T, N, C, H)} lengths={lengths} " \
+              f"reverse={reverse} isa={ISAS[isa_index]} seed={seed}"
+    expected, _ = run(R, cell, nonlinearity, pos, kw, grads, reverse=reverse)
+    with isa(ISAS[isa_index]):
+        actual, _ = run(F, cell, nonlinearity, pos, kw, grads, reverse=reverse)
+    assert_close(actual, expected, TOL[np.dtype(dtype)], context, FLOOR[np.dtype(dtype)])
+
+
+def test_non_contiguous_and_unmodified_inputs():
+    """Strided inputs are copied, never written; results equal the contiguous run."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    for cell, nonlinearity, G in CELLS:
+        pos, kw, grads = make_args(cell, G, 4, 3, 5, 7, np.float64, rng)
+        strided = [np.asfortranarray(a) if a.ndim > 1 else a for a in pos]
+        strided[0] = np.ascontiguousarray(np.swapaxes(pos[0], 0, 1)).swapaxes(0, 1)
+        before = [a.copy() for a in strided]
+        a, _ = run(F, cell, nonlinearity, strided, kw, grads)
+        b, _ = run(F, cell, nonlinearity, pos, kw, grads)
+        assert_identical(a, b, f"{cell} seed={seed}")
+        for x, y in zip(strided, before):
+            assert np.array_equal(x, y), f"{cell}: an input was modified (seed={seed})"

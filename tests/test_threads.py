@@ -1,0 +1,102 @@
+"""Determinism and thread safety of the native cells: bitwise-identical outputs,
+caches and gradients at 1, 2 and 3 threads on every ISA (the work is split
+over outputs only, each output computed in one fixed order), and two Python
+threads running layers at once get exactly what they get one after the other."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import _core
+from rnnkit import functional as F
+
+from _native_util import (
+    CELL_IDS,
+    CELLS,
+    ISAS,
+    assert_identical,
+    fresh_seed,
+    isa,
+    make_args,
+    random_lengths,
+    run,
+    threads,
+)
+
+# Big enough that every cell really runs 3 threads in forward and backward.
+T, N, C, H = 5, 24, 64, 129
+
+
+@pytest.mark.parametrize("isa_name", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell,nonlinearity,G", CELLS, ids=CELL_IDS)
+def test_bitwise_identical_across_thread_counts(cell, nonlinearity, G, dtype, isa_name):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    lengths = random_lengths(rng, T, N)
+    pos, kw, grads = make_args(cell, G, T, N, C, H, dtype, rng, lengths=lengths)
+    extra = {} if nonlinearity is None else {"nonlinearity": nonlinearity}
+    results = {}
+    with isa(isa_name):
+        for n in (1, 2, 3):
+            with threads(n):
+                for reverse in (False, True):
+                    res, _ = run(F, cell, nonlinearity, pos, kw, grads, reverse=reverse)
+                    team_backward = _core.counters()["last_team_size"]
+                    *inf, _ = getattr(F, f"{cell}_forward")(*pos, **kw, **extra, reverse=reverse,
+                                                           training=False)
+                    team_forward = _core.counters()["last_team_size"]
+                    assert (team_forward, team_backward) == (n, n), "the shape should use every thread"
+                    res.update({f"inference.{i}": a for i, a in enumerate(inf)})
+                    results[n, reverse] = res
+    for n in (2, 3):
+        for reverse in (False, True):
+            assert_identical(results[n, reverse], results[1, reverse],
+                             f"{cell} {np.dtype(dtype).name} isa={isa_name} {n} vs 1 threads "
+                             f"reverse={reverse} seed={seed}")
+
+
+def _layer_work(layer, x, lengths, dy, repeats=1):
+    out = None
+    for _ in range(repeats):
+        layer.zero_grad()
+        y, state, tape = layer.forward(x, lengths=lengths)
+        dx, dstate = layer.backward(tape, dy)
+        out = {"y": y, "dx": dx}
+        out.update({f"state{i}": s for i, s in enumerate(state if isinstance(state, tuple) else (state,))})
+        out.update({f"dstate{i}": s for i, s in enumerate(dstate if isinstance(dstate, tuple) else (dstate,))})
+        out.update({"grad." + k: v.copy() for k, v in layer.grads.items()})
+    return out
+
+
+def test_two_python_threads_match_sequential():
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for k, (cls, dtype) in enumerate([(rnnkit.LSTM, np.float32), (rnnkit.GRU, np.float64)]):
+        layer = cls(12, 33, num_layers=2, bidirectional=True, dtype=dtype, seed=seed + k,
+                    backend="native")
+        x = rng.standard_normal((7, 5, 12)).astype(dtype)
+        lengths = random_lengths(rng, 7, 5)
+        dy = rng.standard_normal((7, 5, 66)).astype(dtype)
+        jobs.append((layer, x, lengths, dy))
+    with threads(2):
+        sequential = [_layer_work(*job) for job in jobs]
+        results = [None, None]
+        start = threading.Barrier(2)
+
+        def worker(i):
+            start.wait()
+            results[i] = _layer_work(*jobs[i], repeats=5)
+
+        ts = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+    for i in range(2):
+        assert_identical(results[i], sequential[i], f"python thread {i} seed={seed}")
