@@ -106,7 +106,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     const int64_t h_split = io.reverse ? (T - 1) * N : N;
 
     const double flops_per_step = 4.0 * N * GH * (C + H);
-    const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step);
+    [[maybe_unused]] const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step);
 #pragma omp parallel num_threads(team)
     {
         const FlushDenormals ftz;

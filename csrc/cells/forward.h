@@ -65,7 +65,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     Real* cbuf = ws.at<Real>(at_cbuf);     // inference LSTM: [N,H], updated in place
 
     const double flops_per_step = 2.0 * N * GH * (C + (Cell::recurrent_gemm ? H : 1));
-    const int team = choose_threads(threads, blocks, flops_per_step);
+    [[maybe_unused]] const int team = choose_threads(threads, blocks, flops_per_step);
 #pragma omp parallel num_threads(team)
     {
         const FlushDenormals ftz;

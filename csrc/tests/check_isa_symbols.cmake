@@ -1,0 +1,36 @@
+# ODR guard (ctest isa_symbols): every global or weak symbol an ISA object file
+# defines must live in that ISA's namespace (rnnkit::avx512:: in
+# isa_avx512.cpp.o, ...). An inline function outside it, compiled with AVX-512
+# flags, could be picked by the linker for the baseline code too.
+#   cmake -DNM=<nm> -DOBJECTS=<a;b;...> -P check_isa_symbols.cmake
+set(failures 0)
+foreach(obj IN LISTS OBJECTS)
+  get_filename_component(name "${obj}" NAME)
+  if(NOT name MATCHES "^isa_([a-z0-9]+)\\.")
+    continue()
+  endif()
+  set(isa "${CMAKE_MATCH_1}")
+  execute_process(COMMAND "${NM}" -C --defined-only "${obj}" OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+  if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "nm failed on ${obj}")
+  endif()
+  string(REPLACE "\n" ";" lines "${out}")
+  set(count 0)
+  foreach(line IN LISTS lines)
+    # "<address> <type> <symbol>": global (upper case) or weak/unique symbols only
+    if(NOT line MATCHES "^[0-9a-fA-F]* ([TDBRWVu]) (.*)$")
+      continue()
+    endif()
+    set(symbol "${CMAKE_MATCH_2}")
+    math(EXPR count "${count} + 1")
+    if(symbol MATCHES "^DW\\.ref\\." OR symbol MATCHES "rnnkit::${isa}::")
+      continue()
+    endif()
+    message(SEND_ERROR "${name}: '${symbol}' is outside namespace rnnkit::${isa}")
+    math(EXPR failures "${failures} + 1")
+  endforeach()
+  message(STATUS "${name}: ${count} global/weak symbols, all in rnnkit::${isa}")
+endforeach()
+if(failures GREATER 0)
+  message(FATAL_ERROR "${failures} symbol(s) outside their ISA namespace")
+endif()
