@@ -7,6 +7,7 @@ PyTorch parity is in test_torch_parity.py; this file needs only NumPy.
 from __future__ import annotations
 
 import copy
+import importlib
 import pickle
 import warnings
 
@@ -15,7 +16,7 @@ import pytest
 import rnnkit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rnnkit.layers import BACKENDS, Tape
+from rnnkit.layers import BACKENDS, DEFAULT_BACKEND, Tape
 
 CLASSES = [rnnkit.RNN, rnnkit.LSTM, rnnkit.GRU, rnnkit.IndRNN]
 GATES = {rnnkit.RNN: 1, rnnkit.LSTM: 4, rnnkit.GRU: 3, rnnkit.IndRNN: 1}
@@ -329,7 +330,8 @@ def test_bidirectional_is_forward_then_reverse_of_single_direction_layers(cls):
     x = rng.standard_normal((6, 3, 3))
     lengths = np.array([6, 0, 3])
     y, state = layer(x, lengths=lengths)
-    fwd = getattr(rnnkit.reference, f"{layer._cell}_forward")
+    backend = importlib.import_module(BACKENDS[layer.backend])
+    fwd = getattr(backend, f"{layer._cell}_forward")
     kw = {"nonlinearity": layer.nonlinearity} if layer.nonlinearity else {}
     c0 = (None,) if cls is rnnkit.LSTM else ()
     for d, sfx in enumerate(["_l0", "_l0_reverse"]):
@@ -750,7 +752,7 @@ def test_constructor_nonlinearity_and_keyword_only():
 
 def test_backend_resolution(monkeypatch):
     layer = rnnkit.GRU(3, 4)
-    assert layer.backend == "reference"
+    assert layer.backend == DEFAULT_BACKEND == "native"
     assert rnnkit.GRU(3, 4, backend="reference").backend == "reference"
     monkeypatch.setitem(BACKENDS, "native", "rnnkit._no_such_module_for_tests")
     with pytest.raises(ValueError, match="native.*not available"):

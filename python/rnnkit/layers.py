@@ -21,7 +21,7 @@ __all__ = ["BACKENDS", "DEFAULT_BACKEND", "GRU", "LSTM", "RNN", "IndRNN", "Tape"
 # Backend name -> module that provides {cell}_forward / {cell}_backward with the
 # signatures of docs/cells.md. Imported lazily, by name, on first use.
 BACKENDS = {"reference": "rnnkit.reference", "native": "rnnkit.functional"}
-DEFAULT_BACKEND = "reference"
+DEFAULT_BACKEND = "native"
 
 _FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _NONLINEARITIES = ("tanh", "relu")
