@@ -81,9 +81,11 @@ struct FlushDenormals {
 inline int64_t t_of(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1 - s : s; }
 
 // Inference runs the input-side GEMM a chunk of steps at a time, so that its
-// buffer stays O(N*H): about 256 rows per GEMM, at least one step.
+// buffer stays O(N*H): about 256 rows per GEMM (enough to stream the packed
+// w_ih panels efficiently), at least 1 and at most 16 steps. The buffer is then
+// at most min(16*N, N + 255) rows of G*H.
 inline int64_t chunk_steps(int64_t T, int64_t N) {
-    return min_i(T, max_i(1, ceil_div(256, N)));
+    return min_i(T, min_i(16, max_i(1, ceil_div(256, N))));
 }
 
 // --- A gate tile: MR rows (batch) by NV vectors, the G gates of U hidden
