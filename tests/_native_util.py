@@ -123,7 +123,9 @@ FLOOR = {np.dtype(np.float64): 0.0, np.dtype(np.float32): 0.25}
 
 def assert_close(actual: dict, expected: dict, tol: float, context: str, floor: float = 0.0):
     """Every array by name: same keys, shapes and dtype, norm-wise relative error <= tol."""
-    assert actual.keys() == expected.keys(), f"{context}: names {sorted(actual)} != {sorted(expected)}"
+    assert actual.keys() == expected.keys(), (
+        f"{context}: names {sorted(actual)} != {sorted(expected)}"
+    )
     bad = []
     for name, e in expected.items():
         a = actual[name]
@@ -142,6 +144,8 @@ def assert_identical(actual: dict, expected: dict, context: str):
     for name, e in expected.items():
         a = actual[name]
         if a.shape != e.shape or a.dtype != e.dtype or a.tobytes() != e.tobytes():
-            diff = np.abs(a.astype(np.float64) - e.astype(np.float64)) if a.shape == e.shape else None
+            diff = (
+                np.abs(a.astype(np.float64) - e.astype(np.float64)) if a.shape == e.shape else None
+            )
             bad.append(f"{name} (max abs diff {np.nanmax(diff) if diff is not None else 'shape'})")
     assert not bad, f"{context}: not bitwise identical: " + ", ".join(bad)

@@ -66,8 +66,9 @@ def test_set_num_threads():
 
 def _python(code, **env):
     full = dict(os.environ, **env)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=full,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=full, timeout=120
+    )
 
 
 def test_environment_forces_isa_and_threads():
@@ -108,10 +109,10 @@ def test_same_validation_as_reference():
     rng = np.random.default_rng(0)
     pos, kw, _ = make_args("lstm", 4, 3, 2, 4, 5, np.float32, rng)
     bad = [
-        (lambda p: [p[0].astype(np.float64)] + p[1:], {}),          # mixed dtypes
-        (lambda p: [p[0][:, :, :2]] + p[1:], {}),                   # C mismatch
-        (lambda p: p, {"lengths": [1, 4]}),                          # out of range
-        (lambda p: p, {"lengths": np.array([1.0, 2.0])}),            # float lengths
+        (lambda p: [p[0].astype(np.float64)] + p[1:], {}),  # mixed dtypes
+        (lambda p: [p[0][:, :, :2]] + p[1:], {}),  # C mismatch
+        (lambda p: p, {"lengths": [1, 4]}),  # out of range
+        (lambda p: p, {"lengths": np.array([1.0, 2.0])}),  # float lengths
     ]
     for change, extra in bad:
         errors = []
@@ -127,8 +128,17 @@ def test_binding_checks_at_the_boundary():
     rng = np.random.default_rng(0)
     (x, h0, w_ih, w_hh, b_ih, b_hh), _, _ = make_args("gru", 3, 3, 2, 4, 5, np.float32, rng)
     lengths = np.array([3, 1])
-    good = dict(x=x, h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh, lengths=lengths,
-                reverse=False, training=True)
+    good = dict(
+        x=x,
+        h0=h0,
+        w_ih=w_ih,
+        w_hh=w_hh,
+        b_ih=b_ih,
+        b_hh=b_hh,
+        lengths=lengths,
+        reverse=False,
+        training=True,
+    )
     _core.gru_forward(**good)
     cases = [
         ({"h0": h0[:1]}, ValueError, "h0 must have shape"),
@@ -147,12 +157,25 @@ def test_binding_checks_at_the_boundary():
         with pytest.raises(exc, match=match):
             _core.gru_forward(**dict(good, **change))
     y, h_n, cache = _core.gru_forward(**good)
-    back = dict(dy=y, dh_n=h_n, x=x, h0=h0, w_ih=w_ih, w_hh=w_hh, lengths=lengths, reverse=False,
-                h=cache["h"], gates=cache["gates"], hn=cache["hn"])
+    back = dict(
+        dy=y,
+        dh_n=h_n,
+        x=x,
+        h0=h0,
+        w_ih=w_ih,
+        w_hh=w_hh,
+        lengths=lengths,
+        reverse=False,
+        h=cache["h"],
+        gates=cache["gates"],
+        hn=cache["hn"],
+    )
     _core.gru_backward(**back)
-    for change, exc in [({"gates": cache["gates"][:, :, :5].copy()}, ValueError),
-                        ({"hn": cache["hn"][:2].copy()}, ValueError),
-                        ({"dy": y.astype(np.float64)}, TypeError)]:
+    for change, exc in [
+        ({"gates": cache["gates"][:, :, :5].copy()}, ValueError),
+        ({"hn": cache["hn"][:2].copy()}, ValueError),
+        ({"dy": y.astype(np.float64)}, TypeError),
+    ]:
         with pytest.raises(exc):
             _core.gru_backward(**dict(back, **change))
 
@@ -212,7 +235,9 @@ def test_one_region_one_barrier_per_step_one_allocation(isa_name):
                 extra = {} if nonlinearity is None else {"nonlinearity": nonlinearity}
                 for training in (False, True):  # keep the training cache
                     c0 = _core.counters()
-                    *_, cache = getattr(F, f"{cell}_forward")(*pos, **kw, **extra, training=training)
+                    *_, cache = getattr(F, f"{cell}_forward")(
+                        *pos, **kw, **extra, training=training
+                    )
                     c1 = _core.counters()
                     assert c1["parallel_regions"] - c0["parallel_regions"] == 1
                     assert c1["workspace_allocations"] - c0["workspace_allocations"] == 1

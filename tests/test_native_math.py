@@ -49,11 +49,13 @@ def test_error_bound(name, dtype, isa_name):
     seed = fresh_seed()
     rng = np.random.default_rng(seed)
     lo, hi = RANGES[(name, np.dtype(dtype).name)]
-    x = np.concatenate([
-        rng.uniform(lo, hi, 50_000),
-        rng.uniform(-1, 1, 10_000) * 10.0 ** rng.integers(-8, 1, 10_000),  # near 0, every scale
-        [0.0, -0.0, 1e-30, -1e-30],
-    ]).astype(dtype)
+    x = np.concatenate(
+        [
+            rng.uniform(lo, hi, 50_000),
+            rng.uniform(-1, 1, 10_000) * 10.0 ** rng.integers(-8, 1, 10_000),  # near 0, every scale
+            [0.0, -0.0, 1e-30, -1e-30],
+        ]
+    ).astype(dtype)
     with isa(isa_name):
         got = _core.vector_math(name, x)
     want = truth(name, x.astype(np.float64))

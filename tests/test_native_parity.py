@@ -76,8 +76,17 @@ def test_native_matches_reference(cell, nonlinearity, G, dtype, isa_name):
     seed = fresh_seed()
     for i, shape in enumerate(SHAPES):
         for j, (lengths_mode, reverse) in enumerate(MODES):
-            check_parity(cell, nonlinearity, G, shape, dtype, lengths_mode, reverse,
-                         seed + 31 * i + j, isa_name)
+            check_parity(
+                cell,
+                nonlinearity,
+                G,
+                shape,
+                dtype,
+                lengths_mode,
+                reverse,
+                seed + 31 * i + j,
+                isa_name,
+            )
 
 
 @pytest.mark.parametrize("isa_name", ISAS)
@@ -95,7 +104,11 @@ def test_all_lengths_zero(isa_name):
         assert not res["dw_ih"].any() and not res["dx"].any(), f"{cell} seed={seed}"
 
 
-@settings(max_examples=int(__import__("os").environ.get("RNNKIT_HYPOTHESIS_EXAMPLES", 60)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=int(__import__("os").environ.get("RNNKIT_HYPOTHESIS_EXAMPLES", 60)),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(
     data=st.data(),
     cell_index=st.integers(0, len(CELLS) - 1),
@@ -109,14 +122,19 @@ def test_all_lengths_zero(isa_name):
 )
 def test_hypothesis_shapes_and_lengths(data, cell_index, T, N, C, H, f64, reverse, isa_index):
     cell, nonlinearity, G = CELLS[cell_index]
-    lengths = data.draw(st.none() | st.lists(st.integers(0, T), min_size=N, max_size=N), label="lengths")
+    lengths = data.draw(
+        st.none() | st.lists(st.integers(0, T), min_size=N, max_size=N), label="lengths"
+    )
     seed = data.draw(st.integers(0, 2**32 - 1), label="seed")
     dtype = np.float64 if f64 else np.float32
     rng = np.random.default_rng(seed)
-    pos, kw, grads = make_args(cell, G, T, N, C, H, dtype, rng,
-                               lengths=None if lengths is None else np.array(lengths))
-    context = f"{cell}/{nonlinearity} {np.dtype(dtype).name} {(T, N, C, H)} lengths={lengths} " \
-              f"reverse={reverse} isa={ISAS[isa_index]} seed={seed}"
+    pos, kw, grads = make_args(
+        cell, G, T, N, C, H, dtype, rng, lengths=None if lengths is None else np.array(lengths)
+    )
+    context = (
+        f"{cell}/{nonlinearity} {np.dtype(dtype).name} {(T, N, C, H)} lengths={lengths} "
+        f"reverse={reverse} isa={ISAS[isa_index]} seed={seed}"
+    )
     expected, _ = run(R, cell, nonlinearity, pos, kw, grads, reverse=reverse)
     with isa(ISAS[isa_index]):
         actual, _ = run(F, cell, nonlinearity, pos, kw, grads, reverse=reverse)

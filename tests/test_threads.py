@@ -47,17 +47,23 @@ def test_bitwise_identical_across_thread_counts(cell, nonlinearity, G, dtype, is
                 for reverse in (False, True):
                     res, _ = run(F, cell, nonlinearity, pos, kw, grads, reverse=reverse)
                     team_backward = _core.counters()["last_team_size"]
-                    *inf, _ = getattr(F, f"{cell}_forward")(*pos, **kw, **extra, reverse=reverse,
-                                                           training=False)
+                    *inf, _ = getattr(F, f"{cell}_forward")(
+                        *pos, **kw, **extra, reverse=reverse, training=False
+                    )
                     team_forward = _core.counters()["last_team_size"]
-                    assert (team_forward, team_backward) == (n, n), "the shape should use every thread"
+                    assert (team_forward, team_backward) == (n, n), (
+                        "the shape should use every thread"
+                    )
                     res.update({f"inference.{i}": a for i, a in enumerate(inf)})
                     results[n, reverse] = res
     for n in (2, 3):
         for reverse in (False, True):
-            assert_identical(results[n, reverse], results[1, reverse],
-                             f"{cell} {np.dtype(dtype).name} isa={isa_name} {n} vs 1 threads "
-                             f"reverse={reverse} seed={seed}")
+            assert_identical(
+                results[n, reverse],
+                results[1, reverse],
+                f"{cell} {np.dtype(dtype).name} isa={isa_name} {n} vs 1 threads "
+                f"reverse={reverse} seed={seed}",
+            )
 
 
 def _layer_work(layer, x, lengths, dy, repeats=1):
@@ -67,8 +73,15 @@ def _layer_work(layer, x, lengths, dy, repeats=1):
         y, state, tape = layer.forward(x, lengths=lengths)
         dx, dstate = layer.backward(tape, dy)
         out = {"y": y, "dx": dx}
-        out.update({f"state{i}": s for i, s in enumerate(state if isinstance(state, tuple) else (state,))})
-        out.update({f"dstate{i}": s for i, s in enumerate(dstate if isinstance(dstate, tuple) else (dstate,))})
+        out.update(
+            {f"state{i}": s for i, s in enumerate(state if isinstance(state, tuple) else (state,))}
+        )
+        out.update(
+            {
+                f"dstate{i}": s
+                for i, s in enumerate(dstate if isinstance(dstate, tuple) else (dstate,))
+            }
+        )
         out.update({"grad." + k: v.copy() for k, v in layer.grads.items()})
     return out
 
@@ -78,8 +91,9 @@ def test_two_python_threads_match_sequential():
     rng = np.random.default_rng(seed)
     jobs = []
     for k, (cls, dtype) in enumerate([(rnnkit.LSTM, np.float32), (rnnkit.GRU, np.float64)]):
-        layer = cls(12, 33, num_layers=2, bidirectional=True, dtype=dtype, seed=seed + k,
-                    backend="native")
+        layer = cls(
+            12, 33, num_layers=2, bidirectional=True, dtype=dtype, seed=seed + k, backend="native"
+        )
         x = rng.standard_normal((7, 5, 12)).astype(dtype)
         lengths = random_lengths(rng, 7, 5)
         dy = rng.standard_normal((7, 5, 66)).astype(dtype)

@@ -93,6 +93,7 @@ def show_config(file=None) -> None:
 
     _show(file=file)
 
+
 # Training on top of the layers (NumPy only; scikit-learn and tqdm stay optional
 # and are imported only by the code that uses them).
 from . import nn, data, text, sklearn  # noqa: E402

@@ -78,7 +78,18 @@ def rnn_forward(
 ):
     """y [T,N,H], h_n [N,H], cache (None when training=False)."""
     a = check_forward(
-        "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, nonlinearity, training=training
+        "rnn",
+        x,
+        h0,
+        None,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        lengths,
+        reverse,
+        nonlinearity,
+        training=training,
     )
     y, h_n, arrays = _core.rnn_forward(
         a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.nonlinearity, a.training
@@ -90,8 +101,16 @@ def rnn_backward(dy, dh_n, cache):
     """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through rnn_forward's cache."""
     dy, dh_n, _ = check_backward("rnn", cache, dy, dh_n, None)
     return _core.rnn_backward(
-        dy, dh_n, _c(cache.x), _c(cache.h0), _c(cache.w_ih), _c(cache.w_hh), _c(cache.lengths),
-        bool(cache.reverse), cache.nonlinearity, _c(cache.h),
+        dy,
+        dh_n,
+        _c(cache.x),
+        _c(cache.h0),
+        _c(cache.w_ih),
+        _c(cache.w_hh),
+        _c(cache.lengths),
+        bool(cache.reverse),
+        cache.nonlinearity,
+        _c(cache.h),
     )
 
 
@@ -100,7 +119,9 @@ def rnn_backward(dy, dh_n, cache):
 
 def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, training=True):
     """y [T,N,H], h_n [N,H], c_n [N,H], cache (None when training=False)."""
-    a = check_forward("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training)
+    a = check_forward(
+        "lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training
+    )
     y, h_n, c_n, arrays = _core.lstm_forward(
         a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.training
     )
@@ -111,8 +132,19 @@ def lstm_backward(dy, dh_n, dc_n, cache):
     """dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh: BPTT through lstm_forward's cache."""
     dy, dh_n, dc_n = check_backward("lstm", cache, dy, dh_n, dc_n)
     return _core.lstm_backward(
-        dy, dh_n, dc_n, _c(cache.x), _c(cache.h0), _c(cache.c0), _c(cache.w_ih), _c(cache.w_hh),
-        _c(cache.lengths), bool(cache.reverse), _c(cache.h), _c(cache.c), _c(cache.tanh_c),
+        dy,
+        dh_n,
+        dc_n,
+        _c(cache.x),
+        _c(cache.h0),
+        _c(cache.c0),
+        _c(cache.w_ih),
+        _c(cache.w_hh),
+        _c(cache.lengths),
+        bool(cache.reverse),
+        _c(cache.h),
+        _c(cache.c),
+        _c(cache.tanh_c),
         _c(cache.gates),
     )
 
@@ -122,7 +154,9 @@ def lstm_backward(dy, dh_n, dc_n, cache):
 
 def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, training=True):
     """y [T,N,H], h_n [N,H], cache (None when training=False)."""
-    a = check_forward("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training)
+    a = check_forward(
+        "gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training
+    )
     y, h_n, arrays = _core.gru_forward(
         a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.training
     )
@@ -133,8 +167,17 @@ def gru_backward(dy, dh_n, cache):
     """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through gru_forward's cache."""
     dy, dh_n, _ = check_backward("gru", cache, dy, dh_n, None)
     return _core.gru_backward(
-        dy, dh_n, _c(cache.x), _c(cache.h0), _c(cache.w_ih), _c(cache.w_hh), _c(cache.lengths),
-        bool(cache.reverse), _c(cache.h), _c(cache.gates), _c(cache.hn),
+        dy,
+        dh_n,
+        _c(cache.x),
+        _c(cache.h0),
+        _c(cache.w_ih),
+        _c(cache.w_hh),
+        _c(cache.lengths),
+        bool(cache.reverse),
+        _c(cache.h),
+        _c(cache.gates),
+        _c(cache.hn),
     )
 
 
@@ -156,7 +199,18 @@ def indrnn_forward(
 ):
     """y [T,N,H], h_n [N,H], cache (None when training=False)."""
     a = check_forward(
-        "indrnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, nonlinearity, training=training
+        "indrnn",
+        x,
+        h0,
+        None,
+        w_ih,
+        w_hh,
+        b_ih,
+        b_hh,
+        lengths,
+        reverse,
+        nonlinearity,
+        training=training,
     )
     y, h_n, arrays = _core.indrnn_forward(
         a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.nonlinearity, a.training
@@ -168,6 +222,14 @@ def indrnn_backward(dy, dh_n, cache):
     """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through indrnn_forward's cache."""
     dy, dh_n, _ = check_backward("indrnn", cache, dy, dh_n, None)
     return _core.indrnn_backward(
-        dy, dh_n, _c(cache.x), _c(cache.h0), _c(cache.w_ih), _c(cache.w_hh), _c(cache.lengths),
-        bool(cache.reverse), cache.nonlinearity, _c(cache.h),
+        dy,
+        dh_n,
+        _c(cache.x),
+        _c(cache.h0),
+        _c(cache.w_ih),
+        _c(cache.w_hh),
+        _c(cache.lengths),
+        bool(cache.reverse),
+        cache.nonlinearity,
+        _c(cache.h),
     )
