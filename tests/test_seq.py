@@ -189,3 +189,51 @@ def test_pack_casts_and_unpack_checks():
         unpack_sequences(x, [3, 1])
     with pytest.raises(ValueError, match=r"sequences\[1\] has 2 features"):
         pack_sequences([np.ones((2, 1)), np.ones((2, 2))])
+
+
+# ---------------------------------------------------------------------------
+# Adversarial input found in review: each once slipped past the checks
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "starts",
+    [np.array([2**64 - 1], np.uint64), np.array([2**63 - 2], np.int64)],
+    ids=["uint64-wraps", "int64-wraps"],
+)
+def test_windows_refuses_starts_whose_end_overflows(starts):
+    # starts.max() + length wrapped around in NumPy integers, passed the range
+    # check and made the Cython loop read before the stream's buffer.
+    with pytest.raises(ValueError, match="starts must lie in"):
+        windows(np.arange(100, 110), starts, 5)
+
+
+@pytest.mark.parametrize("length", [float("nan"), float("inf"), 2.5, "3", True, 2**80])
+def test_windows_bad_length_names_it(length):
+    with pytest.raises(ValueError, match="length"):
+        windows(np.arange(10), [0], length)
+
+
+@pytest.mark.parametrize("total_length", [float("nan"), float("inf"), 2.5, "9"])
+def test_total_length_non_integer_names_it(total_length):
+    with pytest.raises(ValueError, match="total_length"):
+        pack_sequences([np.ones((2, 1))], total_length=total_length)
+    with pytest.raises(ValueError, match="total_length"):
+        pad_ids([[1, 2]], total_length=total_length)
+
+
+def test_pack_sequences_refuses_complex_and_masked():
+    with pytest.raises(TypeError, match=r"sequences\[1\] must be real"):
+        pack_sequences([np.ones((2, 2)), np.ones((2, 2)) + 1j])
+    masked = np.ma.masked_array(np.ones((2, 2)), mask=[[0, 1], [0, 0]])
+    with pytest.raises(TypeError, match=r"sequences\[0\] is a masked array"):
+        pack_sequences([masked])
+    # a masked array with nothing masked is just its data
+    x, _ = pack_sequences([np.ma.masked_array(np.ones((2, 2)))])
+    assert x.sum() == 4
+
+
+@pytest.mark.parametrize("pad_value", [2**40, -(2**31) - 1, 1.7, "x", float("nan")])
+def test_pad_ids_bad_pad_value_names_it(pad_value):
+    with pytest.raises(ValueError, match="pad_value"):
+        pad_ids([[1, 2]], pad_value=pad_value)

@@ -29,6 +29,35 @@ __all__ = [
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def _count(name: str, value, lo: int = 0) -> int:
+    """An integral ``value >= lo`` (int, NumPy integer or integral float) as an int;
+    ValueError naming ``name`` otherwise (nan, inf, 2.5, "3", True...)."""
+    ok = not isinstance(value, (bool, np.bool_, str, bytes))
+    if ok:
+        try:
+            v = int(value)
+            ok = v == value and v >= lo
+        except (TypeError, ValueError, OverflowError):
+            ok = False
+    if not ok:
+        raise ValueError(f"{name} must be an integer >= {lo}, got {value!r}")
+    return v
+
+
+def _real(name: str, a: np.ndarray) -> np.ndarray:
+    """Refuse what a float cast would silently drop: complex parts and masks."""
+    if np.iscomplexobj(a):
+        raise TypeError(
+            f"{name} must be real, got dtype {a.dtype} (its imaginary part would be lost)"
+        )
+    if np.ma.is_masked(a):
+        raise TypeError(
+            f"{name} is a masked array with masked entries, which rnnkit would read as "
+            "their data: fill them (a.filled(0)) and give lengths instead"
+        )
+    return a
+
+
 def pack_sequences(
     sequences: Sequence[np.ndarray],
     *,
@@ -65,7 +94,7 @@ def pack_sequences(
     seqs = list(sequences)
     if not seqs:
         raise ValueError("sequences must hold at least one sequence, got an empty list")
-    arrays = [np.asarray(s) for s in seqs]
+    arrays = [np.asarray(_real(f"sequences[{i}]", s)) for i, s in enumerate(seqs)]
     for i, a in enumerate(arrays):
         if a.ndim != 2:
             raise ValueError(f"sequences[{i}] must be 2-D [T_i, C], got shape {a.shape}")
@@ -85,17 +114,22 @@ def pack_sequences(
     lengths = np.array([a.shape[0] for a in arrays], dtype=np.int64)
     T = int(lengths.max())
     if total_length is not None:
-        if int(total_length) != total_length or total_length < T:
-            raise ValueError(
-                f"total_length must be an integer >= the longest sequence ({T}), got {total_length}"
-            )
-        T = int(total_length)
+        T = _total_length(total_length, T)
     N = len(arrays)
     shape = (N, T, C) if batch_first else (T, N, C)
     out = np.zeros(shape, dtype=dtype)
     contiguous = [np.ascontiguousarray(a, dtype=dtype) for a in arrays]
     _seq.pack_into(contiguous, out, bool(batch_first))
     return out, lengths
+
+
+def _total_length(total_length, T: int) -> int:
+    try:
+        return _count("total_length", total_length, lo=T)
+    except ValueError:
+        raise ValueError(
+            f"total_length must be an integer >= the longest sequence ({T}), got {total_length!r}"
+        ) from None
 
 
 def unpack_sequences(x: np.ndarray, lengths, *, batch_first: bool = False) -> list[np.ndarray]:
@@ -244,10 +278,14 @@ def windows(ids, starts, length: int) -> np.ndarray:
         raise ValueError(f"starts must be 1-D [N], got shape {st.shape}")
     if st.dtype == np.bool_ or (st.size and st.dtype.kind not in "iu"):
         raise TypeError(f"starts must hold integers, got dtype {st.dtype}")
-    if isinstance(length, (bool, np.bool_)) or int(length) != length or length < 0:
-        raise ValueError(f"length must be a non-negative integer, got {length!r}")
-    T = int(length)
-    if st.size and (st.min() < 0 or st.max() + T > stream.size):
+    try:
+        T = _count("length", length)
+    except ValueError:
+        raise ValueError(f"length must be a non-negative integer, got {length!r}") from None
+    # Compare as Python ints: st.max() + T in NumPy integers can wrap around
+    # (uint64 near 2**64, int64 near 2**63) and let a window past the stream's
+    # end through to the unchecked Cython loop.
+    if st.size and (int(st.min()) < 0 or int(st.max()) + T > stream.size):
         raise ValueError(
             f"every window must fit in the stream: starts must lie in "
             f"0..{stream.size - T} for length={T} and len(ids)={stream.size}, "
@@ -289,12 +327,15 @@ def pad_ids(
     lengths = np.array([s.size for s in seqs], dtype=np.int64)
     T = int(lengths.max())
     if total_length is not None:
-        if int(total_length) != total_length or total_length < T:
-            raise ValueError(
-                f"total_length must be an integer >= the longest sequence ({T}), got {total_length}"
-            )
-        T = int(total_length)
+        T = _total_length(total_length, T)
     N = len(seqs)
-    out = np.full((N, T) if batch_first else (T, N), int(pad_value), dtype=np.int32)
+    i32 = np.iinfo(np.int32)
+    try:
+        pad = _count("pad_value", pad_value, lo=i32.min)
+    except ValueError:
+        pad = None
+    if pad is None or pad > i32.max:
+        raise ValueError(f"pad_value must be an integer that fits in int32, got {pad_value!r}")
+    out = np.full((N, T) if batch_first else (T, N), pad, dtype=np.int32)
     _seq.pad_ids_into(seqs, out, bool(batch_first))
     return out, lengths
