@@ -511,3 +511,95 @@ def test_property_bad_backward_input_gets_a_clean_error(cell, name, shape, dtype
     with pytest.raises((ValueError, TypeError)) as info:
         backward_call(cell, cache, **{name: np.zeros(shape, dtype)})
     assert name in str(info.value)
+
+
+# --- found in review: a mutated cache, masked arrays, non-native byte order ------------
+
+# (field, how to spoil it, exception): each of these once reached the reference's
+# math and gave a silently wrong gradient (or a NumPy broadcasting error).
+SPOILED_CACHE = {
+    "lengths-out-of-range": ("lengths", lambda c: np.full_like(c.lengths, 99), ValueError),
+    "lengths-float": ("lengths", lambda c: c.lengths.astype(np.float64), TypeError),
+    "reverse-int": ("reverse", lambda c: 1, TypeError),
+    "x-float32": ("x", lambda c: c.x.astype(np.float32), TypeError),
+    "h0-list": ("h0", lambda c: c.h0.tolist(), TypeError),
+    "h-one-step-short": ("h", lambda c: c.h[1:], ValueError),
+    "w_ih-extra-row": ("w_ih", lambda c: np.concatenate([c.w_ih, c.w_ih[:1]]), ValueError),
+}
+
+
+@pytest.mark.parametrize("backend", ["reference", "native"])
+@pytest.mark.parametrize("spoil", sorted(SPOILED_CACHE))
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_checks_every_array_of_the_cache(cell, spoil, backend):
+    import copy
+    import importlib
+
+    mod = importlib.import_module(
+        "rnnkit.functional" if backend == "native" else "rnnkit.reference"
+    )
+    *_, cache = getattr(mod, f"{cell}_forward")(**valid_args(cell), lengths=[4, 0, 2])
+    field, how, exc = SPOILED_CACHE[spoil]
+    bad = copy.copy(cache)
+    setattr(bad, field, how(cache))
+    b = getattr(mod, f"{cell}_backward")
+    with pytest.raises(exc, match=f"cache.{field}|cache.h "):
+        b(None, None, None, bad) if cell == "lstm" else b(None, None, bad)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_backward_checks_the_cell_specific_cache_arrays(cell):
+    import copy
+
+    *_, cache = call(cell, valid_args(cell))
+    names = ["c", "tanh_c", "c0", "gates"] if cell == "lstm" else ["gates", "hn"]
+    for name in names:
+        bad = copy.copy(cache)
+        setattr(bad, name, getattr(cache, name)[..., 1:])
+        with pytest.raises(ValueError, match=f"cache.{name} must have shape"):
+            backward_call(cell, bad)
+        delattr(bad, name)  # the instance attribute; a hand-made cache may lack it
+        with pytest.raises(ValueError, match=f"cache has no '{name}'"):
+            backward_call(cell, bad)
+
+
+def test_cache_from_either_backend_works_with_the_other():
+    from rnnkit import functional
+
+    for cell in CELLS:
+        args = valid_args(cell)
+        *_, c_ref = call(cell, args, lengths=[4, 0, 2])
+        *_, c_nat = getattr(functional, f"{cell}_forward")(**args, lengths=[4, 0, 2])
+        for cache in (c_ref, c_nat):
+            g_ref = backward_call(cell, cache)
+            b = getattr(functional, f"{cell}_backward")
+            g_nat = b(None, None, None, cache) if cell == "lstm" else b(None, None, cache)
+            for a, b_ in zip(g_ref, g_nat):
+                np.testing.assert_allclose(a, b_, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["x", "h0", "w_ih", "b_hh"])
+@pytest.mark.parametrize("cell", CELLS)
+def test_masked_arrays_with_masked_entries_are_refused(cell, name):
+    # np.ascontiguousarray drops the mask: the cell would compute on hidden data.
+    args = valid_args(cell)
+    a = args[name]
+    args[name] = np.ma.masked_array(a, mask=np.zeros(a.shape, bool))
+    call(cell, args)  # nothing masked: just its data
+    mask = np.zeros(a.shape, bool)
+    mask.flat[0] = True
+    args[name] = np.ma.masked_array(a, mask=mask)
+    raises(TypeError, cell, args, name, "masked")
+
+
+def test_masked_lengths_are_refused():
+    with pytest.raises(TypeError, match="lengths is a masked array"):
+        call("rnn", valid_args("rnn"), lengths=np.ma.masked_array([4, 1, 2], mask=[0, 1, 0]))
+
+
+def test_non_native_byte_order_says_how_to_convert():
+    args = valid_args("gru")
+    bad = dict(args, x=args["x"].astype(">f8"))
+    raises(TypeError, "gru", bad, "x", "byte order", "astype(np.float64)")
+    bad = dict(args, w_hh=args["w_hh"].astype(">f8"))
+    raises(TypeError, "gru", bad, "w_hh", "byte order")

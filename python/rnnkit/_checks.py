@@ -67,7 +67,7 @@ def check_forward(
 
     x = _ndarray("x", x)
     if x.dtype not in _FLOATS:
-        raise TypeError(f"x must have dtype float32 or float64, got {x.dtype}")
+        raise TypeError(f"x must have dtype float32 or float64, got {x.dtype}{_byteorder_hint(x)}")
     if x.ndim != 3:
         raise ValueError(f"x must have shape (T, N, C), a 3-D array, got shape {x.shape}")
     T, N, C = x.shape
@@ -137,8 +137,7 @@ def check_backward(cell, cache, dy, dh_n, dc_n) -> BackwardArgs:
         )
     if cache.cell != cell:
         raise ValueError(f"cache comes from {cache.cell}_forward, not {cell}_forward")
-    T, N, H = cache.h.shape
-    dtype = cache.x.dtype
+    T, N, H, dtype = _check_cache(cell, cache)
     dy = _optional("dy", dy, dtype, "(T, N, H)", (T, N, H))
     dh_n = _optional("dh_n", dh_n, dtype, "(N, H)", (N, H))
     if cell == "lstm":
@@ -146,6 +145,81 @@ def check_backward(cell, cache, dy, dh_n, dc_n) -> BackwardArgs:
     elif dc_n is not None:
         raise TypeError(f"{cell} has no cell state; dc_n must be None")
     return BackwardArgs(dy, dh_n, dc_n)
+
+
+def _check_cache(cell, cache):
+    """(T, N, H, dtype) of a cache, after checking every array backward reads.
+
+    A cache is a plain object whose arrays a caller can replace or mutate;
+    without this the reference would broadcast a wrong shape into a silently
+    wrong gradient (or fail deep in NumPy), and the native side would reject
+    it with a less helpful message. Caches of either backend pass (same layout).
+    """
+    G = GATES[cell]
+
+    def field(name):
+        try:
+            return getattr(cache, name)
+        except AttributeError:
+            raise ValueError(
+                f"cache has no {name!r}: it is not a complete cache of {cell}_forward"
+            ) from None
+
+    def array(name):
+        a = field(name)
+        if not isinstance(a, np.ndarray):
+            raise TypeError(f"cache.{name} must be a numpy.ndarray, got {type(a).__name__}")
+        return a
+
+    x = array("x")
+    if x.dtype not in _FLOATS or x.ndim != 3 or min(x.shape) < 1:
+        raise ValueError(
+            f"cache.x must be a float32 or float64 array (T, N, C), got {x.dtype} {x.shape}"
+        )
+    T, N, C = x.shape
+    dtype = x.dtype
+    w_hh = array("w_hh")
+    if cell == "indrnn":
+        H = w_hh.shape[0] if w_hh.ndim == 1 else 0
+        w_hh_shape = (H,)
+    else:
+        H = w_hh.shape[1] if w_hh.ndim == 2 else 0
+        w_hh_shape = (G * H, H)
+    if H < 1 or w_hh.shape != w_hh_shape:
+        raise ValueError(
+            f"cache.w_hh must have shape {'(H,)' if cell == 'indrnn' else f'({_g(G)}H, H)'}, "
+            f"got {w_hh.shape}"
+        )
+    expected = {"w_hh": w_hh_shape, "w_ih": (G * H, C), "h0": (N, H), "h": (T, N, H)}
+    if cell == "lstm":
+        expected.update(c0=(N, H), c=(T, N, H), tanh_c=(T, N, H), gates=(T, N, G * H))
+    elif cell == "gru":
+        expected.update(gates=(T, N, G * H), hn=(T, N, H))
+    for name, shape in expected.items():
+        a = array(name)
+        if a.dtype != dtype:
+            raise TypeError(f"cache.{name} has dtype {a.dtype} but cache.x has {dtype}")
+        if a.shape != shape:
+            raise ValueError(
+                f"cache.{name} must have shape {shape} (T, N, C = cache.x.shape = {x.shape}, "
+                f"H = {H} from cache.w_hh), got {a.shape}"
+            )
+    lengths = array("lengths")
+    if lengths.dtype.kind not in "iu":
+        raise TypeError(f"cache.lengths must have an integer dtype, got {lengths.dtype}")
+    if lengths.shape != (N,):
+        raise ValueError(f"cache.lengths must have shape (N,) = ({N},), got {lengths.shape}")
+    bad = np.flatnonzero((lengths < 0) | (lengths > T))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"cache.lengths[{i}] = {int(lengths[i])} is outside 0..T = 0..{T}")
+    if not isinstance(field("reverse"), (bool, np.bool_)):
+        raise TypeError(f"cache.reverse must be a bool, got {type(cache.reverse).__name__}")
+    if cell in ("rnn", "indrnn"):
+        nl = field("nonlinearity")
+        if not isinstance(nl, str) or nl not in NONLINEARITIES:
+            raise ValueError(f"cache.nonlinearity must be 'tanh' or 'relu', got {nl!r}")
+    return T, N, H, dtype
 
 
 # --- helpers: each raises with the argument's name, expected and actual values
@@ -164,14 +238,27 @@ def _g(G):
 def _ndarray(name, a):
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray, got {type(a).__name__}")
+    if np.ma.is_masked(a):
+        # np.ascontiguousarray would drop the mask and compute on the hidden data.
+        raise TypeError(
+            f"{name} is a masked array with masked entries; rnnkit does not read masks: "
+            f"fill them ({name}.filled(0)) and give lengths for padded steps"
+        )
     return a
+
+
+def _byteorder_hint(a):
+    """A hint for a float32/float64 array in non-native byte order, else ''."""
+    if a.dtype.kind == "f" and a.dtype.newbyteorder("=") in _FLOATS and not a.dtype.isnative:
+        return f" (non-native byte order: convert with .astype(np.{a.dtype.newbyteorder('=')}))"
+    return ""
 
 
 def _same_dtype(name, a, dtype):
     if a.dtype != dtype:
         raise TypeError(
             f"{name} has dtype {a.dtype} but x has {dtype}; "
-            "all arrays of one call must share a dtype"
+            f"all arrays of one call must share a dtype{_byteorder_hint(a)}"
         )
 
 
@@ -201,7 +288,7 @@ def _optional(name, a, dtype, letters, expected):
     if a.dtype != dtype:
         raise TypeError(
             f"{name} has dtype {a.dtype} but the forward call's x has {dtype}; "
-            "all arrays of one call must share a dtype"
+            f"all arrays of one call must share a dtype{_byteorder_hint(a)}"
         )
     _shape(name, a, letters, expected)
     return np.ascontiguousarray(a)
@@ -222,6 +309,7 @@ def _lengths(lengths, T, N):
                 )
         shape = (len(lengths),)
     elif isinstance(lengths, np.ndarray):
+        _ndarray("lengths", lengths)  # refuses masked entries
         # A float array is refused even when integral: it says the caller lost track.
         if lengths.dtype.kind not in "iu":
             raise TypeError(f"lengths must have an integer dtype, got {lengths.dtype}")
