@@ -13,13 +13,24 @@ namespace RNNKIT_ISA {
 // acc[i][c] (+)= sum_k dg[k][i] * B[k][c] over rows [r0, r0 + rows) of dg^T
 // (its columns), for K rows of B split at `split`: rows before it start at
 // b_lo (stride ldb_lo), the rest at b_hi (stride ldb_hi). K is walked in
-// blocks of KC so that the A and B blocks stay in cache across tiles.
+// blocks of KC so that the A and B blocks stay in cache across tiles. Tiles
+// are numbered chunk by chunk of IC row tiles, column block by column block
+// within a chunk: consecutive tiles share their B block ([KC][U], L1/L2)
+// and a chunk's A columns ([KC][IC*MR], L2) serve every column block.
 template <class V>
 struct WeightGrad {
     using Real = typename V::T;
     using Tile = PlainTile<V>;
     static constexpr int MR = Tile::MR, NV = Tile::NV, U = Tile::U;
-    static constexpr int64_t KC = 256;
+    static constexpr int64_t KC = 256, IC = 64;
+
+    // Row tile i and column block cb of tile number `tile`.
+    static void tile_at(int64_t tile, int64_t i_tiles, int64_t blocks, int64_t& i, int64_t& cb) {
+        const int64_t chunk = tile / (IC * blocks), r = tile % (IC * blocks);
+        const int64_t i_begin = chunk * IC, ic = min_i(IC, i_tiles - i_begin);
+        cb = r / ic;
+        i = i_begin + r % ic;
+    }
 
     // B rows [k, k + count) of column block cb, contiguous with stride ldb.
     struct Panel {
@@ -29,14 +40,20 @@ struct WeightGrad {
 
     // For each own tile (row tile i, column block cb) of the padded accumulator
     // acc [tiles_i*MR][blocks*U]: all K blocks, then copy the valid part to out.
+    // When cols is a multiple of U, the tiles accumulate in out itself (a tile
+    // writes only its mr valid rows) and acc is not touched.
+    static bool direct(int64_t cols) { return cols % U == 0; }
+
     template <class BRows>
     static void run(Range tiles, int64_t K, int64_t split, int64_t rows, int64_t cols, int64_t blocks,
                     const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out) {
-        const int64_t ldacc = blocks * U;
+        if (direct(cols)) acc = out;
+        const int64_t ldacc = blocks * U, i_tiles = ceil_div(rows, MR);
         for (int64_t k0 = 0; k0 < K;) {
             const int64_t k1 = min_i(K, (k0 < split ? min_i(split, k0 + KC) : k0 + KC));
             for (int64_t tile = tiles.begin; tile < tiles.end; ++tile) {
-                const int64_t i = tile / blocks, cb = tile % blocks;
+                int64_t i, cb;
+                tile_at(tile, i_tiles, blocks, i, cb);
                 const int mr = static_cast<int>(min_i(MR, rows - i * MR));
                 const Panel p = b_rows(k0, cb);
                 Real* acc_tile = acc + i * MR * ldacc + cb * U;
@@ -49,8 +66,10 @@ struct WeightGrad {
             }
             k0 = k1;
         }
+        if (direct(cols)) return;
         for (int64_t tile = tiles.begin; tile < tiles.end; ++tile) {
-            const int64_t i = tile / blocks, cb = tile % blocks;
+            int64_t i, cb;
+            tile_at(tile, i_tiles, blocks, i, cb);
             const int64_t r_end = min_i(rows, (i + 1) * MR), c0 = cb * U, c_end = min_i(cols, c0 + U);
             for (int64_t r = i * MR; r < r_end; ++r)
                 for (int64_t c = c0; c < c_end; ++c) out[r * cols + c] = acc[r * ldacc + c];
@@ -71,6 +90,15 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     const int64_t g_tiles = ceil_div(GH, MR);     // row tiles of dw_ih and dw_hh
     const bool x_tail = C % U != 0, h_tail = Cell::recurrent_gemm && H % U != 0;
 
+    const double flops_per_step = 4.0 * N * GH * (C + H);
+    [[maybe_unused]] const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step);
+    // K (= G*H) of the recurrent and dx GEMMs runs in blocks of KC, rows of dx
+    // in chunks of DX_TILES tiles, so that the operands of each block stay in
+    // L2; partial sums live in padded accumulators (one chain per output, k
+    // ascending, exactly as unblocked).
+    constexpr int64_t KC = 256, DX_TILES = 16;
+    const int64_t ld_dh = unit_blocks * U, ld_dx = c_blocks * U;
+
     Workspace ws;
     const size_t at_dg = ws.reserve<Real>(TN * GH);                      // [T,N,G*H]
     const size_t at_dg_hh = ws.reserve<Real>(split_sides ? TN * GH : 0);  // [T,N,G*H]
@@ -81,8 +109,11 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     const size_t at_w_ih = ws.reserve<Real>(c_blocks * GH * U);                                 // [blocks][G*H][U]
     const size_t at_x_tail = ws.reserve<Real>(x_tail ? TN * U : 0);       // last columns of x, padded
     const size_t at_h_tail = ws.reserve<Real>(h_tail ? TN * U : 0);       // last columns of h_prev, padded
-    const size_t at_acc_ih = ws.reserve<Real>(g_tiles * MR * c_blocks * U);
-    const size_t at_acc_hh = ws.reserve<Real>(Cell::recurrent_gemm ? g_tiles * MR * unit_blocks * U : 0);
+    const size_t at_acc_ih = ws.reserve<Real>(WeightGrad<V>::direct(C) ? 0 : g_tiles * MR * c_blocks * U);
+    const size_t at_acc_hh =
+        ws.reserve<Real>(Cell::recurrent_gemm && !WeightGrad<V>::direct(H) ? g_tiles * MR * unit_blocks * U : 0);
+    const size_t at_dh_acc = ws.reserve<Real>(Cell::recurrent_gemm ? N * ld_dh : 0);   // [N][blocks*U]
+    const size_t at_dx_acc = ws.reserve<Real>(team * DX_TILES * MR * ld_dx);         // per thread
     ws.allocate();
     Real* dg = ws.at<Real>(at_dg);
     Real* dg_hh = split_sides ? ws.at<Real>(at_dg_hh) : dg;
@@ -95,6 +126,8 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     Real* h_tail_p = ws.at<Real>(at_h_tail);
     Real* acc_ih = ws.at<Real>(at_acc_ih);
     Real* acc_hh = ws.at<Real>(at_acc_hh);
+    Real* dh_acc = ws.at<Real>(at_dh_acc);
+    Real* dx_acc_all = ws.at<Real>(at_dx_acc);
 
     // h_prev of row m = t*N + n of the whole sequence, and the row where its
     // source switches between h0 and the h cache.
@@ -105,8 +138,6 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     };
     const int64_t h_split = io.reverse ? (T - 1) * N : N;
 
-    const double flops_per_step = 4.0 * N * GH * (C + H);
-    [[maybe_unused]] const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step);
 #pragma omp parallel num_threads(team)
     {
         const FlushDenormals ftz;
@@ -170,24 +201,31 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         auto recurrent = [&](int64_t s) {
             const int64_t t = t_of(s, T, io.reverse);
             const Real* dg_t = dg_hh + t * N * GH;
-            for (int64_t n0 = 0; n0 < N; n0 += MR) {
-                const int mr = static_cast<int>(min_i(MR, N - n0));
-                for (int64_t b = own.begin; b < own.end; ++b) {
-                    alignas(64) Real acc[MR * NV * V::W];
-                    gemm_tile<V, MR, NV, false, false>(mr, GH, dg_t + n0 * GH, GH, w_hh_p + b * GH * U, U,
-                                                       acc, U);
-                    const int64_t u0 = b * U, valid = min_i(U, H - u0);
-                    for (int r = 0; r < mr; ++r) {
-                        const int64_t n = n0 + r;
-                        if (!(t < io.lengths[n])) continue;
-                        BackwardRow<Real> p;
-                        p.dh = dh + n * H;
-                        p.dh_z = dh_z + n * H;
-                        const Real* acc_row = acc + r * U;
-                        for_lanes<V>(valid, [&](auto vx, int64_t a) {
-                            Cell::template backward_dh<decltype(vx)>(p, acc_row, u0 + a, a);
-                        });
+            for (int64_t k0 = 0; k0 < GH; k0 += KC) {
+                const int64_t kc = min_i(KC, GH - k0);
+                for (int64_t b = own.begin; b < own.end; ++b)
+                    for (int64_t n0 = 0; n0 < N; n0 += MR) {
+                        const int mr = static_cast<int>(min_i(MR, N - n0));
+                        const Real* a = dg_t + n0 * GH + k0;
+                        const Real* bp = w_hh_p + b * GH * U + k0 * U;
+                        Real* acc = dh_acc + n0 * ld_dh + b * U;
+                        if (k0 == 0)
+                            gemm_tile<V, MR, NV, false, false>(mr, kc, a, GH, bp, U, acc, ld_dh);
+                        else
+                            gemm_tile<V, MR, NV, false, true>(mr, kc, a, GH, bp, U, acc, ld_dh);
                     }
+            }
+            for (int64_t b = own.begin; b < own.end; ++b) {
+                const int64_t u0 = b * U, valid = min_i(U, H - u0);
+                for (int64_t n = 0; n < N; ++n) {
+                    if (!(t < io.lengths[n])) continue;
+                    BackwardRow<Real> p;
+                    p.dh = dh + n * H;
+                    p.dh_z = dh_z + n * H;
+                    const Real* acc_row = dh_acc + n * ld_dh + u0;
+                    for_lanes<V>(valid, [&](auto vx, int64_t a) {
+                        Cell::template backward_dh<decltype(vx)>(p, acc_row, u0 + a, a);
+                    });
                 }
             }
         };
@@ -207,20 +245,34 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             }
         team_barrier();   // every dgates row and every packed panel is ready
 
-        // dx = dgates @ w_ih: [T*N, C]
+        // dx = dgates @ w_ih: [T*N, C]. This thread's row tiles in chunks of
+        // DX_TILES, K in blocks of KC, every column block per K block.
         const Range row_tiles = share(ceil_div(TN, MR), tid, nth);
-        for (int64_t i = row_tiles.begin; i < row_tiles.end; ++i) {
-            const int64_t m0 = i * MR;
-            const int mr = static_cast<int>(min_i(MR, TN - m0));
-            for (int64_t cb = 0; cb < c_blocks; ++cb) {
-                alignas(64) Real acc[MR * NV * V::W];
-                gemm_tile<V, MR, NV, false, false>(mr, GH, dg + m0 * GH, GH, w_ih_p + cb * GH * U, U, acc, U);
-                const int64_t c0 = cb * U, valid = min_i(U, C - c0);
-                for (int r = 0; r < mr; ++r)
-                    for_lanes<V>(valid, [&](auto vx, int64_t a) {
-                        using Vx = decltype(vx);
-                        Vx::loadu(acc + r * U + a).storeu(io.dx + (m0 + r) * C + c0 + a);
-                    });
+        Real* dx_acc = dx_acc_all + tid * DX_TILES * MR * ld_dx;   // [DX_TILES*MR][c_blocks*U]
+        for (int64_t i0 = row_tiles.begin; i0 < row_tiles.end; i0 += DX_TILES) {
+            const int64_t i1 = min_i(row_tiles.end, i0 + DX_TILES);
+            for (int64_t k0 = 0; k0 < GH; k0 += KC) {
+                const int64_t kc = min_i(KC, GH - k0);
+                for (int64_t cb = 0; cb < c_blocks; ++cb)
+                    for (int64_t i = i0; i < i1; ++i) {
+                        const int64_t m0 = i * MR;
+                        const int mr = static_cast<int>(min_i(MR, TN - m0));
+                        const Real* a = dg + m0 * GH + k0;
+                        const Real* bp = w_ih_p + cb * GH * U + k0 * U;
+                        Real* acc = dx_acc + (i - i0) * MR * ld_dx + cb * U;
+                        if (k0 == 0)
+                            gemm_tile<V, MR, NV, false, false>(mr, kc, a, GH, bp, U, acc, ld_dx);
+                        else
+                            gemm_tile<V, MR, NV, false, true>(mr, kc, a, GH, bp, U, acc, ld_dx);
+                    }
+            }
+            const int64_t m_end = min_i(TN, i1 * MR);
+            for (int64_t m = i0 * MR; m < m_end; ++m) {
+                const Real* acc_row = dx_acc + (m - i0 * MR) * ld_dx;
+                for_lanes<V>(C, [&](auto vx, int64_t a) {
+                    using Vx = decltype(vx);
+                    Vx::loadu(acc_row + a).storeu(io.dx + m * C + a);
+                });
             }
         }
 

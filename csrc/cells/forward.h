@@ -18,25 +18,29 @@ void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, co
     using Tile = GateTile<V, G>;
     constexpr int U = Tile::U, NV = Tile::NV, MR = Tile::MR;
     const int64_t GH = G * H;
-    for (int64_t m0 = 0; m0 < rows; m0 += MR) {
-        const int mr = static_cast<int>(min_i(MR, rows - m0));
-        for (int64_t b = own.begin; b < own.end; ++b) {
-            alignas(64) Real acc[MR * NV * V::W];
-            gemm_tile<V, MR, NV, false, false>(mr, C, x + m0 * C, C, w_ih_p + b * C * G * U, G * U, acc,
-                                               G * U);
-            const int64_t u0 = b * U, valid = min_i(U, H - u0);
-            for (int r = 0; r < mr; ++r)
-                for (int g = 0; g < G; ++g) {
-                    const Real* acc_g = acc + r * G * U + g * U;
-                    const Real* bias_g = bias + g * H + u0;
-                    Real* out = xw + (m0 + r) * GH + g * H + u0;
-                    for_lanes<V>(valid, [&](auto vx, int64_t a) {
-                        using Vx = decltype(vx);
-                        (Vx::loadu(acc_g + a) + Vx::loadu(bias_g + a)).storeu(out + a);
-                    });
-                }
-        }
-    }
+    // Rows in chunks of MC: one block's panel ([C][G][U], 256 KB at C = 1024)
+    // and the chunk's rows of x stay in L2 while every row tile of the chunk
+    // reads them; the panel streams from L3 once per chunk, not once per tile.
+    constexpr int64_t MC = 16 * MR;
+    for (int64_t mc = 0; mc < rows; mc += MC)
+        for (int64_t b = own.begin; b < own.end; ++b)
+            for (int64_t m0 = mc; m0 < min_i(rows, mc + MC); m0 += MR) {
+                const int mr = static_cast<int>(min_i(MR, rows - m0));
+                alignas(64) Real acc[MR * NV * V::W];
+                gemm_tile<V, MR, NV, false, false>(mr, C, x + m0 * C, C, w_ih_p + b * C * G * U, G * U, acc,
+                                                   G * U);
+                const int64_t u0 = b * U, valid = min_i(U, H - u0);
+                for (int r = 0; r < mr; ++r)
+                    for (int g = 0; g < G; ++g) {
+                        const Real* acc_g = acc + r * G * U + g * U;
+                        const Real* bias_g = bias + g * H + u0;
+                        Real* out = xw + (m0 + r) * GH + g * H + u0;
+                        for_lanes<V>(valid, [&](auto vx, int64_t a) {
+                            using Vx = decltype(vx);
+                            (Vx::loadu(acc_g + a) + Vx::loadu(bias_g + a)).storeu(out + a);
+                        });
+                    }
+            }
 }
 
 template <class V, class Cell, bool Training>
@@ -132,9 +136,11 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
             };
 
             if constexpr (Cell::recurrent_gemm) {
-                for (int64_t n0 = 0; n0 < N; n0 += MR) {
-                    const int mr = static_cast<int>(min_i(MR, N - n0));
-                    for (int64_t b = own.begin; b < own.end; ++b) {
+                // Block-outer: one block's panel ([H][G][U]) stays in L1/L2 for
+                // every row tile, and h_prev ([N,H]) stays in L2.
+                for (int64_t b = own.begin; b < own.end; ++b) {
+                    for (int64_t n0 = 0; n0 < N; n0 += MR) {
+                        const int mr = static_cast<int>(min_i(MR, N - n0));
                         alignas(64) Real acc[MR * NV * V::W];   // h_prev @ w_hh.T, rows n0.., block b
                         gemm_tile<V, MR, NV, false, false>(mr, H, h_prev + n0 * H, H,
                                                            w_hh_p + b * H * G * U, G * U, acc, G * U);

@@ -100,17 +100,24 @@ inline void for_lanes(int64_t count, F&& f) {
 template <class Real>
 inline void pack_gate_panel(const Real* w, int64_t G, int64_t H, int64_t K, int64_t U, int64_t u0,
                             Real* panel) {
+    // In blocks of KB values of k: the block's destination rows ([KB][G][U],
+    // 16 KB for LSTM floats) stay in L1 while each of the G*U source rows
+    // contributes its KB contiguous values, so neither side streams strided.
+    constexpr int64_t KB = 64;
     const int64_t valid = min_i(U, H - u0);
-    for (int64_t g = 0; g < G; ++g)
-        for (int64_t u = 0; u < U; ++u) {
-            Real* dst = panel + g * U + u;
-            if (u < valid) {
-                const Real* src = w + (g * H + u0 + u) * K;
-                for (int64_t k = 0; k < K; ++k) dst[k * G * U] = src[k];
-            } else {
-                for (int64_t k = 0; k < K; ++k) dst[k * G * U] = Real(0);
+    for (int64_t k0 = 0; k0 < K; k0 += KB) {
+        const int64_t k1 = min_i(K, k0 + KB);
+        for (int64_t g = 0; g < G; ++g)
+            for (int64_t u = 0; u < U; ++u) {
+                Real* dst = panel + g * U + u;
+                if (u < valid) {
+                    const Real* src = w + (g * H + u0 + u) * K;
+                    for (int64_t k = k0; k < k1; ++k) dst[k * G * U] = src[k];
+                } else {
+                    for (int64_t k = k0; k < k1; ++k) dst[k * G * U] = Real(0);
+                }
             }
-        }
+    }
 }
 
 // Packs columns [c0, c0 + U) of rows [0, K) of a row-major matrix b (row stride
