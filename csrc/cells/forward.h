@@ -79,8 +79,8 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
 
         // Pack what this thread will read: its own panels only.
         for (int64_t b = own.begin; b < own.end; ++b) {
-            pack_gate_panel(io.w_ih, G, H, C, U, b * U, w_ih_p + b * C * G * U);
-            if (Cell::recurrent_gemm) pack_gate_panel(io.w_hh, G, H, H, U, b * U, w_hh_p + b * H * G * U);
+            pack_gate_panel<V>(io.w_ih, G, H, C, U, b * U, w_ih_p + b * C * G * U);
+            if (Cell::recurrent_gemm) pack_gate_panel<V>(io.w_hh, G, H, H, U, b * U, w_hh_p + b * H * G * U);
         }
         for (int64_t g = 0; g < G; ++g)
             for (int64_t j = u_lo; j < u_hi; ++j) bias[g * H + j] = Cell::input_bias(io.b_ih, io.b_hh, g * H + j, H);

@@ -93,11 +93,15 @@ inline void for_lanes(int64_t count, F&& f) {
     for (; i < count; ++i) f(S{}, i);
 }
 
+// Whether V has a 16x16 in-register transpose (AVX-512 floats).
+template <class V> constexpr auto has_transpose16(int) -> decltype(&V::transpose16x16, bool()) { return true; }
+template <class V> constexpr bool has_transpose16(long) { return false; }
+
 // Packs the gate rows of one block of hidden units of w [G*H, K] (PyTorch
 // layout: gate g of unit j is row g*H + j) into a panel [K][G][U]:
 // panel[k][g][u] = w[g*H + u0 + u][k], zero past H. A tile's row then holds all
 // G gates of U units, which is what lets one thread own whole units.
-template <class Real>
+template <class V, class Real>
 inline void pack_gate_panel(const Real* w, int64_t G, int64_t H, int64_t K, int64_t U, int64_t u0,
                             Real* panel) {
     // In blocks of KB values of k: the block's destination rows ([KB][G][U],
@@ -110,6 +114,18 @@ inline void pack_gate_panel(const Real* w, int64_t G, int64_t H, int64_t K, int6
         for (int64_t g = 0; g < G; ++g)
             for (int64_t u = 0; u < U; ++u) {
                 Real* dst = panel + g * U + u;
+                if constexpr (has_transpose16<V>(0)) {
+                    // 16 whole rows at once: 16x16 blocks in registers, the rest of k by element.
+                    if (u % 16 == 0 && u + 16 <= valid) {
+                        const Real* src = w + (g * H + u0 + u) * K;
+                        int64_t k = k0;
+                        for (; k + 16 <= k1; k += 16) V::transpose16x16(src + k, K, dst + k * G * U, G * U);
+                        for (; k < k1; ++k)
+                            for (int64_t i = 0; i < 16; ++i) dst[k * G * U + i] = src[i * K + k];
+                        u += 15;
+                        continue;
+                    }
+                }
                 if (u < valid) {
                     const Real* src = w + (g * H + u0 + u) * K;
                     for (int64_t k = k0; k < k1; ++k) dst[k * G * U] = src[k];

@@ -42,6 +42,35 @@ struct Vec<float> {
     friend Vec shift_into_exponent(Vec a) {
         return {_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(a.v), 23))};
     }
+
+    // dst[j*ldd + i] = src[i*lds + j] for i, j < 16 (weight packing: a copy,
+    // so any order of shuffles gives the same bits).
+    static void transpose16x16(const float* src, int64_t lds, float* dst, int64_t ldd) {
+        __m512 r[16], t[16];
+        for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+        for (int i = 0; i < 16; i += 2) {
+            t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+            t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+        }
+        for (int i = 0; i < 16; i += 4) {
+            const __m512d a = _mm512_castps_pd(t[i]), b = _mm512_castps_pd(t[i + 1]);
+            const __m512d c = _mm512_castps_pd(t[i + 2]), d = _mm512_castps_pd(t[i + 3]);
+            r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+            r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+            r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+            r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+        }
+        for (int h = 0; h < 16; h += 8)
+            for (int i = 0; i < 4; ++i) {
+                t[h + i] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0x88);
+                t[h + i + 4] = _mm512_shuffle_f32x4(r[h + i], r[h + i + 4], 0xdd);
+            }
+        for (int i = 0; i < 8; ++i) {
+            r[i] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0x88);
+            r[i + 8] = _mm512_shuffle_f32x4(t[i], t[i + 8], 0xdd);
+        }
+        for (int i = 0; i < 16; ++i) _mm512_storeu_ps(dst + i * ldd, r[i]);
+    }
 };
 
 template <>
