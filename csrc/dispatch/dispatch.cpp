@@ -123,6 +123,8 @@ std::string isa() { return active().name; }
 
 void set_isa(const std::string& name) { active_table.store(find(name), std::memory_order_release); }
 
+std::string scalar_target() { return scalar::compiled_for(); }
+
 std::vector<std::string> supported_isas() {
     std::vector<std::string> names;
     for (const Isa& isa : by_priority)

@@ -37,3 +37,33 @@ struct Tiling {
 #include "cells/forward.h"
 #include "cells/backward.h"
 #include "cells/table.h"
+
+namespace rnnkit {
+namespace scalar {
+
+// The target the compiler built this file for, from its own predefined macros,
+// so that RNNKIT_NATIVE, a -march in CXXFLAGS or a compiler whose default is
+// above the baseline all show in rnnkit.show_config(). A wheel must say
+// "x86-64 baseline (SSE2)": the scalar kernels are the fallback for any CPU.
+const char* compiled_for() {
+#if defined(__x86_64__) || defined(_M_X64)
+#if defined(__AVX512F__)
+    return "x86-64 + AVX-512 (above the baseline)";
+#elif defined(__AVX2__)
+    return "x86-64 + AVX2 (above the baseline)";
+#elif defined(__AVX__)
+    return "x86-64 + AVX (above the baseline)";
+#elif defined(__SSE4_2__) || defined(__SSE4_1__) || defined(__SSSE3__) || defined(__SSE3__)
+    return "x86-64 + SSE3/SSSE3/SSE4 (above the baseline)";
+#else
+    return "x86-64 baseline (SSE2)";
+#endif
+#elif defined(__aarch64__) || defined(_M_ARM64)
+    return "aarch64 baseline (armv8-a)";
+#else
+    return "generic (no SIMD flags)";
+#endif
+}
+
+}  // namespace scalar
+}  // namespace rnnkit

@@ -24,7 +24,10 @@ struct KernelTable {
     KernelsFor<double> f64;
 };
 
-namespace scalar { const KernelTable& kernel_table(); }
+namespace scalar {
+const KernelTable& kernel_table();
+const char* compiled_for();   // "x86-64 baseline (SSE2)" unless built above it
+}  // namespace scalar
 namespace avx2 { const KernelTable& kernel_table(); }
 namespace avx512 { const KernelTable& kernel_table(); }
 

@@ -20,6 +20,8 @@ def config() -> dict:
         "python": sys.version.split()[0],
         "numpy": np.__version__,
         "compiler": info["compiler"],
+        # The fallback kernels' target: a wheel's must be the x86-64 baseline.
+        "scalar_target": info.get("scalar_target", "unknown"),
         "openmp": info["openmp"],
         "cpu": info["cpu_brand"] or info["cpu_vendor"] or "unknown",
         "cpu_features": [name for name, on in feats.items() if on and name != "x86_64"],

@@ -42,6 +42,7 @@ py::dict build_info() {
 #else
     d["openmp"] = py::none();
 #endif
+    d["scalar_target"] = rnnkit::scalar_target();
     d["cpu_vendor"] = f.vendor;
     d["cpu_brand"] = f.brand;
     return d;

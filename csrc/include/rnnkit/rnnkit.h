@@ -35,6 +35,9 @@ template <class Real> void vector_math(MathFn fn, const Real* x, Real* y, int64_
 std::string isa();                          // "avx512", "avx2" or "scalar"
 void set_isa(const std::string& name);
 std::vector<std::string> supported_isas();  // best first
+// What the compiler built the scalar kernels (the fallback) for, from its own
+// macros: "x86-64 baseline (SSE2)" in a wheel, so that they run on any x86-64.
+std::string scalar_target();
 
 // --- Threads: defaults to omp_get_max_threads() (so OMP_NUM_THREADS counts).
 int num_threads();
