@@ -9,7 +9,7 @@
 // the exponent bits. tanh(x) = sign(x) * -em / (2 + em), em = expm1(-2|x|), which
 // has no cancellation near 0. sigmoid(x) = 1 / (1 + exp(-x)).
 //
-// Error bounds, measured against NumPy (float64, or float64 rounded for float32)
+// Error bounds, measured against NumPy in extended precision (long double)
 // by tests/test_native_math.py and csrc/tests/test_vecmath.cpp, in units in the
 // last place of the result, over the ranges where the result is a normal number:
 //   exp      <= 2 ulp   (x in [lo, hi]; exp = 0 below lo, +inf above hi;
