@@ -99,3 +99,30 @@ def show_config(file=None) -> None:
 from . import nn, data, text, sklearn  # noqa: E402
 
 __all__ += ["nn", "data", "text", "sklearn"]
+
+
+def _load_core_with_blocking_workers() -> None:
+    # GCC's OpenMP (libgomp) reads its wait policy once, when it loads, and by
+    # default its idle workers spin for ~300k rounds (several ms) after every
+    # call: CPU stolen from NumPy's BLAS, PyTorch and everyone else on a busy
+    # machine. Unless the user chose a policy, load _core (and with it the
+    # libgomp it links) under OMP_WAIT_POLICY=passive, then remove the variable,
+    # so that neither other OpenMP runtimes loaded later nor child processes see
+    # it. A libgomp that is already loaded (one soname shared with another
+    # package) keeps its settings. docs/install.md has the measurements. Called
+    # last: nothing above loads _core (tests/test_thread_hygiene.py would see
+    # the spin if something did).
+    import os
+
+    if "OMP_WAIT_POLICY" in os.environ or "GOMP_SPINCOUNT" in os.environ:
+        return
+    os.environ["OMP_WAIT_POLICY"] = "passive"
+    try:
+        from . import _core  # noqa: F401
+    except ImportError:
+        pass   # raised again, with its message, where the native core is used
+    finally:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
+_load_core_with_blocking_workers()
