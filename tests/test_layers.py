@@ -1022,3 +1022,79 @@ def test_property_invalid_inputs_raise_value_or_type_error(case):
         run(x, state, lengths)
     name = what.split("_")[0]
     assert name in str(info.value), f"{what}: message {str(info.value)!r} does not name {name}"
+
+
+# --- found in review ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=ids)
+def test_masked_inputs_with_masked_entries_are_refused(cls):
+    # np.ascontiguousarray dropped the mask: the layer computed on the hidden data.
+    layer = make(cls, L=2)
+    x = np.ones((4, 2, 3), np.float32)
+    mask = np.zeros(x.shape, bool)
+    mask[3] = True
+    with pytest.raises(TypeError, match="x is a masked array"):
+        layer(np.ma.masked_array(x, mask=mask))
+    layer(np.ma.masked_array(x))  # nothing masked: just the data
+    with pytest.raises(TypeError, match="lengths is a masked array"):
+        layer(x, lengths=np.ma.masked_array([4, 9], mask=[0, 1]))
+    if cls is not rnnkit.LSTM:
+        h = np.zeros((2, 2, 4), np.float32)
+        with pytest.raises(TypeError, match="state is a masked array"):
+            layer(x, np.ma.masked_array(h, mask=True))
+    sd = layer.state_dict()
+    sd["weight_ih_l0"] = np.ma.masked_array(sd["weight_ih_l0"], mask=True)
+    with pytest.raises(TypeError, match=r"state_dict\['weight_ih_l0'\] is a masked array"):
+        layer.load_state_dict(sd)
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=ids)
+def test_load_state_dict_refuses_values_that_overflow_the_dtype(cls):
+    # 1e300 cast to float32 was inf, silently (a RuntimeWarning at most).
+    layer = make(cls)
+    before = layer.state_dict()
+    sd = {k: v.astype(np.float64) for k, v in before.items()}
+    sd["weight_hh_l0"] = sd["weight_hh_l0"].copy()
+    sd["weight_hh_l0"].flat[1] = 1e300
+    with pytest.raises(ValueError, match=r"state_dict\['weight_hh_l0'\].*too large for float32"):
+        layer.load_state_dict(sd)
+    for k, v in layer.parameters.items():  # nothing was written
+        np.testing.assert_array_equal(v, before[k])
+    sd["weight_hh_l0"].flat[1] = np.inf  # non-finite values themselves are the caller's
+    layer.load_state_dict(sd)
+    assert np.isinf(layer.parameters["weight_hh_l0"].flat[1])
+
+
+@pytest.mark.parametrize("value", [np.array(["tanh", "relu"]), ["tanh"], b"tanh"])
+def test_nonlinearity_that_is_not_a_str_names_it(value):
+    with pytest.raises(ValueError, match="nonlinearity must be one of"):
+        rnnkit.RNN(2, 3, nonlinearity=value)
+
+
+@pytest.mark.parametrize("seed", [-1, 1.5, "x"])
+def test_bad_seed_names_it(seed):
+    with pytest.raises((TypeError, ValueError), match="seed must be"):
+        rnnkit.GRU(2, 3, seed=seed)
+
+
+@pytest.mark.parametrize(
+    "sizes", [(3, 10**30), (2**40, 2**40), (3, 4, 10**20)], ids=["H", "C*H", "L"]
+)
+def test_sizes_too_large_for_memory_name_themselves(sizes):
+    # hidden_size=10**30 failed in np.sqrt ("loop of ufunc does not support..."),
+    # and num_layers=10**20 had to be refused without looping over the layers.
+    with pytest.raises(ValueError, match="hidden_size=.*more than memory can hold"):
+        rnnkit.LSTM(*sizes)
+
+
+@pytest.mark.parametrize("lengths", ["12", {1: 2}, 2.0])
+def test_lengths_of_the_wrong_kind_are_called_what_they_are(lengths):
+    with pytest.raises(TypeError, match="lengths must be integers"):
+        make(rnnkit.GRU)(np.zeros((3, 2, 3), np.float32), lengths=lengths)
+
+
+def test_non_native_byte_order_input_says_how_to_convert():
+    x = np.zeros((3, 2, 3), ">f4")
+    with pytest.raises(TypeError, match=r"byte order; convert it with x.astype\(np.float32\)"):
+        make(rnnkit.LSTM)(x)

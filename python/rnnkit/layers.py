@@ -10,6 +10,7 @@ this file does no cell math of its own.
 from __future__ import annotations
 
 import importlib
+import math
 import numbers
 import warnings
 import weakref
@@ -94,15 +95,24 @@ def _check_dropout(value) -> float:
 
 
 def _check_nonlinearity(value) -> str:
-    if value not in _NONLINEARITIES:
+    if not isinstance(value, str) or value not in _NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {_NONLINEARITIES}, got {value!r}")
     return value
+
+
+def _refuse_masked(name: str, a, hint: str = " and give lengths for padded steps") -> None:
+    if np.ma.is_masked(a):  # NumPy would drop the mask and compute on the hidden data
+        raise TypeError(
+            f"{name} is a masked array with masked entries; rnnkit does not read masks: "
+            f"fill them (.filled(...)){hint}"
+        )
 
 
 def _check_float_array(name: str, a, dtype: np.dtype, expected_shape: tuple, shape_doc: str):
     """An ndarray of exactly ``dtype`` (no silent casts) and ``expected_shape``."""
     if not isinstance(a, np.ndarray):
         raise TypeError(f"{name} must be a numpy.ndarray of dtype {dtype}, got {type(a).__name__}")
+    _refuse_masked(name, a)
     if a.dtype != dtype:
         hint = ""
         if a.dtype in _FLOAT_DTYPES:  # a float dtype the layer could have had: say how to fix
@@ -110,6 +120,8 @@ def _check_float_array(name: str, a, dtype: np.dtype, expected_shape: tuple, sha
                 f"; rnnkit does not cast silently: cast {name} "
                 f"or build the layer with dtype=np.{a.dtype}"
             )
+        elif a.dtype.kind == "f" and a.dtype.newbyteorder("=") == dtype:
+            hint = f" in non-native byte order; convert it with {name}.astype(np.{dtype})"
         raise TypeError(f"{name} has dtype {a.dtype} but the layer's dtype is {dtype}{hint}")
     if a.shape != expected_shape:
         raise ValueError(f"{name} must have shape {shape_doc} = {expected_shape}, got {a.shape}")
@@ -120,14 +132,16 @@ def _check_lengths(lengths, T: int, N: int):
     """``None``, or a copy of ``lengths`` as int64 ``[N]`` with values in ``0..T``."""
     if lengths is None:
         return None
+    _refuse_masked("lengths", lengths)
     try:
         arr = np.asarray(lengths)
     except (TypeError, ValueError) as err:
         raise TypeError(f"lengths must be an integer array of shape (N,) = ({N},): {err}") from err
+    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
+        # before the shape, so that a str, dict or float scalar is called what it is
+        raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
     if arr.ndim != 1 or arr.shape[0] != N:
         raise ValueError(f"lengths must have shape (N,) = ({N},), got {arr.shape}")
-    if arr.dtype == np.bool_ or not np.issubdtype(arr.dtype, np.integer):
-        raise TypeError(f"lengths must be integers, got dtype {arr.dtype}")
     if arr.size:
         lo, hi = arr.min(), arr.max()
         if lo < 0 or hi > T:
@@ -278,10 +292,27 @@ class _RNNBase:
         #: dropout mask. Masks depend only on this generator's state and on the
         #: shapes, so restoring ``generator.bit_generator.state`` before
         #: :meth:`forward` replays the same masks.
-        self.generator = np.random.default_rng(seed)
+        try:
+            self.generator = np.random.default_rng(seed)
+        except (TypeError, ValueError) as err:
+            raise type(err)(
+                f"seed must be None, a non-negative integer, a SeedSequence or a Generator, "
+                f"got {seed!r} ({err})"
+            ) from None
 
         H, G, D = self._hidden_size, self._gates, self.num_directions
-        bound = 1.0 / np.sqrt(H)
+        # Count in Python ints first: a size too big for an array dimension would
+        # otherwise fail inside NumPy without naming the argument.
+        per_row = (1 if self._vector_w_hh else H) + 2  # w_hh and the biases, per row of w_ih
+        n_params = (
+            G * H * D * (self._input_size + per_row + (self._num_layers - 1) * (H * D + per_row))
+        )
+        if n_params > np.iinfo(np.intp).max // 8:
+            raise ValueError(
+                f"input_size={self._input_size}, hidden_size={H} and num_layers="
+                f"{self._num_layers} make {n_params:.3g} parameters, more than memory can hold"
+            )
+        bound = 1.0 / math.sqrt(H)
         self._params: dict[str, np.ndarray] = {}
         for k in range(self._num_layers):
             C_k = self._input_size if k == 0 else H * D
@@ -374,6 +405,7 @@ class _RNNBase:
             )
         new = {}
         for name, p in self._params.items():
+            _refuse_masked(f"state_dict[{name!r}]", state_dict[name], hint="")
             try:
                 value = np.asarray(state_dict[name])
             except Exception as err:
@@ -390,9 +422,20 @@ class _RNNBase:
                 raise ValueError(
                     f"state_dict[{name!r}] must have shape {p.shape}, got {value.shape}"
                 )
-            new[name] = value
+            with np.errstate(over="ignore", invalid="ignore"):
+                cast = value.astype(p.dtype)
+            # The cast is documented; overflowing to inf (1e300 into float32) is not:
+            # that would be a silently different model.
+            overflow = np.isinf(cast) & ~np.isinf(value)
+            if overflow.any():
+                i = np.unravel_index(np.flatnonzero(overflow)[0], value.shape)
+                raise ValueError(
+                    f"state_dict[{name!r}] has values too large for {p.dtype}, "
+                    f"e.g. {value[i].item()!r} at {tuple(int(j) for j in i)}"
+                )
+            new[name] = cast
         for name, value in new.items():
-            np.copyto(self._params[name], value, casting="unsafe")
+            np.copyto(self._params[name], value)
 
     # ---- running ----
 
