@@ -257,3 +257,79 @@ def test_default_corpus_is_used_without_a_file(tmp_path, capsys):
     )
     assert f"unigram entropy of the corpus: {unigram_entropy(text):.3f} nats/char" in out
     assert CharModel.load(tmp_path / "m.npz").vocab == "".join(sorted(set(text)))
+
+
+# --- found in review -----------------------------------------------------------------
+
+
+def _spoiled_checkpoint(tmp_path, header_update=None, config_update=None):
+    """A valid tiny checkpoint with its JSON header edited."""
+    import json
+
+    import numpy as np
+
+    path = tmp_path / "ok.npz"
+    CharModel(hidden_size=4, num_layers=1, embedding_dim=2, vocab="ab").save(path)
+    data = dict(np.load(path))
+    header = json.loads(data["header"].tobytes())
+    header.update(header_update or {})
+    header["config"].update(config_update or {})
+    data["header"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, **data)
+    return str(bad)
+
+
+@pytest.mark.parametrize(
+    "header, config, message",
+    [
+        ({"steps_trained": "abc"}, None, "'steps_trained' must be an integer >= 0, got 'abc'"),
+        ({"steps_trained": -5}, None, "'steps_trained' must be an integer >= 0"),
+        # Each of these made load() allocate the claimed model before comparing
+        # it with the stored weights: a memory bomb (PiB here, tens of GB at
+        # hidden_size 30000) and a MemoryError traceback.
+        (None, {"hidden_size": 10**7}, "needs weight 'rnn.weight_hh_l0' of shape"),
+        (None, {"embedding_dim": 10**9}, "needs weight 'embedding.weight' of shape"),
+        (None, {"num_layers": 10**6}, "says num_layers 1000000, but the file holds"),
+    ],
+)
+def test_sample_spoiled_checkpoint_headers(tmp_path, capsys, header, config, message):
+    rc, _, err = run(["sample", _spoiled_checkpoint(tmp_path, header, config)], capsys)
+    assert_clean_error(rc, err, message)
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_sample_length_past_memory_is_one_line(tmp_path, capsys):
+    CharModel(hidden_size=4, num_layers=1, embedding_dim=2, vocab="ab").save(tmp_path / "ab.npz")
+    rc, _, err = run(["sample", str(tmp_path / "ab.npz"), "--length", str(10**20)], capsys)
+    assert_clean_error(rc, err, "length must fit in memory")
+
+
+def test_train_text_sizes_past_memory_are_one_line(corpus, tmp_path, capsys, monkeypatch):
+    argv = ["train-text", str(corpus), *SMALL, "--steps", "1", "--no-progress"]
+    argv += ["--sample-length", "0", "--out", str(tmp_path / "m.npz")]
+    rc, _, err = run([*argv, "--hidden", str(10**20)], capsys)  # a ValueError from the layers
+    assert_clean_error(rc, err, "more than memory can hold")
+
+    def no_memory(*args, **kwargs):  # sizes that pass the checks but not the RAM
+        raise MemoryError("Unable to allocate 12.8 GiB")
+
+    monkeypatch.setattr(CharModel, "fit", no_memory)
+    rc, _, err = run(argv, capsys)
+    assert_clean_error(rc, err, "out of memory (Unable to allocate 12.8 GiB)")
+
+
+def test_output_the_terminal_cannot_encode_is_escaped(tmp_path):
+    # PYTHONIOENCODING=ascii (or an ASCII locale): printing a sample with 'é'
+    # raised UnicodeEncodeError with a traceback.
+    CharModel(hidden_size=4, num_layers=1, embedding_dim=2, vocab="é€").save(tmp_path / "u.npz")
+    env = dict(os.environ, PYTHONIOENCODING="ascii", PYTHONWARNINGS="ignore")
+    res = subprocess.run(
+        [sys.executable, "-m", "rnnkit", "sample", str(tmp_path / "u.npz"), "--length", "8"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "\\xe9" in res.stdout or "\\u20ac" in res.stdout

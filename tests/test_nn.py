@@ -392,3 +392,21 @@ def test_named_parameters_share_the_live_arrays():
     assert params["head.weight"] is lin.parameters["weight"]
     grads = nn.named_grads({"head": lin, "emb": emb})
     assert grads["emb.weight"] is emb.grads["weight"]
+
+
+# --- found in review -----------------------------------------------------------------
+
+
+def test_load_state_dict_refuses_overflow_and_masked_values():
+    from rnnkit import nn as rnn_nn
+
+    lin = rnn_nn.Linear(3, 2, seed=0)  # float32
+    before = lin.state_dict()
+    sd = {k: v.astype(np.float64) for k, v in before.items()}
+    sd["bias"][0] = 1e300  # cast to float32 this was inf, silently
+    with pytest.raises(ValueError, match=r"state_dict\['bias'\] has values too large for float32"):
+        lin.load_state_dict(sd)
+    np.testing.assert_array_equal(lin.parameters["bias"], before["bias"])  # nothing written
+    sd["bias"] = np.ma.masked_array(before["bias"], mask=[1, 0])
+    with pytest.raises(TypeError, match=r"state_dict\['bias'\] is a masked array"):
+        lin.load_state_dict(sd)

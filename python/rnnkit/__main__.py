@@ -318,7 +318,7 @@ def _train_text(args) -> int:
         model.fit(text, steps=args.steps, minutes=args.minutes, callback=callback)
     except KeyboardInterrupt:
         interrupted = True
-    except FloatingPointError as err:
+    except (FloatingPointError, ValueError) as err:  # e.g. sizes past memory, from the layers
         raise _UserError(str(err)) from None
     finally:
         progress.close()
@@ -413,6 +413,14 @@ def main(argv: list[str] | None = None) -> int:
     passes it to ``sys.exit``); bad arguments raise ``SystemExit``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
+    # Generated text may hold characters the terminal's encoding lacks (an
+    # ASCII locale, PYTHONIOENCODING=ascii): escape them rather than crash.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="backslashreplace")
+            except (ValueError, OSError):
+                pass
     try:
         if command == "bench":  # everything after it belongs to rnnkit.bench's own parser
             return _bench(argv[1:])
@@ -420,6 +428,13 @@ def main(argv: list[str] | None = None) -> int:
         return {"train-text": _train_text, "sample": _sample, "info": _info}[args.command](args)
     except _UserError as err:
         print(f"{PROG} {command}: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
+    except MemoryError as err:  # e.g. --hidden 1000000: one line, not a traceback
+        print(
+            f"{PROG} {command}: error: out of memory ({err or 'MemoryError'}); "
+            "choose smaller sizes",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None
 
 

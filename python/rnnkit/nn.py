@@ -126,6 +126,10 @@ class Module:
             )
         new = {}
         for k, p in self._params.items():
+            if np.ma.is_masked(state_dict[k]):  # np.asarray would drop the mask
+                raise TypeError(
+                    f"state_dict[{k!r}] is a masked array with masked entries; fill them first"
+                )
             v = np.asarray(state_dict[k])
             if v.dtype == np.bool_ or v.dtype.kind not in "iuf":
                 raise TypeError(
@@ -133,9 +137,13 @@ class Module:
                 )
             if v.shape != p.shape:
                 raise ValueError(f"state_dict[{k!r}] must have shape {p.shape}, got {v.shape}")
-            new[k] = v
+            with np.errstate(over="ignore", invalid="ignore"):
+                cast = v.astype(p.dtype)
+            if (np.isinf(cast) & ~np.isinf(v)).any():  # 1e300 into float32: not a cast but a change
+                raise ValueError(f"state_dict[{k!r}] has values too large for {p.dtype}")
+            new[k] = cast
         for k, v in new.items():
-            np.copyto(self._params[k], v, casting="unsafe")
+            np.copyto(self._params[k], v)
 
     def _check_tape(self, tape) -> None:
         if not isinstance(tape, _Tape):

@@ -493,6 +493,10 @@ class CharModel:
         if not prime:
             raise ValueError("prime must hold at least one character (or be None for the default)")
         length = _check_int("length", length, lo=0)
+        try:
+            result = np.empty(length, dtype=np.int64)
+        except (ValueError, MemoryError):
+            raise ValueError(f"length must fit in memory, got {length}") from None
         temperature = _check_float("temperature", temperature)
         if top_k is not None:
             top_k = _check_int("top_k", top_k)
@@ -513,7 +517,6 @@ class CharModel:
         ]
         E = self.embedding.parameters["weight"]
         W, b = self.head.parameters["weight"], self.head.parameters["bias"]
-        result = np.empty(length, dtype=np.int64)
         for i in range(length):
             tok = _draw(logits, temperature, top_k, rng, V)
             result[i] = tok
@@ -647,13 +650,16 @@ class CharModel:
             vocab = vocab_cps.tobytes().decode("utf-32-le", "surrogatepass")
         except UnicodeDecodeError as err:
             raise CheckpointError(f"{what}: 'vocab' holds invalid code points ({err})") from None
+        params = {
+            k[len(_PARAM_PREFIX) :]: v for k, v in data.items() if k.startswith(_PARAM_PREFIX)
+        }
+        # Before building: the config's sizes must match the stored weights, so a
+        # header that claims hidden_size=10**6 cannot make us allocate terabytes.
+        cls._check_sizes(what, config, params, len(vocab))
         try:
             model = cls(**config, backend=backend, vocab=vocab)
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{what}: its config or vocabulary is invalid ({err})") from None
-        params = {
-            k[len(_PARAM_PREFIX) :]: v for k, v in data.items() if k.startswith(_PARAM_PREFIX)
-        }
         others = sorted(
             k for k in data if not k.startswith(_PARAM_PREFIX) and k not in ("header", "vocab")
         )
@@ -677,8 +683,51 @@ class CharModel:
                 )
         for k, p in model._params.items():
             np.copyto(p, params[k])
-        model.steps_trained = int(header.get("steps_trained", 0))
+        steps = header.get("steps_trained", 0)
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+            raise CheckpointError(f"{what}: 'steps_trained' must be an integer >= 0, got {steps!r}")
+        model.steps_trained = steps
         return model
+
+    @staticmethod
+    def _check_sizes(what: str, config: dict, params: dict, V: int) -> None:
+        """Refuse a config whose sizes disagree with the stored weights' shapes.
+
+        Only the sizes that set how much memory the model takes are compared
+        (the rest is checked after building); a config whose values are not
+        even integers is left to the constructor's own message.
+        """
+        H, E, L = (config.get(k) for k in ("hidden_size", "embedding_dim", "num_layers"))
+        G = {"lstm": 4, "gru": 3, "rnn": 1}.get(config.get("cell"))
+        if G is None or not all(type(v) is int and v >= 1 for v in (H, E, L)):
+            return
+        # The model the config describes (an upper bound: both directions' worth
+        # of layer inputs, biases) against what the file holds. Ordinary
+        # mismatches are left to the checks after building, whose messages
+        # compare every weight; this only stops a model far bigger than the file.
+        implied = V * E + V * (H + 1) + L * G * H * (max(E, H) + H + 2)
+        stored = sum(int(v.size) for v in params.values())
+        if implied <= 4 * stored + 2**20:
+            return
+        expected = {
+            "embedding.weight": (V, E),
+            "rnn.weight_hh_l0": (G * H, H),
+            "head.weight": (V, H),
+        }
+        for k, shape in expected.items():
+            got = params[k].shape if k in params else None
+            if got != shape:
+                raise CheckpointError(
+                    f"{what}: its config (cell {config['cell']!r}, hidden_size {H}, "
+                    f"embedding_dim {E}, vocabulary of {V}) needs weight {k!r} of shape "
+                    f"{shape}, but the file has {'none' if got is None else got}"
+                )
+        stored = sum(1 for k in params if k.startswith("rnn.weight_ih_l"))
+        if stored != L:
+            raise CheckpointError(
+                f"{what}: its config says num_layers {L}, but the file holds the weights "
+                f"of {stored} layer(s)"
+            )
 
     def __repr__(self) -> str:
         v = f"vocab={len(self.vocab)}" if self.built else "unbuilt"
