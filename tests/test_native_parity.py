@@ -39,6 +39,13 @@ SHAPES = [
     (4, 5, 3, 129),
     (2, 7, 33, 16),
     (5, 2, 9, 8),
+    # Tiny calls (T*N <= 4) read unpacked weights by dot products; N = 1 runs
+    # one-row tiles over several blocks at once. H in {1, 17, 129, 300}.
+    (1, 1, 16, 300),
+    (2, 2, 5, 17),
+    (1, 2, 4, 1),
+    (7, 1, 9, 129),
+    (5, 1, 3, 300),
 ]
 # (lengths, reverse): None = all T
 MODES = [("none", False), ("random", False), ("random", True), ("none", True)]

@@ -66,6 +66,39 @@ def test_bitwise_identical_across_thread_counts(cell, nonlinearity, G, dtype, is
             )
 
 
+# Small shapes: tiny calls (T*N <= 4) read unpacked weights, N = 1 runs one-row
+# tiles over several blocks; teams as large as the work allows (maybe 1).
+SMALL = [(1, 1, 256, 300), (2, 2, 256, 300), (1, 1, 3, 1), (6, 1, 256, 300), (3, 1, 64, 17), (1, 1, 64, 129)]
+
+
+@pytest.mark.parametrize("isa_name", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell,nonlinearity,G", CELLS, ids=CELL_IDS)
+def test_small_shapes_bitwise_identical_across_thread_counts(cell, nonlinearity, G, dtype, isa_name):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    extra = {} if nonlinearity is None else {"nonlinearity": nonlinearity}
+    with isa(isa_name):
+        for shape in SMALL:
+            t, n_, c, h = shape
+            lengths = random_lengths(rng, t, n_)
+            pos, kw, grads = make_args(cell, G, t, n_, c, h, dtype, rng, lengths=lengths)
+            results = {}
+            for n in (1, 2, 3):
+                with threads(n):
+                    res, _ = run(F, cell, nonlinearity, pos, kw, grads)
+                    *inf, _ = getattr(F, f"{cell}_forward")(*pos, **kw, **extra, training=False)
+                    res.update({f"inference.{i}": a for i, a in enumerate(inf)})
+                    results[n] = res
+            for n in (2, 3):
+                assert_identical(
+                    results[n],
+                    results[1],
+                    f"{cell} {np.dtype(dtype).name} isa={isa_name} {shape} {n} vs 1 threads "
+                    f"seed={seed}",
+                )
+
+
 def _layer_work(layer, x, lengths, dy, repeats=1):
     out = None
     for _ in range(repeats):

@@ -138,8 +138,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     };
     const int64_t h_split = io.reverse ? (T - 1) * N : N;
 
-#pragma omp parallel num_threads(team)
-    {
+    run_team(team, [&] {
         const FlushDenormals ftz;
         if (thread_id() == 0) note_parallel_region(team_size());
         const int tid = thread_id(), nth = team_size();
@@ -318,7 +317,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             sum.storeu(io.db_ih + j0 + a);
             (split_sides ? sum_hh : sum).storeu(io.db_hh + j0 + a);
         });
-    }
+    });
 }
 
 }  // namespace RNNKIT_ISA

@@ -43,6 +43,28 @@ void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, co
             }
 }
 
+// The same for tiny calls (direct_weights): dot products with the rows of the
+// unpacked w_ih [G*H, C].
+template <class V, int G, class Real>
+void input_dot(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, const Real* w_ih,
+               const Real* bias, Real* xw) {
+    constexpr int U = GateTile<V, G>::U;
+    const int64_t GH = G * H;
+    for (int64_t m = 0; m < rows; ++m)
+        for (int64_t b = own.begin; b < own.end; ++b) {
+            const int64_t u0 = b * U, valid = min_i(U, H - u0);
+            for (int g = 0; g < G; ++g) {
+                Real* out = xw + m * GH + g * H + u0;
+                dot_rows_n<V>(valid, C, x + m * C, w_ih + (g * H + u0) * C, C, out);
+                const Real* bias_g = bias + g * H + u0;
+                for_lanes<V>(valid, [&](auto vx, int64_t a) {
+                    using Vx = decltype(vx);
+                    (Vx::loadu(out + a) + Vx::loadu(bias_g + a)).storeu(out + a);
+                });
+            }
+        }
+}
+
 template <class V, class Cell, bool Training>
 void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int threads) {
     using Real = typename V::T;
@@ -52,10 +74,11 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     const int64_t T = d.T, N = d.N, C = d.C, H = d.H, GH = G * H;
     const int64_t blocks = ceil_div(H, U);
     const int64_t Tc = Training ? T : chunk_steps(T, N);
+    const bool direct = direct_weights(T, N);   // no packing: dot products with w_ih, w_hh
 
     Workspace ws;
-    const size_t at_w_ih = ws.reserve<Real>(blocks * C * G * U);   // [blocks][C][G][U]
-    const size_t at_w_hh = ws.reserve<Real>(Cell::recurrent_gemm ? blocks * H * G * U : 0);
+    const size_t at_w_ih = ws.reserve<Real>(direct ? 0 : blocks * C * G * U);   // [blocks][C][G][U]
+    const size_t at_w_hh = ws.reserve<Real>(Cell::recurrent_gemm && !direct ? blocks * H * G * U : 0);
     const size_t at_bias = ws.reserve<Real>(GH);                   // [G*H] input-side bias
     const size_t at_xw = ws.reserve<Real>(Training ? 0 : Tc * N * GH);
     const size_t at_hbuf = ws.reserve<Real>(Training ? 0 : 2 * N * H);
@@ -70,15 +93,14 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
 
     const double flops_per_step = 2.0 * N * GH * (C + (Cell::recurrent_gemm ? H : 1));
     [[maybe_unused]] const int team = choose_threads(threads, blocks, flops_per_step);
-#pragma omp parallel num_threads(team)
-    {
+    run_team(team, [&] {
         const FlushDenormals ftz;
         if (thread_id() == 0) note_parallel_region(team_size());
         const Range own = share(blocks, thread_id(), team_size());
         const int64_t u_lo = min_i(own.begin * U, H), u_hi = min_i(own.end * U, H);
 
         // Pack what this thread will read: its own panels only.
-        for (int64_t b = own.begin; b < own.end; ++b) {
+        for (int64_t b = own.begin; b < own.end && !direct; ++b) {
             pack_gate_panel<V>(io.w_ih, G, H, C, U, b * U, w_ih_p + b * C * G * U);
             if (Cell::recurrent_gemm) pack_gate_panel<V>(io.w_hh, G, H, H, U, b * U, w_hh_p + b * H * G * U);
         }
@@ -91,8 +113,11 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
             if (s % Tc == 0) {
                 const int64_t steps = min_i(Tc, T - s);
                 chunk_t0 = io.reverse ? t - steps + 1 : t;
-                input_gemm<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, w_ih_p, bias,
-                                 xw_buf + (Training ? chunk_t0 * N * GH : 0));
+                Real* xw_chunk = xw_buf + (Training ? chunk_t0 * N * GH : 0);
+                if (direct)
+                    input_dot<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, io.w_ih, bias, xw_chunk);
+                else
+                    input_gemm<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, w_ih_p, bias, xw_chunk);
             }
             const Real* xw = xw_buf + (Training ? t : t - chunk_t0) * N * GH;   // [N][G*H]
             const int64_t t_prev = s == 0 ? -1 : t_of(s - 1, T, io.reverse);
@@ -136,6 +161,29 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
             };
 
             if constexpr (Cell::recurrent_gemm) {
+                if (direct) {
+                    // acc[g*U + u] = h_prev[n] . w_hh[g*H + u0 + u], unpacked rows.
+                    for (int64_t n = 0; n < N; ++n)
+                        for (int64_t b = own.begin; b < own.end; ++b) {
+                            alignas(64) Real acc[G * U] = {};
+                            const int64_t u0 = b * U, valid = min_i(U, H - u0);
+                            for (int g = 0; g < G; ++g)
+                                dot_rows_n<V>(valid, H, h_prev + n * H, io.w_hh + (g * H + u0) * H, H,
+                                              acc + g * U);
+                            step_row(n, b, acc);
+                        }
+                } else if (N == 1) {
+                    // One row: up to NB blocks per tile, NB*NV independent FMA
+                    // chains (bitwise the one-block tiles' results).
+                    constexpr int NB = Tiling::acc_regs / NV > 1 ? Tiling::acc_regs / NV : 1;
+                    for (int64_t b = own.begin; b < own.end;) {
+                        const int nb = static_cast<int>(min_i(NB, own.end - b));
+                        alignas(64) Real acc[NB * NV * V::W];
+                        row_tile_upto<V, NB, NV>(nb, H, h_prev, w_hh_p + b * H * G * U, G * U, H * G * U, acc);
+                        for (int i = 0; i < nb; ++i) step_row(0, b + i, acc + i * G * U);
+                        b += nb;
+                    }
+                } else {
                 // Block-outer: one block's panel ([H][G][U]) stays in L1/L2 for
                 // every row tile, and h_prev ([N,H]) stays in L2.
                 for (int64_t b = own.begin; b < own.end; ++b) {
@@ -146,6 +194,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                                                            w_hh_p + b * H * G * U, G * U, acc, G * U);
                         for (int r = 0; r < mr; ++r) step_row(n0 + r, b, acc + r * G * U);
                     }
+                }
                 }
                 if (s + 1 < T) team_barrier();   // the next step reads every unit of h
             } else {
@@ -163,7 +212,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                 io.h_n[n * H + j] = h_last[n * H + j];
                 if (Cell::has_c) io.c_n[n * H + j] = c_last[n * H + j];
             }
-    }
+    });
 }
 
 }  // namespace RNNKIT_ISA

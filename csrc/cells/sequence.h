@@ -50,6 +50,22 @@ inline int team_size() { return 1; }
 #define RNNKIT_BARRIER() ((void)0)
 #endif
 
+// Runs body() on a team of `team` threads: one parallel region, or none at
+// all for a team of one (a 1-thread call pays no region start-up; the
+// barriers inside body() are then no-ops, still counted).
+template <class F>
+inline void run_team(int team, F&& body) {
+#ifdef _OPENMP
+    if (team > 1) {
+#pragma omp parallel num_threads(team)
+        body();
+        return;
+    }
+#endif
+    (void)team;
+    body();
+}
+
 // Thread 0 counts, after the barrier: tests check one barrier per step.
 inline void team_barrier() {
     RNNKIT_BARRIER();
@@ -87,6 +103,12 @@ inline int64_t t_of(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1
 inline int64_t chunk_steps(int64_t T, int64_t N) {
     return min_i(T, min_i(16, max_i(1, ceil_div(256, N))));
 }
+
+// Tiny calls (T*N <= 4 rows, e.g. sampling one step at a time) skip packing:
+// dot products read the weights in place, where packing alone would read and
+// write them once more than the whole call. A choice by shape only, the same
+// in training and inference and for any thread count.
+inline bool direct_weights(int64_t T, int64_t N) { return T * N <= 4; }
 
 // --- A gate tile: MR rows (batch) by NV vectors, the G gates of U hidden
 // units side by side, so that the thread computing those units applies the

@@ -83,6 +83,86 @@ inline void gemm_tile(int mr, int64_t K, const typename V::T* a, int64_t lda,
     micro_kernel<V, MR, NV, ATrans, Accumulate>(K, a, lda, b, ldb, out, ldo);
 }
 
+// One row of NB gate tiles side by side: out[nb*NV*W + v*W ..] = sum_k a[k] *
+// B_nb(k, v*W ..), B_nb(k, .) = b + nb*bstride + k*ldb. Each output is the same
+// FMA chain in k order as micro_kernel's, so results are bitwise those of NB
+// one-row tiles; NB*NV independent chains instead of NV hide the FMA latency
+// of a single row (N = 1), and one broadcast of a[k] serves every block.
+template <class V, int NB, int NV>
+inline void row_tile_blocks(int64_t K, const typename V::T* a, const typename V::T* b, int64_t ldb,
+                            int64_t bstride, typename V::T* out) {
+    constexpr int W = V::W;
+    V acc[NB][NV];
+#pragma GCC unroll 32
+    for (int nb = 0; nb < NB; ++nb)
+#pragma GCC unroll 32
+        for (int v = 0; v < NV; ++v) acc[nb][v] = V::zero();
+    for (int64_t k = 0; k < K; ++k) {
+        const V av = V::set1(a[k]);
+#pragma GCC unroll 32
+        for (int nb = 0; nb < NB; ++nb)
+#pragma GCC unroll 32
+            for (int v = 0; v < NV; ++v) acc[nb][v] = fma(av, V::loadu(b + nb * bstride + v * W), acc[nb][v]);
+        b += ldb;
+    }
+#pragma GCC unroll 32
+    for (int nb = 0; nb < NB; ++nb)
+#pragma GCC unroll 32
+        for (int v = 0; v < NV; ++v) acc[nb][v].storeu(out + (nb * NV + v) * W);
+}
+
+// row_tile_blocks for nb <= NB blocks: a kernel compiled for exactly nb.
+template <class V, int NB, int NV>
+inline void row_tile_upto(int nb, int64_t K, const typename V::T* a, const typename V::T* b, int64_t ldb,
+                          int64_t bstride, typename V::T* out) {
+    if constexpr (NB > 1) {
+        if (nb < NB) {
+            row_tile_upto<V, NB - 1, NV>(nb, K, a, b, ldb, bstride, out);
+            return;
+        }
+    }
+    row_tile_blocks<V, NB, NV>(K, a, b, ldb, bstride, out);
+}
+
+// out[i] = sum_k a[k] * w[i*ldw + k] for i in [0, R): R dot products of
+// unpacked rows (PyTorch's [G*H, K] weights read in place, no packing). Each
+// is W lane sums, an FMA chain over whole vectors of k, its lanes added in
+// lane order, then the k % W tail in k order: a fixed sequence per (K, ISA).
+template <class V, int R>
+inline void dot_rows(int64_t K, const typename V::T* a, const typename V::T* w, int64_t ldw,
+                     typename V::T* out) {
+    using Real = typename V::T;
+    using S = Scalar<Real>;
+    constexpr int W = V::W;
+    V acc[R];
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) acc[r] = V::zero();
+    int64_t k = 0;
+    for (; k + W <= K; k += W) {
+        const V av = V::loadu(a + k);
+#pragma GCC unroll 16
+        for (int r = 0; r < R; ++r) acc[r] = fma(V::loadu(w + r * ldw + k), av, acc[r]);
+    }
+#pragma GCC unroll 16
+    for (int r = 0; r < R; ++r) {
+        alignas(64) Real lanes[W];
+        acc[r].storeu(lanes);
+        S s = S::set1(lanes[0]);
+        for (int i = 1; i < W; ++i) s = s + S::set1(lanes[i]);
+        for (int64_t kt = k; kt < K; ++kt) s = fma(S::loadu(w + r * ldw + kt), S::loadu(a + kt), s);
+        out[r] = s.v;
+    }
+}
+
+// out[i] = a . w[i] for i in [0, count), rows of w with stride ldw.
+template <class V>
+inline void dot_rows_n(int64_t count, int64_t K, const typename V::T* a, const typename V::T* w,
+                       int64_t ldw, typename V::T* out) {
+    int64_t i = 0;
+    for (; i + 4 <= count; i += 4) dot_rows<V, 4>(K, a, w + i * ldw, ldw, out + i);
+    for (; i < count; ++i) dot_rows<V, 1>(K, a, w + i * ldw, ldw, out + i);
+}
+
 // Calls f(Vx{}, i) over i in [0, count): Vx = V for whole vectors, then
 // Vx = Scalar for the count % W tail. f uses Vx::W lanes from offset i.
 template <class V, class F>
