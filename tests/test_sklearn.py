@@ -270,3 +270,74 @@ def test_regressor_many_to_many_on_ragged_lists():
         reg.predict(seqs, lengths=lens)
     with pytest.raises(ValueError, match=r"y\[0\] has 1 steps but X\[0\] has \d"):
         RNNRegressor(output="sequence").fit(seqs, [y[:1] for y in ys])
+
+
+# ---------------------------------------------------------------------------
+# Found in review: input that was silently changed or failed without naming itself
+# ---------------------------------------------------------------------------
+
+
+def _tiny(cls, **kw):
+    return cls(hidden_size=3, epochs=1, random_state=0, **kw)
+
+
+def test_lossy_inputs_are_refused_not_converted():
+    X, y = sum_sign_data(n=8, T=4)
+    masked = np.ma.masked_array(X, mask=np.zeros(X.shape, bool))
+    masked.mask[0, 3] = True
+    cases = [
+        (lambda: _tiny(RNNClassifier).fit(X + 1j, y), "X must be real"),  # imaginary part dropped
+        (lambda: _tiny(RNNClassifier).fit(masked, y), "X is a masked array"),  # mask dropped
+        (lambda: _tiny(RNNRegressor).fit(X, y + 0.5j), "y must be real"),
+        (
+            lambda: _tiny(RNNClassifier).fit(
+                X, y, lengths=np.ma.masked_array([4] * 8, mask=[1] + [0] * 7)
+            ),
+            "lengths is a masked array",
+        ),
+        (
+            lambda: _tiny(RNNClassifier).fit(X, ["a", 1] * 4),
+            "mixes strings and numbers",
+        ),  # became '1'
+        (lambda: _tiny(RNNClassifier).fit(X, [None, 1] * 4), "y's labels must be sortable"),
+        (
+            lambda: _tiny(RNNRegressor).fit(X * 1e200, y),
+            "too large for float32",
+        ),  # inf, then "diverged"
+    ]
+    for call, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call()
+
+
+def test_score_checks_y_and_sample_weight():
+    X, y = sum_sign_data(n=8, T=4)
+    clf = _tiny(RNNClassifier).fit(X, y)
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(n_samples,\) = \(8,\)"):
+        clf.score(X, y, sample_weight=[1, 2])
+    with pytest.raises(ValueError, match="sample_weight must be finite"):
+        clf.score(X, y, sample_weight=[np.nan] * 8)
+    reg = _tiny(RNNRegressor).fit(X, y.astype(float))
+    with pytest.raises(ValueError, match="n_samples = 8, got shape"):
+        reg.score(X, y[:3])  # was a reshape error that did not name y
+    with pytest.raises(ValueError, match=r"1 output\(s\) per sample"):
+        reg.score(X, np.stack([y, y], 1))  # was broadcast into a wrong R²
+    with pytest.raises(ValueError, match="sample_weight must have shape"):
+        reg.score(X, y, sample_weight=[1, 2])
+    assert np.isfinite(reg.score(X, y, sample_weight=np.ones(8)))
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"standardize": "no"}, "standardize must be True or False"),  # 'no' meant True
+        ({"bidirectional": "yes"}, "bidirectional must be True or False"),
+        ({"verbose": "x"}, "verbose must be an integer"),
+        ({"random_state": -1}, "random_state must be"),
+        ({"random_state": 1.5}, "random_state must be"),
+    ],
+)
+def test_bad_parameters_name_themselves(params, message):
+    X, y = sum_sign_data(n=8, T=4)
+    with pytest.raises(ValueError, match=message):
+        RNNRegressor(hidden_size=3, epochs=1, **params).fit(X, y.astype(float))

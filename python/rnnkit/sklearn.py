@@ -95,12 +95,44 @@ class _Params:
 # ---------------------------------------------------------------------------
 
 
+def _refuse_lossy(name, a):
+    """Refuse what a float64 conversion would silently drop: masks and imaginary parts."""
+    if np.ma.is_masked(a):
+        raise ValueError(
+            f"{name} is a masked array with masked entries, which would be read as their "
+            "data: fill them (.filled(0)) and give lengths for padded steps"
+        )
+    if np.iscomplexobj(a):
+        raise ValueError(f"{name} must be real, got complex values")
+
+
+def _sample_weight(sample_weight, n):
+    """None, or float64 ``[n]``, finite and >= 0 (ValueError naming sample_weight)."""
+    if sample_weight is None:
+        return None
+    _refuse_lossy("sample_weight", sample_weight)
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"sample_weight must be numeric: {err}") from None
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have shape (n_samples,) = ({n},), got {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        raise ValueError("sample_weight must be finite and >= 0, with a positive sum")
+    return w
+
+
 def _as_batch(X, lengths, dtype, n_features=None):
     """``(X [N, T, F] float C-contiguous copy, lengths int64 [N] or None, ragged)``.
 
     Values past a sequence's length are ignored (set to 0), so padding may be nan.
     """
     ragged = isinstance(X, (list, tuple)) and len(X) > 0 and not _is_rectangular(X)
+    if ragged:
+        for i, s in enumerate(X):
+            _refuse_lossy(f"X[{i}]", s)
+    else:
+        _refuse_lossy("X", X)
     if ragged:
         if lengths is not None:
             raise ValueError(
@@ -139,6 +171,7 @@ def _as_batch(X, lengths, dtype, n_features=None):
             f"X has {F} features per step, but the estimator was fitted with {n_features}"
         )
     if lengths is not None:
+        _refuse_lossy("lengths", lengths)
         lengths = np.asarray(lengths)
         if lengths.shape != (N,):
             raise ValueError(f"lengths must have shape (n_samples,) = ({N},), got {lengths.shape}")
@@ -159,7 +192,11 @@ def _as_batch(X, lengths, dtype, n_features=None):
         Xb[np.arange(T)[None, :] >= lengths[:, None]] = 0.0
     if not np.all(np.isfinite(Xb)):
         raise ValueError("X holds nan or inf (within the sequences' lengths)")
-    return np.ascontiguousarray(Xb, dtype=dtype), lengths, ragged
+    with np.errstate(over="ignore"):
+        out = np.ascontiguousarray(Xb, dtype=dtype)
+    if out.dtype != Xb.dtype and not np.all(np.isfinite(out)):
+        raise ValueError(f"X holds values too large for {out.dtype}: use dtype='float64'")
+    return out, lengths, ragged
 
 
 def _is_rectangular(X) -> bool:
@@ -205,6 +242,12 @@ class _RNNEstimator(_Params):
                 )
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name in ("standardize", "bidirectional"):
+            v = getattr(self, name)
+            if not isinstance(v, (bool, np.bool_)):  # 'no' would have meant True
+                raise ValueError(f"{name} must be True or False, got {v!r}")
+        if not isinstance(self.verbose, numbers.Integral):
+            raise ValueError(f"verbose must be an integer, got {self.verbose!r}")
         if self.clip is not None and (
             isinstance(self.clip, bool)
             or not isinstance(self.clip, numbers.Real)
@@ -341,6 +384,15 @@ class _RNNEstimator(_Params):
             Xb *= mask[:, :, None]
         return Xb, lengths, ragged, mask
 
+    def _rng(self):
+        try:
+            return np.random.default_rng(self.random_state)
+        except (TypeError, ValueError) as err:
+            raise ValueError(
+                "random_state must be None, a non-negative integer, a SeedSequence or a "
+                f"Generator, got {self.random_state!r} ({err})"
+            ) from None
+
     def _check_fitted(self):
         if not hasattr(self, "rnn_"):
             raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() first")
@@ -440,6 +492,12 @@ class RNNClassifier(_RNNEstimator):
         ``[T_i, n_features]`` arrays) and labels ``y`` ``[n_samples]``.
         ``lengths`` (``[n_samples]`` integers) marks the real steps of padded X."""
         Xb, lengths, _, _ = self._fit_X(X, lengths)
+        _refuse_lossy("y", y)
+        if isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.dtype == object):
+            # np.asarray(["a", 1]) is ["a", "1"]: predictions would come back as strings
+            kinds = {isinstance(v, str) for v in np.asarray(y, dtype=object).ravel()}
+            if len(kinds) > 1:
+                raise ValueError("y mixes strings and numbers: use labels of one type")
         y = np.asarray(y)
         if y.ndim != 1 or y.shape[0] != Xb.shape[0]:
             raise ValueError(
@@ -447,10 +505,13 @@ class RNNClassifier(_RNNEstimator):
             )
         if y.dtype.kind == "f" and not np.all(np.isfinite(y)):
             raise ValueError("y holds nan or inf")
-        self.classes_, codes = np.unique(y, return_inverse=True)
+        try:
+            self.classes_, codes = np.unique(y, return_inverse=True)
+        except TypeError as err:
+            raise ValueError(f"y's labels must be sortable (one type, no None): {err}") from None
         if self.classes_.size < 2:
             raise ValueError(f"y must hold at least 2 classes, got {self.classes_.size}")
-        rng = np.random.default_rng(self.random_state)
+        rng = self._rng()
         self._init_model(Xb.shape[2], self.classes_.size, self._dtype, rng)
         codes = codes.reshape(-1)
 
@@ -484,7 +545,8 @@ class RNNClassifier(_RNNEstimator):
         y = np.asarray(y)
         if y.shape != pred.shape:
             raise ValueError(f"y must have shape {pred.shape}, got {y.shape}")
-        return float(np.average(pred == y, weights=sample_weight))
+        w = _sample_weight(sample_weight, len(pred))
+        return float(np.average(pred == y, weights=w))
 
     def __sklearn_tags__(self):
         from sklearn.utils import ClassifierTags, InputTags, Tags, TargetTags
@@ -567,6 +629,8 @@ class RNNRegressor(_RNNEstimator):
     def _check_y(self, y, N, T, lengths, ragged):
         ragged_1d = None
         if self.output == "sequence" and ragged:
+            for i, s in enumerate(y):
+                _refuse_lossy(f"y[{i}]", s)
             try:
                 ys = [np.asarray(s, dtype=np.float64) for s in y]
                 if len(ys) != N or any(a.ndim not in (1, 2) for a in ys):
@@ -589,6 +653,7 @@ class RNNRegressor(_RNNEstimator):
                     f"y must be a list of [T_i] or [T_i, n_outputs] arrays like X: {err}"
                 ) from None
         else:
+            _refuse_lossy("y", y)
             try:
                 y = np.array(y, dtype=np.float64)
             except (TypeError, ValueError) as err:
@@ -638,7 +703,7 @@ class RNNRegressor(_RNNEstimator):
         yt = ((y2 - self.y_mean_) / self.y_scale_).astype(self._dtype)
         if self._many_to_many:
             yt *= mask[:, :, None]
-        rng = np.random.default_rng(self.random_state)
+        rng = self._rng()
         self._init_model(Xb.shape[2], K, self._dtype, rng)
 
         def loss_fn(out, idx, lb):
@@ -681,15 +746,18 @@ class RNNRegressor(_RNNEstimator):
             p2 = np.asarray(pred).reshape(N, T, -1)
             mask = _step_mask(lengths2, N, T)
             yt, pt = y2[mask], p2[mask]  # M,K
-            w = (
-                None
-                if sample_weight is None
-                else np.broadcast_to(np.asarray(sample_weight, np.float64)[:, None], (N, T))[mask]
-            )
+            w = _sample_weight(sample_weight, N)
+            w = None if w is None else np.broadcast_to(w[:, None], (N, T))[mask]
         else:
-            yt = np.asarray(y, dtype=np.float64).reshape(len(pred), -1)
-            pt = np.asarray(pred).reshape(len(pred), -1)
-            w = None if sample_weight is None else np.asarray(sample_weight, np.float64)
+            N = len(pred)
+            yt, _ = self._check_y(y, N, None, None, False)
+            pt = np.asarray(pred).reshape(N, -1)
+            if yt.shape != pt.shape:  # (8, 2) against one output broadcast into a wrong R²
+                raise ValueError(
+                    f"y must have {pt.shape[1]} output(s) per sample, like the fitted "
+                    f"estimator, got shape {np.shape(y)}"
+                )
+            w = _sample_weight(sample_weight, N)
         return _r2(yt, pt, w)
 
     def __sklearn_tags__(self):
