@@ -15,6 +15,11 @@ inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 inline int64_t min_i(int64_t a, int64_t b) { return a < b ? a : b; }
 inline int64_t max_i(int64_t a, int64_t b) { return a > b ? a : b; }
 
+// Whether V has a 16x16 in-register transpose (AVX-512 floats).
+template <class V> constexpr auto has_transpose16(int) -> decltype(&V::transpose16x16, bool()) { return true; }
+template <class V> constexpr bool has_transpose16(long) { return false; }
+
+
 // out[r][v*W ..] (+)= sum_k A(r, k) * B(k, v*W ..)
 //   A(r, k) = a[r*lda + k] (row-major), or a[k*lda + r] when ATrans
 //   B(k, .) = b + k*ldb, NV vectors
@@ -154,11 +159,46 @@ inline void dot_rows(int64_t K, const typename V::T* a, const typename V::T* w, 
     }
 }
 
+// dot_rows for R = 16 rows of AVX-512 floats: the same sums, bitwise, with
+// the lane sums done as one 16x16 transpose and 15 vector adds (lane order
+// kept: lane i of the sum adds row i's lanes 0, 1, ..., 15 in turn).
+template <class V>
+inline void dot_rows16(int64_t K, const typename V::T* a, const typename V::T* w, int64_t ldw,
+                       typename V::T* out) {
+    using Real = typename V::T;
+    using S = Scalar<Real>;
+    static_assert(V::W == 16, "16 lanes");
+    V acc[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) acc[r] = V::zero();
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) {
+        const V av = V::loadu(a + k);
+#pragma GCC unroll 16
+        for (int r = 0; r < 16; ++r) acc[r] = fma(V::loadu(w + r * ldw + k), av, acc[r]);
+    }
+    alignas(64) Real lanes[16 * 16], lanes_t[16 * 16];
+#pragma GCC unroll 16
+    for (int r = 0; r < 16; ++r) acc[r].storeu(lanes + 16 * r);
+    V::transpose16x16(lanes, 16, lanes_t, 16);   // lanes_t[i*16 + r] = lane i of row r
+    V sum = V::loadu(lanes_t);
+    for (int i = 1; i < 16; ++i) sum = sum + V::loadu(lanes_t + 16 * i);
+    sum.storeu(out);
+    for (int r = 0; r < 16; ++r) {
+        S s = S::set1(out[r]);
+        for (int64_t kt = k; kt < K; ++kt) s = fma(S::loadu(w + r * ldw + kt), S::loadu(a + kt), s);
+        out[r] = s.v;
+    }
+}
+
 // out[i] = a . w[i] for i in [0, count), rows of w with stride ldw.
 template <class V>
 inline void dot_rows_n(int64_t count, int64_t K, const typename V::T* a, const typename V::T* w,
                        int64_t ldw, typename V::T* out) {
     int64_t i = 0;
+    if constexpr (has_transpose16<V>(0))
+        for (; i + 16 <= count; i += 16) dot_rows16<V>(K, a, w + i * ldw, ldw, out + i);
+    for (; i + 8 <= count; i += 8) dot_rows<V, 8>(K, a, w + i * ldw, ldw, out + i);
     for (; i + 4 <= count; i += 4) dot_rows<V, 4>(K, a, w + i * ldw, ldw, out + i);
     for (; i < count; ++i) dot_rows<V, 1>(K, a, w + i * ldw, ldw, out + i);
 }
@@ -172,10 +212,6 @@ inline void for_lanes(int64_t count, F&& f) {
     for (; i + V::W <= count; i += V::W) f(V{}, i);
     for (; i < count; ++i) f(S{}, i);
 }
-
-// Whether V has a 16x16 in-register transpose (AVX-512 floats).
-template <class V> constexpr auto has_transpose16(int) -> decltype(&V::transpose16x16, bool()) { return true; }
-template <class V> constexpr bool has_transpose16(long) { return false; }
 
 // Packs the gate rows of one block of hidden units of w [G*H, K] (PyTorch
 // layout: gate g of unit j is row g*H + j) into a panel [K][G][U]:
