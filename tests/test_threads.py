@@ -147,3 +147,63 @@ def test_two_python_threads_match_sequential():
             t.join()
     for i in range(2):
         assert_identical(results[i], sequential[i], f"python thread {i} seed={seed}")
+
+
+# The team's barrier spins for a while, then sleeps on a futex. With more
+# threads than cores the spin runs out at most barriers, so this runs the sleep
+# and wake-up path many times (T steps, one barrier each, forward and backward).
+@pytest.mark.parametrize("cell,nonlinearity,G", CELLS, ids=CELL_IDS)
+def test_oversubscribed_team_is_bitwise_identical(cell, nonlinearity, G):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    steps = 60
+    lengths = random_lengths(rng, steps, N)
+    pos, kw, grads = make_args(cell, G, steps, N, C, H, np.float32, rng, lengths=lengths)
+    results = {}
+    for n in (1, 7):
+        with threads(n):
+            before = _core.counters()["barriers"]
+            results[n], _ = run(F, cell, nonlinearity, pos, kw, grads)
+            barriers = _core.counters()["barriers"] - before
+            team = _core.counters()["last_team_size"]
+        if cell != "indrnn":
+            assert team == n, "the shape should use every thread"
+            # forward: steps - 1 barriers; backward: steps + 1
+            assert barriers == 2 * steps, barriers
+    assert_identical(results[7], results[1], f"{cell} 7 vs 1 threads, seed={seed}")
+
+
+_GRANTED_FEWER = r"""
+import numpy as np, rnnkit
+from rnnkit import _core, functional as F
+rng = np.random.default_rng(0)
+T, N, C, H = 40, 24, 64, 129
+x = rng.standard_normal((T, N, C)).astype(np.float32)
+h0 = np.zeros((N, H), np.float32)
+w_ih = (rng.standard_normal((4 * H, C)) * 0.2).astype(np.float32)
+w_hh = (rng.standard_normal((4 * H, H)) * 0.2).astype(np.float32)
+b = np.zeros(4 * H, np.float32)
+out = {}
+for n in (1, 4):
+    rnnkit.set_num_threads(n)
+    y, h, c = F.lstm_forward(x, h0, h0, w_ih, w_hh, b, b, training=False)[:3]
+    out[n] = (y, h, c, _core.counters()["last_team_size"])
+assert out[4][3] == 2, out[4][3]
+for a, b_ in zip(out[1][:3], out[4][:3]):
+    assert np.array_equal(a, b_)
+print("ok")
+"""
+
+
+def test_team_granted_fewer_threads_than_asked():
+    """OMP_THREAD_LIMIT=2 with 4 threads asked: OpenMP grants 2; the team
+    falls back to omp barriers and still computes the same bits."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_THREAD_LIMIT="2")
+    proc = subprocess.run(
+        [sys.executable, "-c", _GRANTED_FEWER], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr

@@ -138,10 +138,10 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     };
     const int64_t h_split = io.reverse ? (T - 1) * N : N;
 
-    run_team(team, [&] {
+    run_team(team, [&](const Team& tm) {
         const FlushDenormals ftz;
-        if (thread_id() == 0) note_parallel_region(team_size());
-        const int tid = thread_id(), nth = team_size();
+        if (tm.id() == 0) note_parallel_region(tm.size());
+        const int tid = tm.id(), nth = tm.size();
         const Range own = share(unit_blocks, tid, nth);
         const int64_t u_lo = min_i(own.begin * U, H), u_hi = min_i(own.end * U, H);
 
@@ -232,7 +232,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         pointwise(T - 1);
         for (int64_t s = T - 1; s >= 0; --s) {
             if constexpr (Cell::recurrent_gemm) {
-                team_barrier();   // dgates of step s complete, for every unit
+                tm.barrier();   // dgates of step s complete, for every unit
                 recurrent(s);
             }
             if (s > 0) pointwise(s - 1);
@@ -242,7 +242,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                 io.dh0[n * H + j] = dh[n * H + j];
                 if (Cell::has_c) io.dc0[n * H + j] = dc[n * H + j];
             }
-        team_barrier();   // every dgates row and every packed panel is ready
+        tm.barrier();   // every dgates row and every packed panel is ready
 
         // dx = dgates @ w_ih: [T*N, C]. This thread's row tiles in chunks of
         // DX_TILES, K in blocks of KC, every column block per K block.

@@ -93,10 +93,10 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
 
     const double flops_per_step = 2.0 * N * GH * (C + (Cell::recurrent_gemm ? H : 1));
     [[maybe_unused]] const int team = choose_threads(threads, blocks, flops_per_step);
-    run_team(team, [&] {
+    run_team(team, [&](const Team& tm) {
         const FlushDenormals ftz;
-        if (thread_id() == 0) note_parallel_region(team_size());
-        const Range own = share(blocks, thread_id(), team_size());
+        if (tm.id() == 0) note_parallel_region(tm.size());
+        const Range own = share(blocks, tm.id(), tm.size());
         const int64_t u_lo = min_i(own.begin * U, H), u_hi = min_i(own.end * U, H);
 
         // Pack what this thread will read: its own panels only.
@@ -196,7 +196,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                     }
                 }
                 }
-                if (s + 1 < T) team_barrier();   // the next step reads every unit of h
+                if (s + 1 < T) tm.barrier();   // the next step reads every unit of h
             } else {
                 for (int64_t n = 0; n < N; ++n)
                     for (int64_t b = own.begin; b < own.end; ++b) step_row(n, b, nullptr);

@@ -30,6 +30,12 @@ private:
     char* base_ = nullptr;
 };
 
+#ifdef _OPENMP
+#define RNNKIT_OMP_BARRIER() _Pragma("omp barrier")
+#else
+#define RNNKIT_OMP_BARRIER() ((void)0)
+#endif
+
 // --- Threads. A team runs one parallel region per call; work is shared by
 // static ranges of a fixed decomposition (blocks of units, tiles), so which
 // thread computes an output never changes how it is computed.
@@ -40,36 +46,50 @@ inline Range share(int64_t n, int part, int parts) {
     return {n * part / parts, n * (part + 1) / parts};
 }
 
-#ifdef _OPENMP
-inline int thread_id() { return omp_get_thread_num(); }
-inline int team_size() { return omp_get_num_threads(); }
-#define RNNKIT_BARRIER() _Pragma("omp barrier")
-#else
-inline int thread_id() { return 0; }
-inline int team_size() { return 1; }
-#define RNNKIT_BARRIER() ((void)0)
-#endif
+// What a thread of the team knows: its number, the team's size, and the
+// team's barrier (a spin-then-sleep TeamBarrier, see kernel_table.h).
+// barrier() counts itself once per barrier, by thread 0: tests check one
+// barrier per step.
+class Team {
+public:
+    Team(int id, int size, TeamBarrier* barrier) : id_(id), size_(size), barrier_(barrier) {}
+    int id() const { return id_; }
+    int size() const { return size_; }
+    void barrier() const {
+        if (barrier_ != nullptr) {
+            barrier_->wait();
+        } else if (size_ > 1) {
+            RNNKIT_OMP_BARRIER();
+        }
+        if (id_ == 0) note_barrier();
+    }
 
-// Runs body() on a team of `team` threads: one parallel region, or none at
-// all for a team of one (a 1-thread call pays no region start-up; the
-// barriers inside body() are then no-ops, still counted).
+private:
+    int id_, size_;
+    TeamBarrier* barrier_;
+};
+
+// Runs body(Team&) on a team of `team` threads: one parallel region, or none
+// at all for a team of one (a 1-thread call pays no region start-up; its
+// barriers are no-ops, still counted). Should OpenMP grant fewer threads than
+// asked (nested regions, thread limits), the team uses omp barriers instead.
 template <class F>
 inline void run_team(int team, F&& body) {
 #ifdef _OPENMP
     if (team > 1) {
+        TeamBarrier barrier(team);
 #pragma omp parallel num_threads(team)
-        body();
+        {
+            const int size = omp_get_num_threads();
+            Team self(omp_get_thread_num(), size, size == team ? &barrier : nullptr);
+            body(self);
+        }
         return;
     }
 #endif
     (void)team;
-    body();
-}
-
-// Thread 0 counts, after the barrier: tests check one barrier per step.
-inline void team_barrier() {
-    RNNKIT_BARRIER();
-    if (thread_id() == 0) note_barrier();
+    Team one(0, 1, nullptr);
+    body(one);
 }
 
 // Threads worth starting: no more than the parallel work units, and few enough

@@ -14,7 +14,16 @@
 #include <omp.h>
 #endif
 #ifdef __linux__
+#include <linux/futex.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+#include <chrono>
+#include <climits>
+#include <thread>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
 #endif
 
 #include "dispatch/kernel_table.h"
@@ -176,5 +185,73 @@ void note_parallel_region(int team_size) {
     last_team.store(team_size, std::memory_order_relaxed);
 }
 void note_barrier() { n_barriers.fetch_add(1, std::memory_order_relaxed); }
+
+
+// --- TeamBarrier. A counter and a generation: the last thread to arrive
+// resets the counter, then bumps the generation; the others wait for the
+// generation to change, spinning first, then sleeping on it (a futex on
+// Linux, yields elsewhere). The sleep is safe against a lost wake-up: a
+// sleeper announces itself (sleepers_, seq_cst) before the kernel rechecks
+// the generation, and the waker bumps the generation (seq_cst) before it
+// reads sleepers_, so either the sleeper sees the new generation or the
+// waker sees the sleeper.
+namespace {
+
+// Long enough to cover a step's imbalance and a preempted teammate's return
+// on a busy machine, short enough that a team waiting on a much slower
+// thread (or an oversubscribed machine) soon gives its core back.
+constexpr auto kSpin = std::chrono::microseconds(200);
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+    _mm_pause();
+#endif
+}
+
+void futex_wait(std::atomic<uint32_t>* word, uint32_t expected) {
+#ifdef __linux__
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAIT_PRIVATE, expected, nullptr, nullptr, 0);
+#else
+    (void)word;
+    (void)expected;
+    std::this_thread::yield();
+#endif
+}
+
+void futex_wake_all(std::atomic<uint32_t>* word) {
+#ifdef __linux__
+    syscall(SYS_futex, reinterpret_cast<uint32_t*>(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+#else
+    (void)word;
+#endif
+}
+
+}  // namespace
+
+static_assert(sizeof(std::atomic<uint32_t>) == sizeof(uint32_t), "futex word must be a plain 32-bit word");
+
+TeamBarrier::TeamBarrier(int team) : team_(team) {}
+
+void TeamBarrier::wait() {
+    const uint32_t gen = generation_.load(std::memory_order_acquire);
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) == team_ - 1) {
+        arrived_.store(0, std::memory_order_relaxed);   // before anyone can arrive again
+        generation_.store(gen + 1, std::memory_order_seq_cst);
+        if (sleepers_.load(std::memory_order_seq_cst) > 0) futex_wake_all(&generation_);
+        return;
+    }
+    // Spin: check the clock only every 64 pauses.
+    const auto deadline = std::chrono::steady_clock::now() + kSpin;
+    for (;;) {
+        for (int i = 0; i < 64; ++i) {
+            if (generation_.load(std::memory_order_acquire) != gen) return;
+            cpu_relax();
+        }
+        if (std::chrono::steady_clock::now() >= deadline) break;
+    }
+    sleepers_.fetch_add(1, std::memory_order_seq_cst);
+    while (generation_.load(std::memory_order_acquire) == gen) futex_wait(&generation_, gen);
+    sleepers_.fetch_sub(1, std::memory_order_relaxed);
+}
 
 }  // namespace rnnkit

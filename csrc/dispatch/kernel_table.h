@@ -4,6 +4,7 @@
 // compiled with AVX flags can be shared with the baseline (ODR).
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 
@@ -37,5 +38,26 @@ void* workspace_alloc(std::size_t bytes);   // 64-byte aligned; throws std::bad_
 void workspace_free(void* p);
 void note_parallel_region(int team_size);   // by thread 0, inside the region
 void note_barrier();
+
+// The team's barrier, one per parallel region (a call). Spins for a bounded
+// time, then sleeps on a futex: the spin lives inside a call only, so no
+// thread burns a core after the call returns (OMP_WAIT_POLICY=passive stays
+// true between calls), yet a step's barrier costs no futex wake-up when the
+// team arrives within the spin (libgomp's passive omp barrier sleeps at once,
+// costing ~10-30 us per step in a VM). Memory: everything a thread wrote
+// before wait() is visible to every thread after it.
+class TeamBarrier {
+public:
+    explicit TeamBarrier(int team);   // out of line, like everything here
+    TeamBarrier(const TeamBarrier&) = delete;
+    TeamBarrier& operator=(const TeamBarrier&) = delete;
+    void wait();
+
+private:
+    alignas(64) std::atomic<int> arrived_{0};
+    alignas(64) std::atomic<uint32_t> generation_{0};
+    std::atomic<int> sleepers_{0};
+    int team_;
+};
 
 }  // namespace rnnkit
