@@ -119,11 +119,13 @@ def test_tiny_grid_end_to_end_writes_json(tmp_path, capsys):
         "grid",
         "repeat",
         "min_time_s",
+        "settle_s",
         "agree_rtol",
         "warnings",
     ):
         assert key in meta, key
     assert meta["threads"] == 1 and meta["rnnkit_backend"] == "reference" and meta["repeat"] == 2
+    assert meta["settle_s"] == 0  # no pools to wait for at 1 thread
     assert meta["grid"] == [[5, 2, 8, 8], [4, 1, 3, 5]]
     assert doc["ceiling"]["shape"] == [32, 32, 32] and doc["ceiling"]["gflops"] > 0
     P = doc["ceiling"]["gflops"]
@@ -357,6 +359,16 @@ def test_runs_are_interleaved_round_robin():
     assert all(len(r.samples_s) == 3 and r.number == 1 for r in rows)
 
 
+def test_settle_pauses_before_every_sample(monkeypatch):
+    sleeps = []
+    monkeypatch.setattr(_run.time, "sleep", sleeps.append)
+    log = []
+    impls = [_Logged(n, log) for n in "ab"]
+    _run.run_shape("rnn", SHAPE, "inference", impls, _run.Settings(repeat=3, min_time=0, settle=0.02))
+    # one pause before each sizing call and each timed sample; none before the check
+    assert sleeps == [0.02] * (2 + 2 * 3)
+
+
 def test_speedup_is_peer_time_over_rnnkit_time():
     rows = [
         _run.Row("lstm", "inference", SHAPE, "rnnkit", samples_s=[1.0, 2.0, 3.0]),
@@ -389,6 +401,7 @@ def test_thread_settings_are_set_and_restored():
         (["--threads", "0"], "positive integer"),
         (["--repeat", "x"], "positive integer"),
         (["--min-time", "-1"], ">= 0"),
+        (["--settle", "-0.1"], ">= 0"),
         (["--grid", "5x2"], "TxNxH"),
         (["--grid", "0x1x1"], "TxNxH"),
         (["--peers", "tensorflow"], "invalid choice 'tensorflow'"),

@@ -193,6 +193,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="each sample repeats the call until it lasts this long (default 0.05, --quick 0.01)",
     )
     p.add_argument(
+        "--settle",
+        type=_nonneg_float,
+        default=None,
+        metavar="SECONDS",
+        help="idle pause before each sample, so that the previous runtime's threads "
+        "stop spinning first (default 0.05 with more than one thread, else 0)",
+    )
+    p.add_argument(
         "--backend",
         choices=("auto", "native", "reference"),
         default="auto",
@@ -415,6 +423,7 @@ def main(argv: list[str] | None = None) -> int:
         repeat=args.repeat or (3 if args.quick else 5),
         min_time=args.min_time if args.min_time is not None else (0.01 if args.quick else 0.05),
         seed=args.seed,
+        settle=args.settle if args.settle is not None else (0.05 if threads > 1 else 0.0),
     )
 
     impls = [rnnkit_impl]
@@ -514,6 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         "modes": args.modes,
         "repeat": settings.repeat,
         "min_time_s": settings.min_time,
+        "settle_s": settings.settle,
         "reference_max_nh": args.reference_max_nh,
         "agree_rtol": _agree_rtol(),
         "warnings": warnings,
@@ -635,8 +645,9 @@ def _header(meta, ceiling, impls, settings, args) -> str:
         lines.append("P: not measured (%P shows -)")
     lines.append(
         f"ms: median of {settings.repeat} samples, each the mean over enough calls to last "
-        f">= {settings.min_time * 1e3:g} ms, implementations interleaved round-robin per shape; "
-        "±: half the min-max range of the samples"
+        f">= {settings.min_time * 1e3:g} ms, implementations interleaved round-robin per shape"
+        + (f", {settings.settle * 1e3:g} ms idle before each sample" if settings.settle > 0 else "")
+        + "; ±: half the min-max range of the samples"
     )
     lines.append(
         "FLOPs: forward 2*T*N*G*H*(C+H) (G = 1, 4, 3 for RNN, LSTM, GRU; IndRNN 2*T*N*H*(C+1)); "
