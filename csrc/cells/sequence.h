@@ -13,7 +13,7 @@ public:
     Workspace() = default;
     Workspace(const Workspace&) = delete;
     Workspace& operator=(const Workspace&) = delete;
-    ~Workspace() { workspace_free(base_); }
+    ~Workspace() { workspace_free(base_, bytes_ ? bytes_ : 64); }
 
     template <class X>
     size_t reserve(int64_t count) {

@@ -5,6 +5,7 @@
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
+#include <mutex>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -160,26 +161,103 @@ Counters counters() {
     return {n_regions.load(), n_barriers.load(), n_allocations.load(), last_team.load()};
 }
 
-void* workspace_alloc(std::size_t bytes) {
-    // A large workspace is fresh memory on every call (glibc maps it anew), and
-    // its first touch costs one page fault per 4 KB page: in a VM about as much
-    // as a training step of a large shape. On 2 MB pages (transparent huge
-    // pages, granted on request with THP's default "madvise" mode) that is
-    // 512 times fewer faults. The memory is still returned on free.
-    constexpr std::size_t huge = std::size_t(2) << 20;
-    const bool big = bytes >= huge;
-    const std::size_t align = big ? huge : 64;
+namespace {
+
+constexpr std::size_t kHuge = std::size_t(2) << 20;
+
+std::size_t rounded_size(std::size_t bytes) {
+    const std::size_t align = bytes >= kHuge ? kHuge : 64;
     const std::size_t rounded = (bytes + align - 1) / align * align;
-    void* p = std::aligned_alloc(align, rounded == 0 ? align : rounded);
-    if (p == nullptr) throw std::bad_alloc();
-#ifdef MADV_HUGEPAGE
-    if (big) madvise(p, rounded, MADV_HUGEPAGE);   // advice only: failure changes nothing
-#endif
-    n_allocations.fetch_add(1, std::memory_order_relaxed);
+    return rounded == 0 ? align : rounded;
+}
+
+// Retained large blocks, most recent first.
+struct CachedBlock {
+    void* p;
+    std::size_t bytes;   // rounded size
+};
+std::mutex cache_mutex;
+std::vector<CachedBlock> cache;   // guarded by cache_mutex
+
+void* take_cached(std::size_t rounded) {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    // The smallest block that fits, and is no more than twice the request.
+    auto best = cache.end();
+    for (auto it = cache.begin(); it != cache.end(); ++it)
+        if (it->bytes >= rounded && it->bytes / 2 <= rounded && (best == cache.end() || it->bytes < best->bytes))
+            best = it;
+    if (best == cache.end()) return nullptr;
+    void* p = best->p;
+    cache.erase(best);
     return p;
 }
 
-void workspace_free(void* p) { std::free(p); }
+}  // namespace
+
+void* workspace_alloc(std::size_t bytes) {
+    // A large workspace would be fresh memory on every call (glibc maps it
+    // anew), and its first touch costs one page fault per 4 KB page: in a VM
+    // about as much as a training step of a large shape. So large blocks come
+    // from the cache when one fits, else on 2 MB pages (transparent huge
+    // pages, granted on request with THP's default "madvise" mode): 512
+    // times fewer faults.
+    const std::size_t rounded = rounded_size(bytes);
+    n_allocations.fetch_add(1, std::memory_order_relaxed);
+    if (rounded >= kHuge) {
+        if (void* p = take_cached(rounded)) return p;
+    }
+    void* p = std::aligned_alloc(rounded >= kHuge ? kHuge : 64, rounded);
+    if (p == nullptr) {
+        release_workspace_cache();   // what we hold may be what is missing
+        p = std::aligned_alloc(rounded >= kHuge ? kHuge : 64, rounded);
+        if (p == nullptr) throw std::bad_alloc();
+    }
+#ifdef MADV_HUGEPAGE
+    if (rounded >= kHuge) madvise(p, rounded, MADV_HUGEPAGE);   // advice only: failure changes nothing
+#endif
+    return p;
+}
+
+void workspace_free(void* p, std::size_t bytes) {
+    if (p == nullptr) return;
+    const std::size_t rounded = rounded_size(bytes);
+    if (rounded < kHuge || rounded > kWorkspaceCacheBytes) {
+        std::free(p);
+        return;
+    }
+    std::vector<void*> evicted;
+    {
+        std::lock_guard<std::mutex> lock(cache_mutex);
+        cache.insert(cache.begin(), CachedBlock{p, rounded});
+        std::size_t total = 0;
+        std::size_t keep = 0;
+        for (; keep < cache.size(); ++keep) {
+            if (keep == static_cast<std::size_t>(kWorkspaceCacheBlocks) || total + cache[keep].bytes > kWorkspaceCacheBytes)
+                break;
+            total += cache[keep].bytes;
+        }
+        for (std::size_t i = keep; i < cache.size(); ++i) evicted.push_back(cache[i].p);
+        cache.resize(keep);
+    }
+    for (void* q : evicted) std::free(q);
+}
+
+std::size_t workspace_cached_bytes() {
+    std::lock_guard<std::mutex> lock(cache_mutex);
+    std::size_t total = 0;
+    for (const auto& b : cache) total += b.bytes;
+    return total;
+}
+
+void release_workspace_cache() {
+    std::vector<CachedBlock> blocks;
+    {
+        std::lock_guard<std::mutex> lock(cache_mutex);
+        blocks.swap(cache);
+    }
+    for (const auto& b : blocks) std::free(b.p);
+}
+
 void note_parallel_region(int team_size) {
     n_regions.fetch_add(1, std::memory_order_relaxed);
     last_team.store(team_size, std::memory_order_relaxed);

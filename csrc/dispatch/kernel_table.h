@@ -35,7 +35,7 @@ namespace avx512 { const KernelTable& kernel_table(); }
 // Baseline services (dispatch.cpp). Allocation goes through here so tests can
 // count it: once per call, never per step.
 void* workspace_alloc(std::size_t bytes);   // 64-byte aligned; throws std::bad_alloc
-void workspace_free(void* p);
+void workspace_free(void* p, std::size_t bytes);   // bytes: as passed to workspace_alloc
 void note_parallel_region(int team_size);   // by thread 0, inside the region
 void note_barrier();
 

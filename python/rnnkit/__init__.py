@@ -27,6 +27,7 @@ __all__ = [
     "set_num_threads",
     "get_isa",
     "set_isa",
+    "release_memory",
 ]
 
 
@@ -85,6 +86,25 @@ def set_isa(name: str) -> None:
     from . import _core
 
     _core.set_isa(name)
+
+
+def release_memory() -> int:
+    """Free the scratch memory native calls keep for reuse; returns the bytes freed.
+
+    A native call's workspace (the packed weights; in backward also the gate
+    gradients of every step, T*N*G*H values) is one allocation. Those of 2 MiB
+    or more are kept after the call (at most 4 blocks and 1 GiB in all, the
+    most recent) so that the next call of a similar size touches no fresh
+    page. Call this after training to hand that memory back; later calls
+    simply allocate again. Safe at any time, from any thread."""
+    import sys
+
+    core = sys.modules.get(f"{__name__}._core")
+    if core is None:  # never loaded: nothing is kept
+        return 0
+    freed = core.workspace_cache_bytes()
+    core.release_workspace_cache()
+    return int(freed)
 
 
 def show_config(file=None) -> None:

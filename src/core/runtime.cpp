@@ -42,6 +42,10 @@ void init_runtime(py::module_& m) {
     m.def("supported_isas", &rnnkit::supported_isas, "The ISAs this build and CPU can run, best first.");
     m.def("get_num_threads", &rnnkit::num_threads, "Threads per kernel call.");
     m.def("set_num_threads", &rnnkit::set_num_threads, py::arg("n"), "Threads per kernel call (n >= 1).");
+    m.def("workspace_cache_bytes", &rnnkit::workspace_cached_bytes,
+          "Bytes of large workspaces kept for reuse by later calls.");
+    m.def("release_workspace_cache", &rnnkit::release_workspace_cache,
+          "Free every workspace kept for reuse.");
     m.def(
         "vector_math",
         [](const std::string& name, py::array x) -> py::array {

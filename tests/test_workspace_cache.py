@@ -1,0 +1,124 @@
+"""Large workspaces (>= 2 MiB) are kept after a call and reused by later calls
+(rnnkit.release_memory() frees them). Reused memory is dirty: these tests fill
+the kept blocks with non-finite garbage first, then check that a call of the
+same shape gives bitwise what it gives on fresh memory, on every ISA and both
+dtypes, with the tails (H, C not multiples of a tile) that padding covers."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+import rnnkit
+from rnnkit import _core
+from rnnkit import functional as F
+
+from _native_util import CELL_IDS, CELLS, ISAS, assert_identical, fresh_seed, isa, make_args, random_lengths, run
+
+# backward's dgates alone: T * N * G * 129 values, 2-10 MB: kept and reused
+T, N, C, H = 40, 24, 65, 129
+
+
+def _batch(G):
+    return N if G > 1 else 5 * N  # one-gate cells need more rows to reach 2 MiB
+
+
+def _poison(cell, nonlinearity, G, dtype):
+    """Run the same shapes on inputs that fill every workspace with inf/NaN."""
+    rng = np.random.default_rng(0)
+    pos, kw, grads = make_args(cell, G, T, _batch(G), C, H, dtype, rng)
+    pos = [np.full_like(a, np.nan) if i == 0 else a for i, a in enumerate(pos)]
+    grads = [np.full_like(g, np.inf) for g in grads]
+    with np.errstate(all="ignore"):
+        run(F, cell, nonlinearity, pos, kw, grads)
+        run(F, cell, nonlinearity, pos, kw, grads, reverse=True)
+        getattr(F, f"{cell}_forward")(*pos, **kw, training=False,
+                                      **({} if nonlinearity is None else {"nonlinearity": nonlinearity}))
+
+
+@pytest.mark.parametrize("isa_name", ISAS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+@pytest.mark.parametrize("cell,nonlinearity,G", CELLS, ids=CELL_IDS)
+def test_reused_workspace_gives_the_fresh_memory_result(cell, nonlinearity, G, dtype, isa_name):
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    lengths = random_lengths(rng, T, _batch(G))
+    pos, kw, grads = make_args(cell, G, T, _batch(G), C, H, dtype, rng, lengths=lengths)
+    extra = {} if nonlinearity is None else {"nonlinearity": nonlinearity}
+
+    def everything():
+        res = {}
+        for reverse in (False, True):
+            r, _ = run(F, cell, nonlinearity, pos, kw, grads, reverse=reverse)
+            res.update({f"{k}.{reverse}": v for k, v in r.items()})
+            inf = getattr(F, f"{cell}_forward")(*pos, **kw, **extra, reverse=reverse, training=False)
+            res.update({f"inference.{i}.{reverse}": a for i, a in enumerate(inf)})
+        return {k: v for k, v in res.items() if v is not None}
+
+    with isa(isa_name):
+        rnnkit.release_memory()
+        fresh = everything()
+        _poison(cell, nonlinearity, G, dtype)
+        assert _core.workspace_cache_bytes() > 0, "this shape should keep its workspace"
+        reused = everything()
+    for k, v in fresh.items():
+        v = np.asarray(v)
+        if v.dtype.kind == "f":
+            assert np.all(np.isfinite(v)), k
+    assert_identical(reused, fresh, f"{cell} {np.dtype(dtype).name} isa={isa_name} seed={seed}")
+
+
+def test_release_memory_frees_what_is_kept():
+    rng = np.random.default_rng(1)
+    pos, kw, grads = make_args("lstm", 4, T, N, C, H, np.float64, rng)
+    run(F, "lstm", None, pos, kw, grads)
+    kept = _core.workspace_cache_bytes()
+    assert kept >= 2 << 20
+    assert rnnkit.release_memory() == kept
+    assert _core.workspace_cache_bytes() == 0
+    assert rnnkit.release_memory() == 0
+    # small calls keep nothing
+    pos, kw, grads = make_args("lstm", 4, 3, 2, 5, 7, np.float64, rng)
+    run(F, "lstm", None, pos, kw, grads)
+    assert _core.workspace_cache_bytes() == 0
+
+
+def test_kept_memory_is_bounded():
+    rng = np.random.default_rng(2)
+    for h in (129, 200, 257, 300, 333, 400):  # six different workspace sizes
+        pos, kw, grads = make_args("gru", 3, 20, 16, 64, h, np.float64, rng)
+        run(F, "gru", None, pos, kw, grads)
+    assert 0 < _core.workspace_cache_bytes() <= 1 << 30
+    rnnkit.release_memory()
+
+
+def test_concurrent_calls_with_releases_are_safe():
+    """Python threads calling backward while another releases the cache: each
+    call owns its block; results stay the sequential ones."""
+    rng = np.random.default_rng(3)
+    pos, kw, grads = make_args("lstm", 4, T, N, C, H, np.float32, rng)
+    expected, _ = run(F, "lstm", None, pos, kw, grads)
+    results, stop = [], threading.Event()
+
+    def worker():
+        for _ in range(4):
+            results.append(run(F, "lstm", None, pos, kw, grads)[0])
+
+    def releaser():
+        while not stop.is_set():
+            rnnkit.release_memory()
+
+    rel = threading.Thread(target=releaser)
+    rel.start()
+    workers = [threading.Thread(target=worker) for _ in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    stop.set()
+    rel.join()
+    assert len(results) == 8
+    for r in results:
+        assert_identical(r, expected, "concurrent")
