@@ -44,24 +44,35 @@ struct WeightGrad {
     // writes only its mr valid rows) and acc is not touched.
     static bool direct(int64_t cols) { return cols % U == 0; }
 
+    // bpack: this thread's [KC][U] buffer. Each B block is copied there,
+    // contiguous, when the column block changes (every IC tiles at most): its
+    // rows lie C or H values apart, a multiple of 4 KB for C, H = 1024, so
+    // that read in place they fall into the same few L1 sets and the block
+    // is evicted from L1 while the IC tiles that share it run.
     template <class BRows>
     static void run(Range tiles, int64_t K, int64_t split, int64_t rows, int64_t cols, int64_t blocks,
-                    const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out) {
+                    const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out, Real* bpack) {
         if (direct(cols)) acc = out;
         const int64_t ldacc = blocks * U, i_tiles = ceil_div(rows, MR);
         for (int64_t k0 = 0; k0 < K;) {
             const int64_t k1 = min_i(K, (k0 < split ? min_i(split, k0 + KC) : k0 + KC));
+            int64_t packed_cb = -1;
             for (int64_t tile = tiles.begin; tile < tiles.end; ++tile) {
                 int64_t i, cb;
                 tile_at(tile, i_tiles, blocks, i, cb);
                 const int mr = static_cast<int>(min_i(MR, rows - i * MR));
-                const Panel p = b_rows(k0, cb);
+                if (cb != packed_cb) {
+                    const Panel p = b_rows(k0, cb);
+                    for (int64_t k = 0; k < k1 - k0; ++k)
+                        for (int v = 0; v < NV; ++v) V::loadu(p.b + k * p.ldb + v * V::W).storeu(bpack + k * U + v * V::W);
+                    packed_cb = cb;
+                }
                 Real* acc_tile = acc + i * MR * ldacc + cb * U;
                 if (k0 == 0)
-                    gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, dg + k0 * ldg + i * MR, ldg, p.b, p.ldb,
+                    gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, dg + k0 * ldg + i * MR, ldg, bpack, U,
                                                       acc_tile, ldacc);
                 else
-                    gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, dg + k0 * ldg + i * MR, ldg, p.b, p.ldb,
+                    gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, dg + k0 * ldg + i * MR, ldg, bpack, U,
                                                      acc_tile, ldacc);
             }
             k0 = k1;
@@ -114,6 +125,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         ws.reserve<Real>(Cell::recurrent_gemm && !WeightGrad<V>::direct(H) ? g_tiles * MR * unit_blocks * U : 0);
     const size_t at_dh_acc = ws.reserve<Real>(Cell::recurrent_gemm ? N * ld_dh : 0);   // [N][blocks*U]
     const size_t at_dx_acc = ws.reserve<Real>(team * DX_TILES * MR * ld_dx);         // per thread
+    const size_t at_bpack = ws.reserve<Real>(team * WeightGrad<V>::KC * U);            // per thread
     ws.allocate();
     Real* dg = ws.at<Real>(at_dg);
     Real* dg_hh = split_sides ? ws.at<Real>(at_dg_hh) : dg;
@@ -128,6 +140,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     Real* acc_hh = ws.at<Real>(at_acc_hh);
     Real* dh_acc = ws.at<Real>(at_dh_acc);
     Real* dx_acc_all = ws.at<Real>(at_dx_acc);
+    Real* bpack_all = ws.at<Real>(at_bpack);
 
     // h_prev of row m = t*N + n of the whole sequence, and the row where its
     // source switches between h0 and the h cache.
@@ -281,7 +294,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                                if (x_tail && cb == c_blocks - 1) return {x_tail_p + k0 * U, U};
                                return {io.x + k0 * C + cb * U, C};
                            },
-                           acc_ih, io.dw_ih);
+                           acc_ih, io.dw_ih, bpack_all + tid * WeightGrad<V>::KC * U);
 
         // dw_hh = dgates_hh^T @ h_prev: [G*H, H]; IndRNN: sum over rows of dgates * h_prev: [H]
         if constexpr (Cell::recurrent_gemm) {
@@ -291,7 +304,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                                    if (h_tail && cb == unit_blocks - 1) return {h_tail_p + k0 * U, U};
                                    return {h_prev_row(k0) + cb * U, H};
                                },
-                               acc_hh, io.dw_hh);
+                               acc_hh, io.dw_hh, bpack_all + tid * WeightGrad<V>::KC * U);
         } else {
             const Range cols = share(unit_blocks, tid, nth);
             const int64_t j0 = min_i(cols.begin * U, H), j1 = min_i(cols.end * U, H);
