@@ -2,9 +2,10 @@
 // processing order, each step runs the cell's pointwise backward on the units
 // this thread owns (writing that step's dgates), meets the team at one
 // barrier, then runs the recurrent GEMM dh = dgates @ w_hh for its own units.
-// After the loop, dx, dw_ih, dw_hh, db_ih and db_hh are whole-sequence GEMMs
-// and reductions over all T*N rows, split over outputs only, each output
-// summed in one fixed order (k ascending, K blocks ascending).
+// db_ih and db_hh are summed in the loop, column by column by the thread that
+// owns the units. After the loop, dx, dw_ih and dw_hh are whole-sequence
+// GEMMs over all T*N rows, split over outputs only, each output summed in one
+// fixed order (k ascending, K blocks ascending).
 #pragma once
 
 namespace rnnkit {
@@ -22,7 +23,7 @@ struct WeightGrad {
     using Real = typename V::T;
     using Tile = PlainTile<V>;
     static constexpr int MR = Tile::MR, NV = Tile::NV, U = Tile::U;
-    static constexpr int64_t KC = 256, IC = 64;
+    static constexpr int64_t KC = 512, IC = 64;
 
     // Row tile i and column block cb of tile number `tile`.
     static void tile_at(int64_t tile, int64_t i_tiles, int64_t blocks, int64_t& i, int64_t& cb) {
@@ -68,6 +69,18 @@ struct WeightGrad {
                     packed_cb = cb;
                 }
                 Real* acc_tile = acc + i * MR * ldacc + cb * U;
+                if (k0 > 0 && tile + 1 < tiles.end) {
+                    // The next tile's partial sums were last touched a whole K
+                    // block ago (16 MiB of them at G*H x C = 4096 x 1024): fetch
+                    // them while this tile computes, not when it starts.
+                    int64_t i2, cb2;
+                    tile_at(tile + 1, i_tiles, blocks, i2, cb2);
+                    const Real* next = acc + i2 * MR * ldacc + cb2 * U;
+                    const int rows2 = static_cast<int>(min_i(MR, rows - i2 * MR));
+                    constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(Real));
+                    for (int r = 0; r < rows2; ++r)
+                        for (int64_t off = 0; off < U; off += line) __builtin_prefetch(next + r * ldacc + off, 1, 3);
+                }
                 if (k0 == 0)
                     gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, dg + k0 * ldg + i * MR, ldg, bpack, U,
                                                       acc_tile, ldacc);
@@ -206,6 +219,18 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                     for_lanes<V>(u_hi - u_lo, [&](auto vx, int64_t a) {
                         Cell::template backward_carry<decltype(vx)>(p, u_lo + a);
                     });
+                // db_ih, db_hh: column sums of dgates (dgates_hh), added while
+                // the row is in cache, in the order of the loop (steps in
+                // processing order from the last, rows ascending): one order
+                // per column whichever thread owns it.
+                for (int64_t g = 0; g < G; ++g)
+                    for_lanes<V>(u_hi - u_lo, [&](auto vx, int64_t a) {
+                        using Vx = decltype(vx);
+                        const int64_t j = g * H + u_lo + a;
+                        (Vx::loadu(io.db_ih + j) + Vx::loadu(p.dgates + j)).storeu(io.db_ih + j);
+                        if (split_sides)
+                            (Vx::loadu(io.db_hh + j) + Vx::loadu(p.dgates_hh + j)).storeu(io.db_hh + j);
+                    });
             }
         };
 
@@ -242,6 +267,11 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             }
         };
 
+        for (int64_t g = 0; g < G; ++g)
+            for (int64_t j = g * H + u_lo; j < g * H + u_hi; ++j) {
+                io.db_ih[j] = Real(0);
+                io.db_hh[j] = Real(0);
+            }
         pointwise(T - 1);
         for (int64_t s = T - 1; s >= 0; --s) {
             if constexpr (Cell::recurrent_gemm) {
@@ -250,6 +280,9 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             }
             if (s > 0) pointwise(s - 1);
         }
+        if (!split_sides)
+            for (int64_t g = 0; g < G; ++g)
+                for (int64_t j = g * H + u_lo; j < g * H + u_hi; ++j) io.db_hh[j] = io.db_ih[j];
         for (int64_t n = 0; n < N; ++n)
             for (int64_t j = u_lo; j < u_hi; ++j) {
                 io.dh0[n * H + j] = dh[n * H + j];
@@ -316,20 +349,6 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                 sum.storeu(io.dw_hh + j0 + a);
             });
         }
-
-        // db_ih, db_hh: column sums over all T*N rows, in row order.
-        const Range cols = share(ceil_div(GH, U), tid, nth);
-        const int64_t j0 = min_i(cols.begin * U, GH), j1 = min_i(cols.end * U, GH);
-        for_lanes<V>(j1 - j0, [&](auto vx, int64_t a) {
-            using Vx = decltype(vx);
-            Vx sum = Vx::zero(), sum_hh = Vx::zero();
-            for (int64_t m = 0; m < TN; ++m) {
-                sum = sum + Vx::loadu(dg + m * GH + j0 + a);
-                if (split_sides) sum_hh = sum_hh + Vx::loadu(dg_hh + m * GH + j0 + a);
-            }
-            sum.storeu(io.db_ih + j0 + a);
-            (split_sides ? sum_hh : sum).storeu(io.db_hh + j0 + a);
-        });
     });
 }
 
