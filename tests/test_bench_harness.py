@@ -359,12 +359,69 @@ def test_runs_are_interleaved_round_robin():
     assert all(len(r.samples_s) == 3 and r.number == 1 for r in rows)
 
 
+def test_scaling_alternates_thread_counts_within_each_shape(monkeypatch):
+    from rnnkit.bench import _scaling
+
+    log = []
+    impl = _Logged("rnnkit", log)
+    counts_seen = []
+    tasks = [("rnn", SHAPE, "inference")]
+    results = _scaling.run_scaling(
+        tasks, impl, [1, 2], _run.Settings(repeat=4, min_time=0), counts_seen.append
+    )
+    # warm-up and sizing at 1 then 2, then samples in alternating order
+    assert counts_seen == [1, 2] + [1, 2, 2, 1, 1, 2, 2, 1]
+    (r,) = results
+    assert set(r["ms"]) == {"1", "2"} and len(r["samples_ms"]["2"]) == 4
+    assert r["speedup"]["1"] == 1.0
+    assert r["speedup"]["2"] == pytest.approx(r["ms"]["1"] / r["ms"]["2"])
+
+
+def test_scaling_cli_end_to_end(tmp_path, capsys):
+    pytest.importorskip("rnnkit._core")  # --scaling measures the native core
+    path = tmp_path / "s.json"
+    before = rnnkit.get_num_threads()
+    rc, out, err = run_main(
+        [
+            "--scaling",
+            "1,2",
+            "--grid",
+            "5x2x8",
+            "--cells",
+            "lstm",
+            "--repeat",
+            "2",
+            "--min-time",
+            "0",
+            "--no-progress",
+            "--json",
+            str(path),
+        ],
+        capsys,
+    )
+    assert rc == 0, err
+    assert (
+        "lstm inference: rnnkit ms" in out and "lstm training: rnnkit ms" in out and "x2/1" in out
+    )
+    doc = json.loads(path.read_text())
+    assert doc["schema"] == "rnnkit-bench-scaling/1" and doc["meta"]["counts"] == [1, 2]
+    assert {(r["cell"], r["mode"]) for r in doc["results"]} == {
+        ("lstm", "inference"),
+        ("lstm", "training"),
+    }
+    for r in doc["results"]:
+        assert r["ms"]["1"] > 0 and r["ms"]["2"] > 0 and len(r["samples_ms"]["1"]) == 2
+    assert rnnkit.get_num_threads() == before  # restored
+
+
 def test_settle_pauses_before_every_sample(monkeypatch):
     sleeps = []
     monkeypatch.setattr(_run.time, "sleep", sleeps.append)
     log = []
     impls = [_Logged(n, log) for n in "ab"]
-    _run.run_shape("rnn", SHAPE, "inference", impls, _run.Settings(repeat=3, min_time=0, settle=0.02))
+    _run.run_shape(
+        "rnn", SHAPE, "inference", impls, _run.Settings(repeat=3, min_time=0, settle=0.02)
+    )
     # one pause before each sizing call and each timed sample; none before the check
     assert sleeps == [0.02] * (2 + 2 * 3)
 
@@ -402,6 +459,11 @@ def test_thread_settings_are_set_and_restored():
         (["--repeat", "x"], "positive integer"),
         (["--min-time", "-1"], ">= 0"),
         (["--settle", "-0.1"], ">= 0"),
+        (["--scaling", "2"], "two or more distinct"),
+        (["--scaling", "1,1"], "two or more distinct"),
+        (["--scaling", "0,1"], "two or more distinct"),
+        (["--scaling", "1,x"], "two or more distinct"),
+        (["--scaling", "1,2", "--threads", "2"], "leave out --threads"),
         (["--grid", "5x2"], "TxNxH"),
         (["--grid", "0x1x1"], "TxNxH"),
         (["--peers", "tensorflow"], "invalid choice 'tensorflow'"),

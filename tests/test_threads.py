@@ -68,13 +68,22 @@ def test_bitwise_identical_across_thread_counts(cell, nonlinearity, G, dtype, is
 
 # Small shapes: tiny calls (T*N <= 4) read unpacked weights, N = 1 runs one-row
 # tiles over several blocks; teams as large as the work allows (maybe 1).
-SMALL = [(1, 1, 256, 300), (2, 2, 256, 300), (1, 1, 3, 1), (6, 1, 256, 300), (3, 1, 64, 17), (1, 1, 64, 129)]
+SMALL = [
+    (1, 1, 256, 300),
+    (2, 2, 256, 300),
+    (1, 1, 3, 1),
+    (6, 1, 256, 300),
+    (3, 1, 64, 17),
+    (1, 1, 64, 129),
+]
 
 
 @pytest.mark.parametrize("isa_name", ISAS)
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("cell,nonlinearity,G", CELLS, ids=CELL_IDS)
-def test_small_shapes_bitwise_identical_across_thread_counts(cell, nonlinearity, G, dtype, isa_name):
+def test_small_shapes_bitwise_identical_across_thread_counts(
+    cell, nonlinearity, G, dtype, isa_name
+):
     seed = fresh_seed()
     rng = np.random.default_rng(seed)
     extra = {} if nonlinearity is None else {"nonlinearity": nonlinearity}

@@ -15,7 +15,17 @@ import rnnkit
 from rnnkit import _core
 from rnnkit import functional as F
 
-from _native_util import CELL_IDS, CELLS, ISAS, assert_identical, fresh_seed, isa, make_args, random_lengths, run
+from _native_util import (
+    CELL_IDS,
+    CELLS,
+    ISAS,
+    assert_identical,
+    fresh_seed,
+    isa,
+    make_args,
+    random_lengths,
+    run,
+)
 
 # backward's dgates alone: T * N * G * 129 values, 2-10 MB: kept and reused
 T, N, C, H = 40, 24, 65, 129
@@ -34,8 +44,12 @@ def _poison(cell, nonlinearity, G, dtype):
     with np.errstate(all="ignore"):
         run(F, cell, nonlinearity, pos, kw, grads)
         run(F, cell, nonlinearity, pos, kw, grads, reverse=True)
-        getattr(F, f"{cell}_forward")(*pos, **kw, training=False,
-                                      **({} if nonlinearity is None else {"nonlinearity": nonlinearity}))
+        getattr(F, f"{cell}_forward")(
+            *pos,
+            **kw,
+            training=False,
+            **({} if nonlinearity is None else {"nonlinearity": nonlinearity}),
+        )
 
 
 @pytest.mark.parametrize("isa_name", ISAS)
@@ -53,7 +67,9 @@ def test_reused_workspace_gives_the_fresh_memory_result(cell, nonlinearity, G, d
         for reverse in (False, True):
             r, _ = run(F, cell, nonlinearity, pos, kw, grads, reverse=reverse)
             res.update({f"{k}.{reverse}": v for k, v in r.items()})
-            inf = getattr(F, f"{cell}_forward")(*pos, **kw, **extra, reverse=reverse, training=False)
+            inf = getattr(F, f"{cell}_forward")(
+                *pos, **kw, **extra, reverse=reverse, training=False
+            )
             res.update({f"inference.{i}.{reverse}": a for i, a in enumerate(inf)})
         return {k: v for k, v in res.items() if v is not None}
 

@@ -140,7 +140,7 @@ def _load_core_with_blocking_workers() -> None:
     try:
         from . import _core  # noqa: F401
     except ImportError:
-        pass   # raised again, with its message, where the native core is used
+        pass  # raised again, with its message, where the native core is used
     finally:
         os.environ.pop("OMP_WAIT_POLICY", None)
 

@@ -114,6 +114,20 @@ def _grid(s: str) -> list[Shape]:
     return shapes
 
 
+def _counts(s: str) -> list[int]:
+    """'1,2' or '1,2,4': at least two distinct positive thread counts."""
+    parts = [p for p in s.replace(" ", ",").split(",") if p]
+    try:
+        counts = [int(p) for p in parts]
+    except ValueError:
+        counts = []
+    if len(counts) < 2 or min(counts) < 1 or len(set(counts)) != len(counts):
+        raise argparse.ArgumentTypeError(
+            f"expected two or more distinct positive thread counts, e.g. 1,2; got {s!r}"
+        )
+    return counts
+
+
 def _ceiling(s: str):
     if s.lower() == "none":
         return None
@@ -147,6 +161,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="threads for every implementation and NumPy's BLAS "
         "(default: OMP_NUM_THREADS, else the CPUs this process may use)",
+    )
+    p.add_argument(
+        "--scaling",
+        type=_counts,
+        default=None,
+        metavar="LIST",
+        help="instead of the peer table: rnnkit alone at these thread counts (e.g. 1,2), "
+        "the counts taking turns sample by sample within each shape, and the speedup "
+        "over the first count",
     )
     p.add_argument(
         "--cells",
@@ -417,6 +440,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--plot draws the speedup over {plot_peer}, which will not run: {why}")
 
     rnnkit_impl, rnnkit_note, reference, native = _rnnkit_impl(args, parser)
+    if args.scaling is not None:
+        return _main_scaling(args, parser, rnnkit_impl, native, argv)
     threads = args.threads or default_threads()
     grid = args.grid or (list(QUICK_GRID) if args.quick else list(GRID))
     settings = Settings(
@@ -582,6 +607,104 @@ def main(argv: list[str] | None = None) -> int:
                     file=sys.stderr,
                 )
                 rc = rc or 1
+    return rc
+
+
+def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
+    from ._scaling import format_scaling, run_scaling
+
+    if not native:
+        parser.error("--scaling measures the native core's threads, which does not import here")
+    if args.threads is not None:
+        parser.error("--scaling sets the thread counts itself; leave out --threads")
+    if args.plot is not None:
+        parser.error("--plot draws the peer table; it does not go with --scaling")
+    counts = args.scaling
+    grid = args.grid or (list(QUICK_GRID) if args.quick else list(GRID))
+    settings = Settings(
+        repeat=args.repeat or (3 if args.quick else 5),
+        min_time=args.min_time if args.min_time is not None else (0.01 if args.quick else 0.05),
+        seed=args.seed,
+    )
+    tasks = [(cell, shape, mode) for cell in args.cells for shape in grid for mode in args.modes]
+    progress = Progress(len(tasks), enabled=not args.no_progress)
+    cpus = default_cpus()
+    warnings = []
+    if max(counts) > cpus:
+        warnings.append(
+            f"--scaling {max(counts)} is more than the {cpus} CPUs this process may use"
+        )
+    load_start = _loadavg()
+    if load_start is not None and load_start > cpus - max(counts) + 0.5:
+        warnings.append(
+            f"load average {load_start:.1f} on {cpus} CPUs: other processes want the cores this run needs"
+        )
+    for w in warnings:
+        progress.write(f"warning: {w}")
+    import rnnkit
+
+    started = datetime.datetime.now(datetime.timezone.utc)
+    before = rnnkit.get_num_threads()
+    interrupted = False
+    results = []
+    try:
+        results = run_scaling(
+            tasks, rnnkit_impl, counts, settings, rnnkit.set_num_threads, progress
+        )
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        rnnkit.set_num_threads(before)
+        progress.close()
+    meta = {
+        "date": started.isoformat(timespec="seconds"),
+        "host": platform.node(),
+        "cpu": _cpu(),
+        "cpus_usable": cpus,
+        "loadavg_start": load_start,
+        "loadavg_end": _loadavg(),
+        "counts": counts,
+        "isa": _isa() or None,
+        "versions": {
+            "rnnkit": _version(),
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "grid": [list(s) for s in grid],
+        "cells": args.cells,
+        "modes": args.modes,
+        "repeat": settings.repeat,
+        "min_time_s": settings.min_time,
+        "warnings": warnings,
+        "argv": list(sys.argv[1:] if argv is None else argv),
+    }
+    out = sys.stdout
+    print(
+        f"rnnkit bench --scaling  {meta['date']}  {meta['cpu']}, {cpus} usable CPUs, "
+        f"load average {load_start if load_start is not None else float('nan'):.2f} at start, "
+        f"{meta['loadavg_end'] if meta['loadavg_end'] is not None else float('nan'):.2f} at end\n"
+        f"rnnkit native, ISA {meta['isa']}, float32; thread counts {','.join(map(str, counts))} take "
+        f"turns sample by sample (order alternating) within each shape, in this one process\n"
+        f"ms: median of {settings.repeat} samples, each the mean over enough calls to last >= "
+        f"{settings.min_time * 1e3:g} ms; training = forward + backward",
+        file=out,
+    )
+    print(format_scaling(results, counts), file=out)
+    for w in warnings:
+        print(f"warning: {w}", file=out)
+    if interrupted:
+        print(f"warning: interrupted after {len(results)} of {len(tasks)} runs", file=out)
+    rc = 130 if interrupted else 0
+    if args.json:
+        try:
+            write_json(
+                args.json, {"schema": "rnnkit-bench-scaling/1", "meta": meta, "results": results}
+            )
+        except OSError as err:
+            print(f"{PROG}: error: cannot write {args.json}: {err}", file=sys.stderr)
+            rc = rc or 1
+        else:
+            print(f"wrote {args.json}", file=out)
     return rc
 
 
