@@ -27,8 +27,9 @@ from _native_util import (
     threads,
 )
 
-# Big enough that every cell really runs 3 threads in forward and backward.
-T, N, C, H = 5, 24, 64, 129
+# Big enough that every cell really runs 3 threads in forward and backward
+# (>= 100k flops per thread per step, >= 2 MFLOP per thread per call).
+T, N, C, H = 20, 24, 64, 129
 
 
 @pytest.mark.parametrize("isa_name", ISAS)
@@ -216,3 +217,19 @@ def test_team_granted_fewer_threads_than_asked():
         [sys.executable, "-c", _GRANTED_FEWER], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_small_calls_do_not_start_a_team():
+    """Starting a team wakes sleeping workers (10-40 us in a VM): a call
+    with under ~2 MFLOP per thread runs on the calling thread alone, and the
+    same layer over many steps uses the team."""
+    rng = np.random.default_rng(0)
+    H = 256
+    w = (rng.standard_normal((H, H)) / 16).astype(np.float32)
+    b = np.zeros(H, np.float32)
+    h0 = np.zeros((1, H), np.float32)
+    with threads(2):
+        for steps, team in ((1, 1), (2, 1), (100, 2)):
+            x = rng.standard_normal((steps, 1, H)).astype(np.float32)
+            F.rnn_forward(x, h0, w, w, b, b, training=False)
+            assert _core.counters()["last_team_size"] == team, steps

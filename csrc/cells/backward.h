@@ -115,7 +115,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     const bool x_tail = C % U != 0, h_tail = Cell::recurrent_gemm && H % U != 0;
 
     const double flops_per_step = 4.0 * N * GH * (C + H);
-    [[maybe_unused]] const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step);
+    [[maybe_unused]] const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step, T);
     // K (= G*H) of the recurrent and dx GEMMs runs in blocks of KC, rows of dx
     // in chunks of DX_TILES tiles, so that the operands of each block stay in
     // L2; partial sums live in padded accumulators (one chain per output, k

@@ -92,7 +92,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     Real* cbuf = ws.at<Real>(at_cbuf);     // inference LSTM: [N,H], updated in place
 
     const double flops_per_step = 2.0 * N * GH * (C + (Cell::recurrent_gemm ? H : 1));
-    [[maybe_unused]] const int team = choose_threads(threads, blocks, flops_per_step);
+    [[maybe_unused]] const int team = choose_threads(threads, blocks, flops_per_step, T);
     run_team(team, [&](const Team& tm) {
         const FlushDenormals ftz;
         if (tm.id() == 0) note_parallel_region(tm.size());
