@@ -414,16 +414,27 @@ def test_scaling_cli_end_to_end(tmp_path, capsys):
     assert rnnkit.get_num_threads() == before  # restored
 
 
-def test_settle_pauses_before_every_sample(monkeypatch):
-    sleeps = []
-    monkeypatch.setattr(_run.time, "sleep", sleeps.append)
+def test_settle_runs_the_next_implementation_before_every_sample(monkeypatch):
     log = []
+    real_sample = _run.sample
+
+    def logged_sample(runner, number):
+        log.append("|")  # a timed sample (or the sizing call) starts here
+        return real_sample(runner, number)
+
+    monkeypatch.setattr(_run, "sample", logged_sample)
     impls = [_Logged(n, log) for n in "ab"]
     _run.run_shape(
-        "rnn", SHAPE, "inference", impls, _run.Settings(repeat=3, min_time=0, settle=0.02)
+        "rnn", SHAPE, "inference", impls, _run.Settings(repeat=3, min_time=0, settle=0.005)
     )
-    # one pause before each sizing call and each timed sample; none before the check
-    assert sleeps == [0.02] * (2 + 2 * 3)
+    # the check calls a and b once; then every sample (2 sizing + 2 x 3 timed)
+    # is preceded by untimed calls of its own implementation, none by a sleep
+    assert log[:2] == ["a", "b"]
+    starts = [i for i, e in enumerate(log) if e == "|"]
+    assert len(starts) == 2 + 2 * 3
+    for i in starts:
+        sampled = log[i + 1]
+        assert log[i - 1] == sampled and log[i - 2] == sampled, log[i - 3 : i + 2]
 
 
 def test_speedup_is_peer_time_over_rnnkit_time():

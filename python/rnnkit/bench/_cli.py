@@ -220,8 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=_nonneg_float,
         default=None,
         metavar="SECONDS",
-        help="idle pause before each sample, so that the previous runtime's threads "
-        "stop spinning first (default 0.05 with more than one thread, else 0)",
+        help="seconds of untimed calls of an implementation before each of its samples, "
+        "so that the previous runtime's threads have stopped spinning and idle cores are "
+        "awake (default 0.05 with more than one thread, else 0)",
     )
     p.add_argument(
         "--backend",
@@ -769,7 +770,7 @@ def _header(meta, ceiling, impls, settings, args) -> str:
     lines.append(
         f"ms: median of {settings.repeat} samples, each the mean over enough calls to last "
         f">= {settings.min_time * 1e3:g} ms, implementations interleaved round-robin per shape"
-        + (f", {settings.settle * 1e3:g} ms idle before each sample" if settings.settle > 0 else "")
+        + (f", {settings.settle * 1e3:g} ms of untimed calls before each sample" if settings.settle > 0 else "")
         + "; ±: half the min-max range of the samples"
     )
     lines.append(

@@ -43,13 +43,15 @@ class Settings:
     repeat: int = 5
     min_time: float = 0.05  # seconds per sample
     seed: int = 0
-    # Seconds of idle time before each sample and before sizing one. With more
-    # than one thread, the previous implementation's pool may still be spinning
-    # (libgomp in torch: several ms after each call; ORT's workers), and on a
-    # machine with as many cores as threads that spin takes a core from the
-    # next implementation's team, whose threads then wait for each other at
-    # every step. A pause lets every runtime start its samples on a quiet
-    # machine, as it would in a program that runs only it.
+    # Seconds of untimed calls of the next implementation before each of its
+    # samples (and before sizing one). With more than one thread, the previous
+    # implementation's pool may still be spinning (libgomp in torch: several ms
+    # after each call; ORT's workers: about 40 ms), and on a machine with as
+    # many cores as threads that spin takes a core from the next team, whose
+    # threads then wait for each other at every step. Calls, not a sleep: in a
+    # VM an idle vCPU takes milliseconds to be scheduled again, so a pause
+    # would hand the next samples that penalty instead. Every runtime thus
+    # starts its samples as it would in a program that runs only it.
     settle: float = 0.0
 
 
@@ -145,9 +147,18 @@ def sample(runner: Runner, number: int) -> tuple[float, float]:
         return fsum / number, bsum / number
 
 
-def _settle(settings: Settings) -> None:
-    if settings.settle > 0:
-        time.sleep(settings.settle)
+def _settle(settings: Settings, runner: Runner) -> None:
+    if settings.settle <= 0:
+        return
+    end = time.perf_counter() + settings.settle
+    with runner.context():
+        while time.perf_counter() < end:
+            if runner.reset is not None:
+                runner.reset()
+            f = runner.forward()
+            if runner.backward is not None:
+                runner.backward(f)
+            del f
 
 
 def run_shape(
@@ -215,7 +226,7 @@ def run_shape(
     # Second warm-up, which also sizes the samples.
     numbers = {}
     for name, runner in runners.items():
-        _settle(settings)
+        _settle(settings, runner)
         f, b = sample(runner, 1)
         numbers[name] = max(1, min(MAX_NUMBER, math.ceil(settings.min_time / max(f + b, 1e-9))))
         for r in rows[name].values():
@@ -225,7 +236,7 @@ def run_shape(
     for rep in range(settings.repeat):
         k = rep % len(names) if names else 0
         for name in names[k:] + names[:k]:
-            _settle(settings)
+            _settle(settings, runners[name])
             f, b = sample(runners[name], numbers[name])
             if mode == "inference":
                 rows[name]["inference"].samples_s.append(f)
