@@ -6,6 +6,9 @@
 #include <cctype>
 #include <cstdlib>
 #include <mutex>
+#if defined(__unix__) || defined(__APPLE__)
+#include <pthread.h>
+#endif
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -178,6 +181,18 @@ struct CachedBlock {
 };
 std::mutex cache_mutex;
 std::vector<CachedBlock> cache;   // guarded by cache_mutex
+
+#if defined(__unix__) || defined(__APPLE__)
+// fork() while another thread holds cache_mutex would leave the child's copy
+// locked for good (and the list half-updated): hold it across the fork, so
+// that the list is whole, and release it on both sides.
+struct ForkGuard {
+    ForkGuard() {
+        pthread_atfork([] { cache_mutex.lock(); }, [] { cache_mutex.unlock(); }, [] { cache_mutex.unlock(); });
+    }
+};
+const ForkGuard fork_guard;
+#endif
 
 void* take_cached(std::size_t rounded) {
     std::lock_guard<std::mutex> lock(cache_mutex);
