@@ -1,8 +1,9 @@
-"""Large workspaces (>= 2 MiB) are kept after a call and reused by later calls
-(rnnkit.release_memory() frees them). Reused memory is dirty: these tests fill
-the kept blocks with non-finite garbage first, then check that a call of the
-same shape gives bitwise what it gives on fresh memory, on every ISA and both
-dtypes, with the tails (H, C not multiples of a tile) that padding covers."""
+"""Large blocks (>= 2 MiB: workspaces, and the arrays calls return) are kept
+when freed and reused by later calls (rnnkit.release_memory() frees them).
+Reused memory is dirty: these tests fill the kept blocks with non-finite
+garbage first, then check that a call of the same shape gives bitwise what it
+gives on fresh memory, on every ISA and both dtypes, with the tails (H, C not
+multiples of a tile) that padding covers: every output element is written."""
 
 from __future__ import annotations
 
@@ -28,8 +29,9 @@ from _native_util import (
     run,
 )
 
-# backward's dgates alone: T * N * G * 129 values, 2-10 MB: kept and reused
-T, N, C, H = 40, 24, 65, 129
+# backward's dgates: T * N * G * 129 values, 4-16 MB; the cache arrays and y
+# (T * N * 129 values, 1-2 MB) reach 2 MiB in float64 or with G > 1
+T, N, C, H = 40, 48, 65, 129
 
 
 def _batch(G):
@@ -100,6 +102,22 @@ def test_release_memory_frees_what_is_kept():
     pos, kw, grads = make_args("lstm", 4, 3, 2, 5, 7, np.float64, rng)
     run(F, "lstm", None, pos, kw, grads)
     assert _core.workspace_cache_bytes() == 0
+
+
+def test_returned_arrays_use_kept_blocks_and_outlive_release():
+    rng = np.random.default_rng(5)
+    pos, kw, grads = make_args("lstm", 4, T, N, C, H, np.float64, rng)
+    rnnkit.release_memory()
+    y, h_n, c_n, cache = F.lstm_forward(*pos, **kw)
+    gates = cache.as_dict()["gates"]
+    assert gates.nbytes >= 2 << 20 and y.flags.writeable and gates.flags.c_contiguous
+    expected_y = y.copy()
+    rnnkit.release_memory()  # frees only what is kept, never what is in use
+    np.testing.assert_array_equal(y, expected_y)
+    y[...] = 0.0  # the caller's to write
+    del y, h_n, c_n, cache, gates
+    assert _core.workspace_cache_bytes() >= T * N * 4 * H * 8  # gates came back
+    rnnkit.release_memory()
 
 
 def test_kept_memory_is_bounded():

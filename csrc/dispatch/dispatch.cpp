@@ -166,7 +166,7 @@ Counters counters() {
 
 namespace {
 
-constexpr std::size_t kHuge = std::size_t(2) << 20;
+constexpr std::size_t kHuge = kKeptBlockMin;
 
 std::size_t rounded_size(std::size_t bytes) {
     const std::size_t align = bytes >= kHuge ? kHuge : 64;
@@ -194,12 +194,15 @@ struct ForkGuard {
 const ForkGuard fork_guard;
 #endif
 
-void* take_cached(std::size_t rounded) {
+// The smallest kept block that fits and is at most `slack` times the request:
+// 2 for a workspace (gone when the call returns), 5/4 for an array, which
+// may live long in the caller's hands.
+void* take_cached(std::size_t rounded, std::size_t slack_num, std::size_t slack_den) {
     std::lock_guard<std::mutex> lock(cache_mutex);
-    // The smallest block that fits, and is no more than twice the request.
     auto best = cache.end();
     for (auto it = cache.begin(); it != cache.end(); ++it)
-        if (it->bytes >= rounded && it->bytes / 2 <= rounded && (best == cache.end() || it->bytes < best->bytes))
+        if (it->bytes >= rounded && it->bytes * slack_den <= rounded * slack_num &&
+            (best == cache.end() || it->bytes < best->bytes))
             best = it;
     if (best == cache.end()) return nullptr;
     void* p = best->p;
@@ -207,19 +210,16 @@ void* take_cached(std::size_t rounded) {
     return p;
 }
 
-}  // namespace
-
-void* workspace_alloc(std::size_t bytes) {
-    // A large workspace would be fresh memory on every call (glibc maps it
-    // anew), and its first touch costs one page fault per 4 KB page: in a VM
-    // about as much as a training step of a large shape. So large blocks come
-    // from the cache when one fits, else on 2 MB pages (transparent huge
-    // pages, granted on request with THP's default "madvise" mode): 512
-    // times fewer faults.
+void* block_alloc(std::size_t bytes, std::size_t slack_num, std::size_t slack_den) {
+    // A large block would be fresh memory on every call (glibc maps it anew),
+    // and its first touch costs one page fault per 4 KB page: in a VM about as
+    // much as a training step of a large shape. So large blocks come from the
+    // kept ones when one fits, else on 2 MB pages (transparent huge pages,
+    // granted on request with THP's default "madvise" mode): 512 times fewer
+    // faults.
     const std::size_t rounded = rounded_size(bytes);
-    n_allocations.fetch_add(1, std::memory_order_relaxed);
     if (rounded >= kHuge) {
-        if (void* p = take_cached(rounded)) return p;
+        if (void* p = take_cached(rounded, slack_num, slack_den)) return p;
     }
     void* p = std::aligned_alloc(rounded >= kHuge ? kHuge : 64, rounded);
     if (p == nullptr) {
@@ -232,6 +232,17 @@ void* workspace_alloc(std::size_t bytes) {
 #endif
     return p;
 }
+
+}  // namespace
+
+void* workspace_alloc(std::size_t bytes) {
+    n_allocations.fetch_add(1, std::memory_order_relaxed);
+    return block_alloc(bytes, 2, 1);
+}
+
+void* array_alloc(std::size_t bytes) { return block_alloc(bytes, 5, 4); }
+
+void array_free(void* p, std::size_t bytes) { workspace_free(p, bytes); }
 
 void workspace_free(void* p, std::size_t bytes) {
     if (p == nullptr) return;

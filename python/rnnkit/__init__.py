@@ -89,13 +89,14 @@ def set_isa(name: str) -> None:
 
 
 def release_memory() -> int:
-    """Free the scratch memory native calls keep for reuse; returns the bytes freed.
+    """Free the memory native calls keep for reuse; returns the bytes freed.
 
-    A native call's workspace (the packed weights; in backward also the gate
-    gradients of every step, T*N*G*H values) is one allocation. Those of 2 MiB
-    or more are kept after the call (at most 4 blocks and 1 GiB in all, the
-    most recent) so that the next call of a similar size touches no fresh
-    page. Call this after training to hand that memory back; later calls
+    A native call's scratch space (the packed weights; in backward also the
+    gate gradients of every step, T*N*G*H values) is one allocation, and each
+    array it returns one more. Blocks of 2 MiB or more are kept when freed (at
+    most 16 blocks and 1 GiB in all, the most recent), so that the next call
+    of a similar size touches no fresh page. Call this after training to hand
+    that memory back; arrays still in use are not affected, and later calls
     simply allocate again. Safe at any time, from any thread."""
     import sys
 

@@ -61,9 +61,33 @@ const int64_t* lengths_input(py::handle obj, int64_t T, int64_t N);
 
 Act parse_act(const std::string& nonlinearity);
 
+// An uninitialized C-contiguous array. Large ones live in rnnkit's kept
+// blocks (rnnkit::array_alloc): when Python frees the array, its capsule
+// hands the block back for the next call, instead of to the OS.
 template <class Real>
 py::array_t<Real> empty(std::initializer_list<int64_t> shape) {
-    return py::array_t<Real>(std::vector<py::ssize_t>(shape.begin(), shape.end()));
+    std::vector<py::ssize_t> dims(shape.begin(), shape.end());
+    std::size_t count = 1;
+    for (auto d : dims) count *= static_cast<std::size_t>(d);
+    const std::size_t bytes = count * sizeof(Real);
+    if (bytes < rnnkit::kKeptBlockMin) return py::array_t<Real>(dims);
+    struct Block {
+        void* p;
+        std::size_t bytes;
+    };
+    auto* block = new Block{nullptr, bytes};
+    try {
+        block->p = rnnkit::array_alloc(bytes);
+    } catch (...) {
+        delete block;
+        throw;
+    }
+    py::capsule owner(block, [](void* b) {
+        auto* blk = static_cast<Block*>(b);
+        rnnkit::array_free(blk->p, blk->bytes);
+        delete blk;
+    });
+    return py::array_t<Real>(dims, static_cast<Real*>(block->p), owner);
 }
 
 // Forward of any cell: y, h_n, [c_n,] cache (a dict of named arrays, or None).

@@ -56,17 +56,24 @@ struct Counters {
 };
 Counters counters();
 
-// --- Workspace memory. A call's workspace (packed weights; in backward also
-// dgates for all T steps: T*N*G*H values) is one allocation. Large ones (>= 2
-// MiB) are kept after the call, up to kWorkspaceCacheBlocks blocks and
-// kWorkspaceCacheBytes in all, most recent first, and reused by a later call
-// that needs between half of a block and all of it. A training loop then
+// --- Kept memory. A call's workspace (packed weights; in backward also
+// dgates for all T steps: T*N*G*H values) is one allocation, and the arrays
+// the bindings hand to Python (outputs, the training cache) one each. Blocks
+// of kKeptBlockMin bytes or more are kept when freed, up to
+// kWorkspaceCacheBlocks blocks and kWorkspaceCacheBytes in all, most recent
+// first, and reused by a later request that needs between half of a block
+// (a workspace) or 4/5 of it (an array) and all of it. A training loop then
 // touches no fresh page after its first step: fresh pages cost a fault each,
 // and transparent huge pages sometimes a compaction stall (measured up to
 // 0.35 s for 105 MB in a VM).
-constexpr int kWorkspaceCacheBlocks = 4;
+constexpr std::size_t kKeptBlockMin = std::size_t(2) << 20;
+constexpr int kWorkspaceCacheBlocks = 16;
 constexpr std::size_t kWorkspaceCacheBytes = std::size_t(1) << 30;
 std::size_t workspace_cached_bytes();      // retained now
 void release_workspace_cache();            // frees every retained block
+// Memory for an array handed to Python: 64-byte aligned, kept blocks for
+// large ones. array_free takes the same byte count. Throws std::bad_alloc.
+void* array_alloc(std::size_t bytes);
+void array_free(void* p, std::size_t bytes);
 
 }  // namespace rnnkit
