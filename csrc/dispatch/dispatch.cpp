@@ -179,8 +179,10 @@ struct CachedBlock {
     void* p;
     std::size_t bytes;   // rounded size
 };
-std::mutex cache_mutex;
-std::vector<CachedBlock> cache;   // guarded by cache_mutex
+// Never destroyed: an array's capsule may hand its block back during
+// interpreter shutdown, after static destructors would have run.
+std::mutex& cache_mutex = *new std::mutex;
+std::vector<CachedBlock>& cache = *new std::vector<CachedBlock>;   // guarded by cache_mutex
 
 #if defined(__unix__) || defined(__APPLE__)
 // fork() while another thread holds cache_mutex would leave the child's copy
