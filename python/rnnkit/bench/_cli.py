@@ -444,13 +444,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.scaling is not None:
         return _main_scaling(args, parser, rnnkit_impl, native, argv)
     threads = args.threads or default_threads()
-    grid = args.grid or (list(QUICK_GRID) if args.quick else list(GRID))
-    settings = Settings(
-        repeat=args.repeat or (3 if args.quick else 5),
-        min_time=args.min_time if args.min_time is not None else (0.01 if args.quick else 0.05),
-        seed=args.seed,
-        settle=args.settle if args.settle is not None else (0.05 if threads > 1 else 0.0),
-    )
+    grid, settings, tasks = _plan(args)
+    settings.settle = args.settle if args.settle is not None else (0.05 if threads > 1 else 0.0)
 
     impls = [rnnkit_impl]
     if "numpy-ref" in peers and native:  # with no native core, rnnkit already is the reference
@@ -461,7 +456,6 @@ def main(argv: list[str] | None = None) -> int:
         impls.append(OrtImpl(threads))
     names = [i.name for i in impls]
 
-    tasks = [(cell, shape, mode) for cell in args.cells for shape in grid for mode in args.modes]
     progress = Progress(len(tasks), enabled=not args.no_progress)
     warnings: list[str] = []
 
@@ -611,6 +605,18 @@ def main(argv: list[str] | None = None) -> int:
     return rc
 
 
+def _plan(args):
+    """The grid, the sampling settings (no settle) and the (cell, shape, mode) runs."""
+    grid = args.grid or (list(QUICK_GRID) if args.quick else list(GRID))
+    settings = Settings(
+        repeat=args.repeat or (3 if args.quick else 5),
+        min_time=args.min_time if args.min_time is not None else (0.01 if args.quick else 0.05),
+        seed=args.seed,
+    )
+    tasks = [(cell, shape, mode) for cell in args.cells for shape in grid for mode in args.modes]
+    return grid, settings, tasks
+
+
 def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
     from ._scaling import format_scaling, run_scaling
 
@@ -621,13 +627,7 @@ def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
     if args.plot is not None:
         parser.error("--plot draws the peer table; it does not go with --scaling")
     counts = args.scaling
-    grid = args.grid or (list(QUICK_GRID) if args.quick else list(GRID))
-    settings = Settings(
-        repeat=args.repeat or (3 if args.quick else 5),
-        min_time=args.min_time if args.min_time is not None else (0.01 if args.quick else 0.05),
-        seed=args.seed,
-    )
-    tasks = [(cell, shape, mode) for cell in args.cells for shape in grid for mode in args.modes]
+    grid, settings, tasks = _plan(args)
     progress = Progress(len(tasks), enabled=not args.no_progress)
     cpus = default_cpus()
     warnings = []
@@ -770,7 +770,11 @@ def _header(meta, ceiling, impls, settings, args) -> str:
     lines.append(
         f"ms: median of {settings.repeat} samples, each the mean over enough calls to last "
         f">= {settings.min_time * 1e3:g} ms, implementations interleaved round-robin per shape"
-        + (f", {settings.settle * 1e3:g} ms of untimed calls before each sample" if settings.settle > 0 else "")
+        + (
+            f", {settings.settle * 1e3:g} ms of untimed calls before each sample"
+            if settings.settle > 0
+            else ""
+        )
         + "; ±: half the min-max range of the samples"
     )
     lines.append(

@@ -147,6 +147,11 @@ def sample(runner: Runner, number: int) -> tuple[float, float]:
         return fsum / number, bsum / number
 
 
+def calls_per_sample(settings: Settings, seconds_per_call: float) -> int:
+    """Calls that make one sample last at least ``settings.min_time``."""
+    return max(1, min(MAX_NUMBER, math.ceil(settings.min_time / max(seconds_per_call, 1e-9))))
+
+
 def _settle(settings: Settings, runner: Runner) -> None:
     if settings.settle <= 0:
         return
@@ -228,7 +233,7 @@ def run_shape(
     for name, runner in runners.items():
         _settle(settings, runner)
         f, b = sample(runner, 1)
-        numbers[name] = max(1, min(MAX_NUMBER, math.ceil(settings.min_time / max(f + b, 1e-9))))
+        numbers[name] = calls_per_sample(settings, f + b)
         for r in rows[name].values():
             r.number = numbers[name]
 

@@ -10,11 +10,10 @@ runtimes' pools would spin between the samples (see ``--settle``).
 
 from __future__ import annotations
 
-import math
 import statistics
 
 from ._grid import make_inputs, mode_flops
-from ._run import MAX_NUMBER, Settings, call_once, sample
+from ._run import Settings, call_once, calls_per_sample, sample
 
 __all__ = ["run_scaling", "format_scaling"]
 
@@ -33,7 +32,7 @@ def run_scaling(tasks, impl, counts, settings: Settings, set_threads, progress=N
             set_threads(c)
             call_once(runner)
             f, b = sample(runner, 1)
-            number[c] = max(1, min(MAX_NUMBER, math.ceil(settings.min_time / max(f + b, 1e-9))))
+            number[c] = calls_per_sample(settings, f + b)
         samples = {c: [] for c in counts}
         for rep in range(settings.repeat):
             for c in counts if rep % 2 == 0 else counts[::-1]:
