@@ -46,6 +46,11 @@ SHAPES = [
     (1, 2, 4, 1),
     (7, 1, 9, 129),
     (5, 1, 3, 300),
+    # N >= 16: LSTM and Elman steps fuse the input side into their GEMM
+    # (csrc fuse_input) while C + H is small; (2, 16, 600, 500) is not fused.
+    (3, 16, 5, 17),
+    (4, 17, 33, 129),
+    (2, 16, 600, 500),
 ]
 # (lengths, reverse): None = all T
 MODES = [("none", False), ("random", False), ("random", True), ("none", True)]

@@ -1,7 +1,9 @@
 // The forward sequence level, shared by all cells: pack the weights once, one
 // GEMM for the input side of all T steps (inference: of a chunk of steps, to
 // keep O(N*H) memory), then per step the recurrent GEMM with the cell's gate
-// math in its epilogue. One parallel region per call; each thread owns a
+// math in its epilogue. Where fuse_input() says so (LSTM and Elman, N >= 16,
+// small panels), there is no input GEMM: each step's tiles run over
+// [x_t, h_prev] against one packed [w_ih; w_hh] panel. One parallel region per call; each thread owns a
 // fixed range of blocks of hidden units (all G gates of them: the packed
 // panels interleave gates by unit block), computes their input side, gates,
 // c and h itself, and meets the others at one barrier per step.
@@ -14,7 +16,7 @@ namespace RNNKIT_ISA {
 // and the units of blocks `own`.
 template <class V, int G, class Real>
 void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, const Real* w_ih_p,
-                const Real* bias, Real* xw) {
+                const Real* bias, Real* xw, int64_t KI) {
     using Tile = GateTile<V, G>;
     constexpr int U = Tile::U, NV = Tile::NV, MR = Tile::MR;
     const int64_t GH = G * H;
@@ -27,7 +29,7 @@ void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, co
             for (int64_t m0 = mc; m0 < min_i(rows, mc + MC); m0 += MR) {
                 const int mr = static_cast<int>(min_i(MR, rows - m0));
                 alignas(64) Real acc[MR * NV * V::W];
-                gemm_tile<V, MR, NV, false, false>(mr, C, x + m0 * C, C, w_ih_p + b * C * G * U, G * U, acc,
+                gemm_tile<V, MR, NV, false, false>(mr, C, x + m0 * C, C, w_ih_p + b * KI * G * U, G * U, acc,
                                                    G * U);
                 const int64_t u0 = b * U, valid = min_i(U, H - u0);
                 for (int r = 0; r < mr; ++r)
@@ -75,12 +77,15 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     const int64_t blocks = ceil_div(H, U);
     const int64_t Tc = Training ? T : chunk_steps(T, N);
     const bool direct = direct_weights(T, N);   // no packing: dot products with w_ih, w_hh
+    // Fused: each step's tiles also do the input side (no input GEMM ahead).
+    const bool fused = Cell::fusable && !direct && fuse_input(N, C, H, G * U * sizeof(Real));
+    const int64_t KI = fused ? C + H : C;   // rows of a packed input panel: [x; h] when fused
 
     Workspace ws;
-    const size_t at_w_ih = ws.reserve<Real>(direct ? 0 : blocks * C * G * U);   // [blocks][C][G][U]
-    const size_t at_w_hh = ws.reserve<Real>(Cell::recurrent_gemm && !direct ? blocks * H * G * U : 0);
+    const size_t at_w_ih = ws.reserve<Real>(direct ? 0 : blocks * KI * G * U);   // [blocks][C][G][U]
+    const size_t at_w_hh = ws.reserve<Real>(Cell::recurrent_gemm && !direct && !fused ? blocks * H * G * U : 0);
     const size_t at_bias = ws.reserve<Real>(GH);                   // [G*H] input-side bias
-    const size_t at_xw = ws.reserve<Real>(Training ? 0 : Tc * N * GH);
+    const size_t at_xw = ws.reserve<Real>(Training || fused ? 0 : Tc * N * GH);
     const size_t at_hbuf = ws.reserve<Real>(Training ? 0 : 2 * N * H);
     const size_t at_cbuf = ws.reserve<Real>(!Training && Cell::has_c ? N * H : 0);
     ws.allocate();
@@ -101,8 +106,11 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
 
         // Pack what this thread will read: its own panels only.
         for (int64_t b = own.begin; b < own.end && !direct; ++b) {
-            pack_gate_panel<V>(io.w_ih, G, H, C, U, b * U, w_ih_p + b * C * G * U);
-            if (Cell::recurrent_gemm) pack_gate_panel<V>(io.w_hh, G, H, H, U, b * U, w_hh_p + b * H * G * U);
+            pack_gate_panel<V>(io.w_ih, G, H, C, U, b * U, w_ih_p + b * KI * G * U);
+            if (fused)
+                pack_gate_panel<V>(io.w_hh, G, H, H, U, b * U, w_ih_p + b * KI * G * U + C * G * U);
+            else if (Cell::recurrent_gemm)
+                pack_gate_panel<V>(io.w_hh, G, H, H, U, b * U, w_hh_p + b * H * G * U);
         }
         for (int64_t g = 0; g < G; ++g)
             for (int64_t j = u_lo; j < u_hi; ++j) bias[g * H + j] = Cell::input_bias(io.b_ih, io.b_hh, g * H + j, H);
@@ -110,16 +118,19 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
         int64_t chunk_t0 = 0;  // first time step whose input side is in xw_buf
         for (int64_t s = 0; s < T; ++s) {
             const int64_t t = t_of(s, T, io.reverse);
-            if (s % Tc == 0) {
+            if (s % Tc == 0 && !fused) {
                 const int64_t steps = min_i(Tc, T - s);
                 chunk_t0 = io.reverse ? t - steps + 1 : t;
                 Real* xw_chunk = xw_buf + (Training ? chunk_t0 * N * GH : 0);
                 if (direct)
                     input_dot<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, io.w_ih, bias, xw_chunk);
                 else
-                    input_gemm<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, w_ih_p, bias, xw_chunk);
+                    input_gemm<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, w_ih_p, bias, xw_chunk, KI);
             }
-            const Real* xw = xw_buf + (Training ? t : t - chunk_t0) * N * GH;   // [N][G*H]
+            // The input side of row n is xw[n * xw_ld]: x_t @ w_ih.T + biases
+            // ([N][G*H]), or when fused the biases alone (the sums hold x_t @ w_ih.T).
+            const Real* xw = fused ? bias : xw_buf + (Training ? t : t - chunk_t0) * N * GH;
+            const int64_t xw_ld = fused ? 0 : GH;
             const int64_t t_prev = s == 0 ? -1 : t_of(s - 1, T, io.reverse);
             const Real* h_prev = s == 0 ? io.h0 : Training ? io.h + t_prev * N * H : hbuf + (s % 2) * N * H;
             Real* h_out = Training ? io.h + t * N * H : hbuf + ((s + 1) % 2) * N * H;
@@ -136,7 +147,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                 ForwardRow<Real> p;
                 p.acc = acc_row;
                 p.U = U;
-                p.xw = xw + n * GH;
+                p.xw = xw + n * xw_ld;
                 p.h_prev = h_prev + n * H;
                 p.h = h_out + n * H;
                 p.y = io.y + (t * N + n) * H;
@@ -176,12 +187,28 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                     // One row: up to NB blocks per tile, NB*NV independent FMA
                     // chains (bitwise the one-block tiles' results).
                     constexpr int NB = Tiling::acc_regs / NV > 1 ? Tiling::acc_regs / NV : 1;
-                    for (int64_t b = own.begin; b < own.end;) {
-                        const int nb = static_cast<int>(min_i(NB, own.end - b));
+                    auto tile = [&](int64_t b, int nb) {
                         alignas(64) Real acc[NB * NV * V::W];
                         row_tile_upto<V, NB, NV>(nb, H, h_prev, w_hh_p + b * H * G * U, G * U, H * G * U, acc);
                         for (int i = 0; i < nb; ++i) step_row(0, b + i, acc + i * G * U);
-                        b += nb;
+                    };
+                    // Odd steps walk the blocks backwards: the panels read
+                    // last are read first next step, while still in L2 (a
+                    // cyclic sweep of a w_hh as large as L2, 1 MiB at LSTM
+                    // H = 256, would miss on every line). Which thread and
+                    // which order never change a unit's sums.
+                    if (s & 1) {
+                        for (int64_t e = own.end; e > own.begin;) {
+                            const int nb = static_cast<int>(min_i(NB, e - own.begin));
+                            tile(e - nb, nb);
+                            e -= nb;
+                        }
+                    } else {
+                        for (int64_t b = own.begin; b < own.end;) {
+                            const int nb = static_cast<int>(min_i(NB, own.end - b));
+                            tile(b, nb);
+                            b += nb;
+                        }
                     }
                 } else {
                 // Block-outer: one block's panel ([H][G][U]) stays in L1/L2 for
@@ -190,8 +217,18 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                     for (int64_t n0 = 0; n0 < N; n0 += MR) {
                         const int mr = static_cast<int>(min_i(MR, N - n0));
                         alignas(64) Real acc[MR * NV * V::W];   // h_prev @ w_hh.T, rows n0.., block b
-                        gemm_tile<V, MR, NV, false, false>(mr, H, h_prev + n0 * H, H,
-                                                           w_hh_p + b * H * G * U, G * U, acc, G * U);
+                        if (fused) {
+                            // x_t @ w_ih.T, then h_prev @ w_hh.T into the same
+                            // sums: one FMA chain per output over k < C + H.
+                            const Real* panel = w_ih_p + b * KI * G * U;
+                            gemm_tile<V, MR, NV, false, false>(mr, C, io.x + (t * N + n0) * C, C, panel,
+                                                               G * U, acc, G * U);
+                            gemm_tile<V, MR, NV, false, true>(mr, H, h_prev + n0 * H, H, panel + C * G * U,
+                                                              G * U, acc, G * U);
+                        } else {
+                            gemm_tile<V, MR, NV, false, false>(mr, H, h_prev + n0 * H, H,
+                                                               w_hh_p + b * H * G * U, G * U, acc, G * U);
+                        }
                         for (int r = 0; r < mr; ++r) step_row(n0 + r, b, acc + r * G * U);
                     }
                 }

@@ -9,6 +9,7 @@ namespace RNNKIT_ISA {
 struct GruCell {
     static constexpr int G = 3;                 // r, z, n
     static constexpr bool recurrent_gemm = true;
+    static constexpr bool fusable = false;  // n = tanh(x_n + r * (h_n + b_hn)): the sides stay apart
     static constexpr bool has_c = false;
 
     // The input side carries b_hh of r and z; b_hn stays on the recurrent side

@@ -9,6 +9,7 @@ namespace RNNKIT_ISA {
 struct LstmCell {
     static constexpr int G = 4;                 // i, f, g, o
     static constexpr bool recurrent_gemm = true;
+    static constexpr bool fusable = true;   // input and recurrent sides in one GEMM
     static constexpr bool has_c = true;
 
     // What the input-side GEMM adds: both biases.
@@ -21,7 +22,7 @@ struct LstmCell {
     static Real* xw_cache(const ForwardIO<Real>& io) { return io.gates; }
 
     template <bool Training, class Vx, class Real>
-    static void forward(const ForwardRow<Real>& p, int64_t u, int64_t a) {
+    RNNKIT_MATH_INLINE static void forward(const ForwardRow<Real>& p, int64_t u, int64_t a) {
         const int64_t H = p.H, U = p.U;
         const Vx i = vsigmoid(Vx::loadu(p.xw + u) + Vx::loadu(p.acc + a));
         const Vx f = vsigmoid(Vx::loadu(p.xw + H + u) + Vx::loadu(p.acc + U + a));

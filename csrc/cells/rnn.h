@@ -11,6 +11,7 @@ template <bool Independent>
 struct ElmanCell {
     static constexpr int G = 1;
     static constexpr bool recurrent_gemm = !Independent;
+    static constexpr bool fusable = !Independent;   // input and recurrent sides in one GEMM
     static constexpr bool has_c = false;
 
     template <class Real>

@@ -10,7 +10,7 @@ template <class Real>
 struct ForwardRow {
     const Real* acc;     // [G][U] the recurrent GEMM tile's row: gate g of lane a at acc[g*U + a]
     int64_t U;           // units per tile block
-    const Real* xw;      // [G*H] input side: x @ w_ih.T + biases
+    const Real* xw;      // [G*H] input side: x @ w_ih.T + biases (fused steps: the biases alone)
     const Real* h_prev;  // [H]
     Real* h;             // [H] state after the step
     Real* y;             // [H]
