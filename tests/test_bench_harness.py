@@ -6,6 +6,7 @@ thread settings and clean argument errors. It checks the harness, not speed.
 from __future__ import annotations
 
 import importlib.util
+import os
 import json
 import subprocess
 import sys
@@ -113,6 +114,7 @@ def test_tiny_grid_end_to_end_writes_json(tmp_path, capsys):
         "cpu",
         "threads",
         "thread_settings",
+        "core_round_trip_ns",
         "rnnkit_backend",
         "versions",
         "impls",
@@ -412,6 +414,10 @@ def test_scaling_cli_end_to_end(tmp_path, capsys):
     for r in doc["results"]:
         assert r["ms"]["1"] > 0 and r["ms"]["2"] > 0 and len(r["samples_ms"]["1"]) == 2
     assert rnnkit.get_num_threads() == before  # restored
+    if len(os.sched_getaffinity(0)) >= 2:  # the barrier's floor, measured at both ends
+        rt = doc["meta"]["core_round_trip_ns"]
+        assert 0 < rt["start"] < 1e6 and 0 < rt["end"] < 1e6, rt
+        assert "core-to-core round trip (first two usable CPUs)" in out
 
 
 def test_settle_runs_the_next_implementation_before_every_sample(monkeypatch):

@@ -249,3 +249,16 @@ def test_one_region_one_barrier_per_step_one_allocation(isa_name):
                 assert c1["parallel_regions"] - c0["parallel_regions"] == 1
                 assert c1["workspace_allocations"] - c0["workspace_allocations"] == 1
                 assert c1["barriers"] - c0["barriers"] == (per_step * T + 1), (cell, T)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="CPU affinity is Linux-only")
+def test_core_round_trip_is_measured_and_leaves_affinity_alone():
+    """The bench's barrier floor: a positive time between two usable CPUs (None
+    with one), and the calling thread keeps the CPUs it may run on."""
+    before = os.sched_getaffinity(0)
+    ns = _core.core_round_trip_ns()
+    assert os.sched_getaffinity(0) == before
+    if len(before) < 2:
+        assert ns is None
+    else:
+        assert isinstance(ns, float) and 0 < ns < 1e6, ns

@@ -18,6 +18,7 @@
 #include <omp.h>
 #endif
 #ifdef __linux__
+#include <sched.h>
 #include <linux/futex.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -358,6 +359,59 @@ void TeamBarrier::wait() {
     sleepers_.fetch_add(1, std::memory_order_seq_cst);
     while (generation_.load(std::memory_order_acquire) == gen) futex_wait(&generation_, gen);
     sleepers_.fetch_sub(1, std::memory_order_relaxed);
+}
+
+// --- core_round_trip_ns: two threads, pinned to two CPUs, pass a counter
+// back and forth on one cache line.
+double core_round_trip_ns() {
+#ifdef __linux__
+    cpu_set_t allowed;
+    CPU_ZERO(&allowed);
+    if (sched_getaffinity(0, sizeof allowed, &allowed) != 0) return -1.0;
+    int cpu[2] = {-1, -1}, found = 0;
+    for (int c = 0; c < CPU_SETSIZE && found < 2; ++c)
+        if (CPU_ISSET(c, &allowed)) cpu[found++] = c;
+    if (found < 2) return -1.0;
+    auto pin = [](int c) {
+        cpu_set_t one;
+        CPU_ZERO(&one);
+        CPU_SET(c, &one);
+        pthread_setaffinity_np(pthread_self(), sizeof one, &one);   // best effort
+    };
+    cpu_set_t saved;
+    const bool have_saved = pthread_getaffinity_np(pthread_self(), sizeof saved, &saved) == 0;
+
+    constexpr int64_t kRounds = 20000, kBatches = 5;
+    struct alignas(64) Line {
+        std::atomic<int64_t> v{0};
+    };
+    Line ball;
+    std::thread other([&] {
+        pin(cpu[1]);
+        for (int64_t i = 0; i < kRounds * kBatches; ++i) {
+            while (ball.v.load(std::memory_order_acquire) != 2 * i + 1) cpu_relax();
+            ball.v.store(2 * i + 2, std::memory_order_release);
+        }
+    });
+    pin(cpu[0]);
+    std::vector<double> ns;
+    for (int64_t b = 0; b < kBatches; ++b) {
+        const auto t0 = std::chrono::steady_clock::now();
+        for (int64_t r = 0; r < kRounds; ++r) {
+            const int64_t i = b * kRounds + r;
+            ball.v.store(2 * i + 1, std::memory_order_release);
+            while (ball.v.load(std::memory_order_acquire) != 2 * i + 2) cpu_relax();
+        }
+        const std::chrono::duration<double, std::nano> dt = std::chrono::steady_clock::now() - t0;
+        ns.push_back(dt.count() / kRounds);
+    }
+    other.join();
+    if (have_saved) pthread_setaffinity_np(pthread_self(), sizeof saved, &saved);
+    std::sort(ns.begin(), ns.end());
+    return ns[ns.size() / 2];
+#else
+    return -1.0;
+#endif
 }
 
 }  // namespace rnnkit

@@ -361,6 +361,27 @@ def _isa() -> str:
     return str(get()) if callable(get) else ""
 
 
+def _round_trip() -> float | None:
+    """ns for a cache line to go between two CPUs and back (None without the
+    native core or a second CPU): the floor of a per-step barrier."""
+    try:
+        from .. import _core
+    except ImportError:
+        return None
+    probe = getattr(_core, "core_round_trip_ns", None)
+    return probe() if callable(probe) else None
+
+
+def _round_trip_text(rt: dict) -> str | None:
+    if rt.get("start") is None:
+        return None
+    end = f", {rt['end']:.0f} at end" if rt.get("end") is not None else ""
+    return (
+        f"core-to-core round trip (first two usable CPUs): {rt['start']:.0f} ns at start{end}; "
+        f"each step of a team pays at least one"
+    )
+
+
 def _blas() -> str:
     try:
         from threadpoolctl import threadpool_info
@@ -481,6 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     interrupted = False
+    round_trip = {"start": _round_trip()}
     with ThreadSettings(threads) as ts:
         try:
             if ceiling:
@@ -490,6 +512,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress.start(f"{cell} {mode} T{shape.T} N{shape.N} C{shape.C} H{shape.H}")
                 rows.extend(run_shape(cell, shape, mode, impls, settings, warn=warn))
                 progress.advance()
+            round_trip["end"] = _round_trip()  # before numpy's BLAS threads spin again
             if ceiling:
                 progress.start("numpy.matmul ceiling")
                 ceiling.measure("end", ceil_samples, warmup=0)
@@ -499,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
             progress.close()
     if interrupted:
         warn(f"interrupted after {progress.n} of {len(tasks)} runs: the table is partial")
+    round_trip.setdefault("end", None)
     load_end = _loadavg()
 
     for cell, note in getattr(rnnkit_impl, "notes", {}).items():
@@ -530,6 +554,7 @@ def main(argv: list[str] | None = None) -> int:
         "loadavg_end": load_end,
         "threads": threads,
         "thread_settings": ts.report,
+        "core_round_trip_ns": round_trip,
         "dtype": "float32",
         "rnnkit_backend": "native" if native else "reference",
         "rnnkit_note": rnnkit_note,
@@ -648,6 +673,7 @@ def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
     before = rnnkit.get_num_threads()
     interrupted = False
     results = []
+    round_trip = {"start": _round_trip()}
     try:
         results = run_scaling(
             tasks, rnnkit_impl, counts, settings, rnnkit.set_num_threads, progress
@@ -657,6 +683,7 @@ def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
     finally:
         rnnkit.set_num_threads(before)
         progress.close()
+    round_trip["end"] = _round_trip()
     meta = {
         "date": started.isoformat(timespec="seconds"),
         "host": platform.node(),
@@ -665,6 +692,7 @@ def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
         "loadavg_start": load_start,
         "loadavg_end": _loadavg(),
         "counts": counts,
+        "core_round_trip_ns": round_trip,
         "isa": _isa() or None,
         "versions": {
             "rnnkit": _version(),
@@ -687,7 +715,8 @@ def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
         f"rnnkit native, ISA {meta['isa']}, float32; thread counts {','.join(map(str, counts))} take "
         f"turns sample by sample (order alternating) within each shape, in this one process\n"
         f"ms: median of {settings.repeat} samples, each the mean over enough calls to last >= "
-        f"{settings.min_time * 1e3:g} ms; training = forward + backward",
+        f"{settings.min_time * 1e3:g} ms; training = forward + backward"
+        + (f"\n{_round_trip_text(round_trip)}" if _round_trip_text(round_trip) else ""),
         file=out,
     )
     print(format_scaling(results, counts), file=out)
@@ -738,6 +767,9 @@ def _header(meta, ceiling, impls, settings, args) -> str:
         *(f"  {k}: {v}" for k, v in meta["thread_settings"].items()),
         f"rnnkit: {meta['rnnkit_note']}" + (f", ISA {meta['isa']}" if meta["isa"] else ""),
     ]
+    rt = _round_trip_text(meta.get("core_round_trip_ns") or {})
+    if rt:
+        lines.append(rt)
     peer_desc = []
     for impl in impls[1:]:
         d = impl.name
