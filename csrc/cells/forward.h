@@ -22,15 +22,18 @@ void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, co
     const int64_t GH = G * H;
     // Rows in chunks of MC: one block's panel ([C][G][U], 256 KB at C = 1024)
     // and the chunk's rows of x stay in L2 while every row tile of the chunk
-    // reads them; the panel streams from L3 once per chunk, not once per tile.
+    // reads them; the panel streams from L3 once per chunk, not once per tile,
+    // prefetched by the first tiles of the block before it.
     constexpr int64_t MC = 16 * MR;
     for (int64_t mc = 0; mc < rows; mc += MC)
         for (int64_t b = own.begin; b < own.end; ++b)
             for (int64_t m0 = mc; m0 < min_i(rows, mc + MC); m0 += MR) {
                 const int mr = static_cast<int>(min_i(MR, rows - m0));
                 alignas(64) Real acc[MR * NV * V::W];
+                const Real* next = b + 1 < own.end ? w_ih_p + (b + 1) * KI * G * U : nullptr;
+                const char* pf = prefetch_slice(next, C * G * U * int64_t{sizeof(Real)}, (m0 - mc) / MR, C);
                 gemm_tile<V, MR, NV, false, false>(mr, C, x + m0 * C, C, w_ih_p + b * KI * G * U, G * U, acc,
-                                                   G * U);
+                                                   G * U, pf);
                 const int64_t u0 = b * U, valid = min_i(U, H - u0);
                 for (int r = 0; r < mr; ++r)
                     for (int g = 0; g < G; ++g) {
@@ -212,9 +215,12 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                     }
                 } else {
                 // Block-outer: one block's panel ([H][G][U]) stays in L1/L2 for
-                // every row tile, and h_prev ([N,H]) stays in L2.
+                // every row tile, and h_prev ([N,H]) stays in L2; the first
+                // tiles prefetch the next block's panel.
                 for (int64_t b = own.begin; b < own.end; ++b) {
+                    const Real* next = b + 1 < own.end && !fused ? w_hh_p + (b + 1) * H * G * U : nullptr;
                     for (int64_t n0 = 0; n0 < N; n0 += MR) {
+                        const char* pf = prefetch_slice(next, H * G * U * int64_t{sizeof(Real)}, n0 / MR, H);
                         const int mr = static_cast<int>(min_i(MR, N - n0));
                         alignas(64) Real acc[MR * NV * V::W];   // h_prev @ w_hh.T, rows n0.., block b
                         if (fused) {
@@ -227,7 +233,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                                                               G * U, acc, G * U);
                         } else {
                             gemm_tile<V, MR, NV, false, false>(mr, H, h_prev + n0 * H, H,
-                                                               w_hh_p + b * H * G * U, G * U, acc, G * U);
+                                                               w_hh_p + b * H * G * U, G * U, acc, G * U, pf);
                         }
                         for (int r = 0; r < mr; ++r) step_row(n0 + r, b, acc + r * G * U);
                     }
