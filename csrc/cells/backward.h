@@ -240,17 +240,23 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             const Real* dg_t = dg_hh + t * N * GH;
             for (int64_t k0 = 0; k0 < GH; k0 += KC) {
                 const int64_t kc = min_i(KC, GH - k0);
-                for (int64_t b = own.begin; b < own.end; ++b)
+                for (int64_t b = own.begin; b < own.end; ++b) {
+                    // The panel slice the next (k0, b) reads, prefetched by the first tiles.
+                    const Real* next = b + 1 < own.end ? w_hh_p + (b + 1) * GH * U + k0 * U
+                                       : k0 + KC < GH  ? w_hh_p + own.begin * GH * U + (k0 + KC) * U
+                                                       : nullptr;
                     for (int64_t n0 = 0; n0 < N; n0 += MR) {
                         const int mr = static_cast<int>(min_i(MR, N - n0));
                         const Real* a = dg_t + n0 * GH + k0;
                         const Real* bp = w_hh_p + b * GH * U + k0 * U;
                         Real* acc = dh_acc + n0 * ld_dh + b * U;
+                        const char* pf = prefetch_slice(next, KC * U * int64_t{sizeof(Real)}, n0 / MR, kc);
                         if (k0 == 0)
-                            gemm_tile<V, MR, NV, false, false>(mr, kc, a, GH, bp, U, acc, ld_dh);
+                            gemm_tile<V, MR, NV, false, false>(mr, kc, a, GH, bp, U, acc, ld_dh, pf);
                         else
-                            gemm_tile<V, MR, NV, false, true>(mr, kc, a, GH, bp, U, acc, ld_dh);
+                            gemm_tile<V, MR, NV, false, true>(mr, kc, a, GH, bp, U, acc, ld_dh, pf);
                     }
+                }
             }
             for (int64_t b = own.begin; b < own.end; ++b) {
                 const int64_t u0 = b * U, valid = min_i(U, H - u0);
@@ -298,18 +304,24 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             const int64_t i1 = min_i(row_tiles.end, i0 + DX_TILES);
             for (int64_t k0 = 0; k0 < GH; k0 += KC) {
                 const int64_t kc = min_i(KC, GH - k0);
-                for (int64_t cb = 0; cb < c_blocks; ++cb)
+                for (int64_t cb = 0; cb < c_blocks; ++cb) {
+                    // The panel slice the next (k0, cb) reads, prefetched by the first tiles.
+                    const Real* next = cb + 1 < c_blocks ? w_ih_p + (cb + 1) * GH * U + k0 * U
+                                       : k0 + KC < GH    ? w_ih_p + (k0 + KC) * U
+                                                         : nullptr;
                     for (int64_t i = i0; i < i1; ++i) {
                         const int64_t m0 = i * MR;
                         const int mr = static_cast<int>(min_i(MR, TN - m0));
                         const Real* a = dg + m0 * GH + k0;
                         const Real* bp = w_ih_p + cb * GH * U + k0 * U;
                         Real* acc = dx_acc + (i - i0) * MR * ld_dx + cb * U;
+                        const char* pf = prefetch_slice(next, KC * U * int64_t{sizeof(Real)}, i - i0, kc);
                         if (k0 == 0)
-                            gemm_tile<V, MR, NV, false, false>(mr, kc, a, GH, bp, U, acc, ld_dx);
+                            gemm_tile<V, MR, NV, false, false>(mr, kc, a, GH, bp, U, acc, ld_dx, pf);
                         else
-                            gemm_tile<V, MR, NV, false, true>(mr, kc, a, GH, bp, U, acc, ld_dx);
+                            gemm_tile<V, MR, NV, false, true>(mr, kc, a, GH, bp, U, acc, ld_dx, pf);
                     }
+                }
             }
             const int64_t m_end = min_i(TN, i1 * MR);
             for (int64_t m = i0 * MR; m < m_end; ++m) {
