@@ -51,6 +51,10 @@ SHAPES = [
     (3, 16, 5, 17),
     (4, 17, 33, 129),
     (2, 16, 600, 500),
+    # Inference computes the input side in chunks of up to 64 steps (256 rows):
+    # these cross a chunk boundary at N = 1 and N = 3.
+    (70, 1, 5, 33),
+    (90, 3, 7, 20),
 ]
 # (lengths, reverse): None = all T
 MODES = [("none", False), ("random", False), ("random", True), ("none", True)]

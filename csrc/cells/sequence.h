@@ -123,10 +123,15 @@ inline int64_t t_of(int64_t s, int64_t T, bool reverse) { return reverse ? T - 1
 
 // Inference runs the input-side GEMM a chunk of steps at a time, so that its
 // buffer stays O(N*H): about 256 rows per GEMM (enough to stream the packed
-// w_ih panels efficiently), at least 1 and at most 16 steps. The buffer is then
-// at most min(16*N, N + 255) rows of G*H.
+// w_ih panels efficiently), at least 1 and at most 64 steps. The buffer is then
+// at most min(64*N, N + 255) rows of G*H. At small N each chunk's GEMM also
+// streams all of w_ih through L2 and evicts w_hh, which the steps then read
+// again from L3: 64-step chunks instead of 16 made N=1 inference faster in a
+// same-process A/B, 1 thread: LSTM H=256 +3.8 to 5.8%, GRU H=256 +3.3 to
+// 4.8%, LSTM H=1024 +6%; Elman H=256, LSTM H=64 and GRU H=1024 within
+// +-1.2%. The input side of a row never depends on the chunking.
 inline int64_t chunk_steps(int64_t T, int64_t N) {
-    return min_i(T, min_i(16, max_i(1, ceil_div(256, N))));
+    return min_i(T, min_i(64, max_i(1, ceil_div(256, N))));
 }
 
 // Tiny calls (T*N <= 4 rows, e.g. sampling one step at a time) skip packing:
