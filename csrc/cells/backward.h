@@ -238,6 +238,18 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         auto recurrent = [&](int64_t s) {
             const int64_t t = t_of(s, T, io.reverse);
             const Real* dg_t = dg_hh + t * N * GH;
+            if (N == 1) {
+                // One row: up to NB column blocks per tile over all of K,
+                // NB*NV independent FMA chains where one block has NV (FMA
+                // latency, not throughput, bounds a lone row). Each output is
+                // the same chain in k order as the K-blocked tiles', bitwise.
+                constexpr int NB = Tiling::acc_regs / NV > 1 ? Tiling::acc_regs / NV : 1;
+                for (int64_t b = own.begin; b < own.end;) {
+                    const int nb = static_cast<int>(min_i(NB, own.end - b));
+                    row_tile_upto<V, NB, NV>(nb, GH, dg_t, w_hh_p + b * GH * U, U, GH * U, dh_acc + b * U);
+                    b += nb;
+                }
+            } else
             for (int64_t k0 = 0; k0 < GH; k0 += KC) {
                 const int64_t kc = min_i(KC, GH - k0);
                 for (int64_t b = own.begin; b < own.end; ++b) {
