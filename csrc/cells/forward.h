@@ -187,6 +187,16 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                             step_row(n, b, acc);
                         }
                 } else if (N == 1) {
+                    // In a team, the other threads wrote part of h_prev: ask
+                    // for all its lines now, so that their transfers overlap
+                    // instead of stalling the k loop one by one. A/B, 2
+                    // threads, inference N=1 H=256: RNN +6.6 to 7.8%, GRU
+                    // +9.4% with the two vCPUs 400 ns apart; within 2.5%
+                    // either way at 70-90 ns. (The same for backward's
+                    // dgates row, or for N > 1: within 1% at 80-90 ns.)
+                    if (tm.size() > 1)
+                        for (int64_t k = 0; k < H; k += 64 / int64_t{sizeof(Real)})
+                            __builtin_prefetch(h_prev + k, 0, 3);
                     // One row: up to NB blocks per tile, NB*NV independent FMA
                     // chains (bitwise the one-block tiles' results).
                     constexpr int NB = Tiling::acc_regs / NV > 1 ? Tiling::acc_regs / NV : 1;
