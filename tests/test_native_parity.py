@@ -47,10 +47,13 @@ SHAPES = [
     (7, 1, 9, 129),
     (5, 1, 3, 300),
     # N >= 16: LSTM and Elman steps fuse the input side into their GEMM
-    # (csrc fuse_input) while C + H is small; (2, 16, 600, 500) is not fused.
+    # (csrc fuse_input) while C + H is small; (2, 16, 1010, 24) is not fused
+    # on AVX-512 (C + H > 1024). Few units there: with C + H ~ 1000 terms, a
+    # float32 pre-activation within rounding of 0 flips relu's derivative
+    # between NumPy and the kernels (seen once in 16,000 units at H = 500).
     (3, 16, 5, 17),
     (4, 17, 33, 129),
-    (2, 16, 600, 500),
+    (2, 16, 1010, 24),
     # Inference computes the input side in chunks of up to 64 steps (256 rows):
     # these cross a chunk boundary at N = 1 and N = 3.
     (70, 1, 5, 33),
