@@ -6,8 +6,8 @@ thread settings and clean argument errors. It checks the harness, not speed.
 from __future__ import annotations
 
 import importlib.util
-import os
 import json
+import os
 import subprocess
 import sys
 import types

@@ -244,11 +244,9 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                 // latency, not throughput, bounds a lone row). Each output is
                 // the same chain in k order as the K-blocked tiles', bitwise.
                 constexpr int NB = Tiling::acc_regs / NV > 1 ? Tiling::acc_regs / NV : 1;
-                for (int64_t b = own.begin; b < own.end;) {
-                    const int nb = static_cast<int>(min_i(NB, own.end - b));
+                for_block_groups<NB>(own, false, [&](int64_t b, int nb) {
                     row_tile_upto<V, NB, NV>(nb, GH, dg_t, w_hh_p + b * GH * U, U, GH * U, dh_acc + b * U);
-                    b += nb;
-                }
+                });
             } else
             for (int64_t k0 = 0; k0 < GH; k0 += KC) {
                 const int64_t kc = min_i(KC, GH - k0);

@@ -3,10 +3,11 @@
 // keep O(N*H) memory), then per step the recurrent GEMM with the cell's gate
 // math in its epilogue. Where fuse_input() says so (LSTM and Elman, N >= 16,
 // small panels), there is no input GEMM: each step's tiles run over
-// [x_t, h_prev] against one packed [w_ih; w_hh] panel. One parallel region per call; each thread owns a
-// fixed range of blocks of hidden units (all G gates of them: the packed
-// panels interleave gates by unit block), computes their input side, gates,
-// c and h itself, and meets the others at one barrier per step.
+// [x_t, h_prev] against one packed [w_ih; w_hh] panel. One parallel region
+// per call; each thread owns a fixed range of blocks of hidden units (all G
+// gates of them: the packed panels interleave gates by unit block), computes
+// their input side, gates, c and h itself, and meets the others at one
+// barrier per step.
 #pragma once
 
 namespace rnnkit {
@@ -85,7 +86,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     const int64_t KI = fused ? C + H : C;   // rows of a packed input panel: [x; h] when fused
 
     Workspace ws;
-    const size_t at_w_ih = ws.reserve<Real>(direct ? 0 : blocks * KI * G * U);   // [blocks][C][G][U]
+    const size_t at_w_ih = ws.reserve<Real>(direct ? 0 : blocks * KI * G * U);   // [blocks][KI][G][U]
     const size_t at_w_hh = ws.reserve<Real>(Cell::recurrent_gemm && !direct && !fused ? blocks * H * G * U : 0);
     const size_t at_bias = ws.reserve<Real>(GH);                   // [G*H] input-side bias
     const size_t at_xw = ws.reserve<Real>(Training || fused ? 0 : Tc * N * GH);
@@ -200,29 +201,16 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                     // One row: up to NB blocks per tile, NB*NV independent FMA
                     // chains (bitwise the one-block tiles' results).
                     constexpr int NB = Tiling::acc_regs / NV > 1 ? Tiling::acc_regs / NV : 1;
-                    auto tile = [&](int64_t b, int nb) {
-                        alignas(64) Real acc[NB * NV * V::W];
-                        row_tile_upto<V, NB, NV>(nb, H, h_prev, w_hh_p + b * H * G * U, G * U, H * G * U, acc);
-                        for (int i = 0; i < nb; ++i) step_row(0, b + i, acc + i * G * U);
-                    };
                     // Odd steps walk the blocks backwards: the panels read
                     // last are read first next step, while still in L2 (a
                     // cyclic sweep of a w_hh as large as L2, 1 MiB at LSTM
                     // H = 256, would miss on every line). Which thread and
                     // which order never change a unit's sums.
-                    if (s & 1) {
-                        for (int64_t e = own.end; e > own.begin;) {
-                            const int nb = static_cast<int>(min_i(NB, e - own.begin));
-                            tile(e - nb, nb);
-                            e -= nb;
-                        }
-                    } else {
-                        for (int64_t b = own.begin; b < own.end;) {
-                            const int nb = static_cast<int>(min_i(NB, own.end - b));
-                            tile(b, nb);
-                            b += nb;
-                        }
-                    }
+                    for_block_groups<NB>(own, s & 1, [&](int64_t b, int nb) {
+                        alignas(64) Real acc[NB * NV * V::W];
+                        row_tile_upto<V, NB, NV>(nb, H, h_prev, w_hh_p + b * H * G * U, G * U, H * G * U, acc);
+                        for (int i = 0; i < nb; ++i) step_row(0, b + i, acc + i * G * U);
+                    });
                 } else {
                 // Block-outer: one block's panel ([H][G][U]) stays in L1/L2 for
                 // every row tile, and h_prev ([N,H]) stays in L2; the first

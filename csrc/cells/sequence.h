@@ -46,6 +46,26 @@ inline Range share(int64_t n, int part, int parts) {
     return {n * part / parts, n * (part + 1) / parts};
 }
 
+// The blocks of r in groups of at most NB: f(first, count) for each group,
+// first to last, or last to first when `backwards` (the groups then end at
+// r.end). N = 1 tiles take a group of blocks at a time.
+template <int NB, class F>
+inline void for_block_groups(Range r, bool backwards, F&& f) {
+    if (backwards) {
+        for (int64_t e = r.end; e > r.begin;) {
+            const int nb = static_cast<int>(e - r.begin < NB ? e - r.begin : NB);
+            f(e - nb, nb);
+            e -= nb;
+        }
+    } else {
+        for (int64_t b = r.begin; b < r.end;) {
+            const int nb = static_cast<int>(r.end - b < NB ? r.end - b : NB);
+            f(b, nb);
+            b += nb;
+        }
+    }
+}
+
 // What a thread of the team knows: its number, the team's size, and the
 // team's barrier (a spin-then-sleep TeamBarrier, see kernel_table.h).
 // barrier() counts itself once per barrier, by thread 0: tests check one
@@ -147,8 +167,8 @@ inline bool direct_weights(int64_t T, int64_t N) { return T * N <= 4; }
 // (at N = 1 all of w_ih would stream once per step, not once per 16 steps) and
 // a block's panel stays in L2 beside x_t and h_prev (<= 256 KB: C + H <= 1024
 // for LSTM floats). Measured A/B, 1 thread, LSTM and Elman, N in {16, 64}:
-// 0-3.6% faster where it holds; LSTM training at N = 64, C = H = 1024, with
-// 512 KB panels, 4.5% slower. A choice by shape only (training, inference and
+// 0-3.6% faster where it holds; at C = H = 1024 (512 KB panels) LSTM
+// inference N = 16 13% slower, N = 64 training 1.2 to 4.5% slower. A choice by shape only (training, inference and
 // every thread count take the same path), for cells whose gates add the two
 // sides before any nonlinearity (not GRU's n gate).
 inline bool fuse_input(int64_t N, int64_t C, int64_t H, size_t panel_row_bytes) {

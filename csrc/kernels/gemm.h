@@ -24,8 +24,9 @@ template <class V> constexpr bool has_transpose16(long) { return false; }
 //   A(r, k) = a[r*lda + k] (row-major), or a[k*lda + r] when ATrans
 //   B(k, .) = b + k*ldb, NV vectors
 //   out: MR rows of NV vectors, row stride ldo
-//   pf: if not null, 2 cache lines from pf + 128*k are prefetched into L2 at
-//   each k (a later tile's panel, see prefetch_slice); no effect on results
+//   pf: if not null (row-major A only), 2 cache lines from pf + 128*k are
+//   prefetched into L2 at each k (a later tile's panel, see prefetch_slice);
+//   no effect on results
 template <class V, int MR, int NV, bool ATrans, bool Accumulate>
 inline void micro_kernel(int64_t K, const typename V::T* a, int64_t lda, const typename V::T* b,
                          int64_t ldb, typename V::T* out, int64_t ldo, const char* pf = nullptr) {

@@ -708,6 +708,7 @@ def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
         "argv": list(sys.argv[1:] if argv is None else argv),
     }
     out = sys.stdout
+    round_trip_text = _round_trip_text(round_trip)
     print(
         f"rnnkit bench --scaling  {meta['date']}  {meta['cpu']}, {cpus} usable CPUs, "
         f"load average {load_start if load_start is not None else float('nan'):.2f} at start, "
@@ -716,7 +717,7 @@ def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
         f"turns sample by sample (order alternating) within each shape, in this one process\n"
         f"ms: median of {settings.repeat} samples, each the mean over enough calls to last >= "
         f"{settings.min_time * 1e3:g} ms; training = forward + backward"
-        + (f"\n{_round_trip_text(round_trip)}" if _round_trip_text(round_trip) else ""),
+        + (f"\n{round_trip_text}" if round_trip_text else ""),
         file=out,
     )
     print(format_scaling(results, counts), file=out)
