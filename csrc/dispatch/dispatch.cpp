@@ -59,6 +59,26 @@ std::atomic<const KernelTable*> active_table{nullptr};
 std::atomic<int> requested_threads{0};   // 0: omp_get_max_threads()
 std::atomic<int64_t> n_regions{0}, n_barriers{0}, n_allocations{0}, last_team{0};
 
+// --- Fork. GCC's libgomp keeps its worker pool across fork() only on paper:
+// the child inherits the pool's bookkeeping but not its threads, and its next
+// parallel region of 2 or more threads waits for workers that do not exist,
+// forever (measured: docs/install.md). So once this process has run a team
+// (team_started), a child forked from it runs every call on 1 thread: results
+// do not depend on the thread count, so they are bitwise the same. The flag is
+// inherited by the child's own children, whose libgomp is just as stuck.
+std::atomic<bool> team_started{false};
+std::atomic<bool> forked_after_team{false};
+#if defined(__unix__) || defined(__APPLE__)
+struct TeamForkGuard {
+    TeamForkGuard() {
+        pthread_atfork(nullptr, nullptr, [] {
+            if (team_started.load(std::memory_order_relaxed)) forked_after_team.store(true, std::memory_order_relaxed);
+        });
+    }
+};
+const TeamForkGuard team_fork_guard;
+#endif
+
 const KernelTable* find(std::string name) {
     std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
     std::string known;
@@ -146,7 +166,10 @@ std::vector<std::string> supported_isas() {
     return names;
 }
 
+bool threads_limited_by_fork() { return forked_after_team.load(std::memory_order_relaxed); }
+
 int num_threads() {
+    if (forked_after_team.load(std::memory_order_relaxed)) return 1;
     const int n = requested_threads.load(std::memory_order_relaxed);
     if (n > 0) return n;
 #ifdef _OPENMP
@@ -288,6 +311,8 @@ void release_workspace_cache() {
 }
 
 void note_parallel_region(int team_size) {
+    if (team_size > 1 && !team_started.load(std::memory_order_relaxed))
+        team_started.store(true, std::memory_order_relaxed);
     n_regions.fetch_add(1, std::memory_order_relaxed);
     last_team.store(team_size, std::memory_order_relaxed);
 }

@@ -58,7 +58,12 @@ def get_num_threads() -> int:
 
 
 def set_num_threads(n: int) -> None:
-    """Use n >= 1 threads in every native call from now on (any thread of the process)."""
+    """Use n >= 1 threads in every native call from now on (any thread of the process).
+
+    In a child process forked after a multi-threaded rnnkit call, every call
+    runs on 1 thread whatever n is (GCC's OpenMP runtime cannot start threads
+    there; results are bitwise the same): asking for more warns
+    (RuntimeWarning) and says why. docs/install.md, "Processes and fork"."""
     import operator
 
     if isinstance(n, bool) or not hasattr(n, "__index__"):
@@ -69,6 +74,18 @@ def set_num_threads(n: int) -> None:
     from . import _core
 
     _core.set_num_threads(int(n))
+    if n > 1 and _core.threads_limited_by_fork():
+        import warnings
+
+        warnings.warn(
+            f"set_num_threads({n}): this process was forked after a multi-threaded rnnkit "
+            "call, and GCC's OpenMP runtime (libgomp) cannot start threads in such a child: "
+            "its calls run on 1 thread (results are bitwise the same). Start workers with "
+            "the 'spawn' or 'forkserver' method to use threads there (docs/install.md).",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        _core.note_fork_warning_given()
 
 
 def get_isa() -> str:

@@ -11,7 +11,50 @@ std::string shape_str(const std::vector<int64_t>& shape) {
     return s + (shape.size() == 1 ? ",)" : ")");
 }
 
+bool kernel_ready(const py::array& a) {
+    const int flags = a.flags();
+    if (!(flags & py::array::c_style) || !(flags & py::detail::npy_api::NPY_ARRAY_ALIGNED_)) return false;
+    // NumPy writes native order as '=' (or '|' for one byte); an explicit '<'
+    // or '>' can still be native.
+    const char order = a.dtype().byteorder();
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    return order != '<';
+#else
+    return order != '>';
+#endif
+}
+
+py::array kernel_copy(const py::array& a, const py::dtype& native) {
+    py::array out(native, std::vector<py::ssize_t>(a.shape(), a.shape() + a.ndim()));
+    // np.copyto reads any layout, alignment and byte order; "equiv" allows the
+    // byte swap and nothing else.
+    py::module_::import("numpy").attr("copyto")(out, a, py::arg("casting") = "equiv");
+    py::detail::loader_life_support::add_patient(out);
+    return out;
+}
+
+namespace {
+bool fork_warned = false;   // guarded by the GIL
+}  // namespace
+
+void note_fork_warning_given() { fork_warned = true; }
+
+void warn_if_fork_limited() {
+    if (fork_warned || !rnnkit::threads_limited_by_fork()) return;
+    fork_warned = true;
+    if (PyErr_WarnEx(PyExc_RuntimeWarning,
+                     "rnnkit: this process was forked after a multi-threaded rnnkit call; GCC's OpenMP "
+                     "runtime (libgomp) cannot start threads in such a child, so rnnkit runs every call "
+                     "here on 1 thread (results are bitwise the same). Use the 'spawn' or 'forkserver' "
+                     "start method for multi-threaded workers (docs/install.md).",
+                     1) != 0)
+        throw py::error_already_set();
+}
+
 const int64_t* lengths_input(py::handle obj, int64_t T, int64_t N) {
+    if (py::isinstance<py::array>(obj) && !has_dtype_of<int64_t>(py::reinterpret_borrow<py::array>(obj)))
+        throw py::type_error("lengths must have dtype int64, got " +
+                             std::string(py::str(py::reinterpret_borrow<py::array>(obj).dtype())));
     const int64_t* p = input<int64_t>(obj, "lengths", {N});
     for (int64_t n = 0; n < N; ++n)
         if (p[n] < 0 || p[n] > T)
@@ -70,6 +113,7 @@ py::tuple forward_typed(Cell cell, const ForwardArgs& a) {
     io.lengths = lengths_input(a.lengths, T, N);
     io.reverse = a.reverse;
     io.act = a.act;
+    warn_if_fork_limited();
 
     auto y = empty<Real>({T, N, H});
     auto h_n = empty<Real>({N, H});
@@ -139,6 +183,7 @@ py::tuple backward_typed(Cell cell, const BackwardArgs& a) {
     io.tanh_c = lstm ? input<Real>(a.tanh_c, "tanh_c", {T, N, H}) : nullptr;
     io.gates = lstm || gru ? input<Real>(a.gates, "gates", {T, N, GH}) : nullptr;
     io.hn = gru ? input<Real>(a.hn, "hn", {T, N, H}) : nullptr;
+    warn_if_fork_limited();
 
     auto dx = empty<Real>({T, N, C});
     auto dh0 = empty<Real>({N, H});

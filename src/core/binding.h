@@ -12,9 +12,16 @@
 #include <cstdint>
 #include <initializer_list>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "rnnkit/rnnkit.h"
+
+namespace rnnkit {
+// dispatch.cpp: true in a child forked after this process ran a team of 2+
+// threads (its calls then run on 1 thread).
+bool threads_limited_by_fork();
+}  // namespace rnnkit
 
 namespace rnnkit_py {
 
@@ -24,20 +31,29 @@ using rnnkit::Cell;
 
 std::string shape_str(const std::vector<int64_t>& shape);
 
-// The array's shape, after checking it is a C-contiguous ndarray of Real with
-// `ndim` dimensions.
+// True where obj's dtype is Real's kind and size (float32/float64, or int64
+// for lengths), in any byte order: such arrays are accepted (and copied by
+// input<>() when not native).
+template <class Real>
+bool has_dtype_of(const py::array& a) {
+    const py::dtype dt = a.dtype();
+    const char kind = std::is_floating_point<Real>::value ? 'f' : 'i';
+    return dt.kind() == kind && dt.itemsize() == static_cast<py::ssize_t>(sizeof(Real));
+}
+
+// The array's shape, after checking it is an ndarray of Real (any layout,
+// alignment or byte order: input<>() makes the kernels' copy) with `ndim`
+// dimensions.
 template <class Real>
 std::vector<int64_t> checked_shape(py::handle obj, const char* name, int ndim) {
     if (!py::isinstance<py::array>(obj))
         throw py::type_error(std::string(name) + " must be a numpy.ndarray, got " +
                              std::string(py::str(py::type::of(obj).attr("__name__"))));
     auto a = py::reinterpret_borrow<py::array>(obj);
-    if (!py::isinstance<py::array_t<Real>>(obj))
+    if (!has_dtype_of<Real>(a))
         throw py::type_error(std::string(name) + " must have dtype " +
                              std::string(py::str(py::dtype::of<Real>())) + ", got " +
                              std::string(py::str(a.dtype())));
-    if (!(a.flags() & py::array::c_style))
-        throw py::value_error(std::string(name) + " must be C-contiguous");
     if (a.ndim() != ndim)
         throw py::value_error(std::string(name) + " must have " + std::to_string(ndim) +
                               " dimensions, got shape " +
@@ -45,7 +61,19 @@ std::vector<int64_t> checked_shape(py::handle obj, const char* name, int ndim) {
     return std::vector<int64_t>(a.shape(), a.shape() + a.ndim());
 }
 
+// True where the kernels can read a's data as it is: C-contiguous, aligned to
+// its itemsize (the kernels' loads assume it: UB otherwise) and native byte order.
+bool kernel_ready(const py::array& a);
+
+// An aligned, C-contiguous, native-order copy of a (the same values), kept
+// alive until the bound function that called it returns (pybind11's
+// loader_life_support, the mechanism that keeps argument conversions alive):
+// callers need not hold it.
+py::array kernel_copy(const py::array& a, const py::dtype& native);
+
 // A read-only pointer to obj's data after checking it is exactly `shape`.
+// An array the kernels cannot read as it is (misaligned, strided, byte-swapped)
+// is copied first; the copy lives until the calling bound function returns.
 template <class Real>
 const Real* input(py::handle obj, const char* name, std::initializer_list<int64_t> shape) {
     const std::vector<int64_t> expected(shape);
@@ -53,8 +81,19 @@ const Real* input(py::handle obj, const char* name, std::initializer_list<int64_
     if (got != expected)
         throw py::value_error(std::string(name) + " must have shape " + shape_str(expected) + ", got " +
                               shape_str(got));
-    return static_cast<const Real*>(py::reinterpret_borrow<py::array>(obj).data());
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!kernel_ready(a)) a = kernel_copy(a, py::dtype::of<Real>());
+    return static_cast<const Real*>(a.data());
 }
+
+// Once per process, where this process is a child forked after a
+// multi-threaded call (its libgomp cannot start threads: every call runs on 1
+// thread, see dispatch.cpp): a RuntimeWarning that says so. Entry points call
+// it before releasing the GIL; a warnings filter that turns it into an error
+// raises here.
+void warn_if_fork_limited();
+// rnnkit.set_num_threads gave its own warning: the calls need not repeat it.
+void note_fork_warning_given();
 
 // lengths: int64 [N], each in 0..T.
 const int64_t* lengths_input(py::handle obj, int64_t T, int64_t N);

@@ -7,16 +7,20 @@
 
 #include <string>
 
+#include "binding.h"
 #include "rnnkit/rnnkit.h"
 
 namespace py = pybind11;
 
 namespace {
 
+// Any ndarray of Real (any layout, alignment, byte order: copied first where
+// the kernels could not read it as it is; see binding.h).
 template <class Real>
-py::array_t<Real> math(rnnkit::MathFn fn, const py::array_t<Real, py::array::c_style>& x) {
+py::array_t<Real> math(rnnkit::MathFn fn, py::array x) {
+    if (!rnnkit_py::kernel_ready(x)) x = rnnkit_py::kernel_copy(x, py::dtype::of<Real>());
     py::array_t<Real> y(std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-    const Real* in = x.data();
+    const Real* in = static_cast<const Real*>(x.data());
     Real* out = y.mutable_data();
     const int64_t n = x.size();
     {
@@ -42,6 +46,10 @@ void init_runtime(py::module_& m) {
     m.def("supported_isas", &rnnkit::supported_isas, "The ISAs this build and CPU can run, best first.");
     m.def("get_num_threads", &rnnkit::num_threads, "Threads per kernel call.");
     m.def("set_num_threads", &rnnkit::set_num_threads, py::arg("n"), "Threads per kernel call (n >= 1).");
+    m.def("threads_limited_by_fork", &rnnkit::threads_limited_by_fork,
+          "True in a child forked after a multi-threaded call: its calls run on 1 thread (libgomp).");
+    m.def("note_fork_warning_given", &rnnkit_py::note_fork_warning_given,
+          "rnnkit.set_num_threads warned about the forked child: calls need not warn again.");
     m.def("workspace_cache_bytes", &rnnkit::workspace_cached_bytes,
           "Bytes of large workspaces kept for reuse by later calls.");
     m.def("release_workspace_cache", &rnnkit::release_workspace_cache,
@@ -61,13 +69,19 @@ void init_runtime(py::module_& m) {
         "team's per-step barrier costs at least.");
     m.def(
         "vector_math",
-        [](const std::string& name, py::array x) -> py::array {
-            const auto fn = math_fn(name);
-            if (py::isinstance<py::array_t<float>>(x))
-                return math<float>(fn, py::array_t<float, py::array::c_style>::ensure(x));
-            if (py::isinstance<py::array_t<double>>(x))
-                return math<double>(fn, py::array_t<double, py::array::c_style>::ensure(x));
-            throw py::type_error("x must have dtype float32 or float64");
+        [](py::handle name, py::handle obj) -> py::array {
+            // Plain handles, checked here: a clear TypeError for anything else.
+            if (!py::isinstance<py::str>(name))
+                throw py::type_error("name must be a str, got " +
+                                     std::string(py::str(py::type::of(name).attr("__name__"))));
+            const auto fn = math_fn(name.cast<std::string>());
+            if (!py::isinstance<py::array>(obj))
+                throw py::type_error("x must be a numpy.ndarray, got " +
+                                     std::string(py::str(py::type::of(obj).attr("__name__"))));
+            auto x = py::reinterpret_borrow<py::array>(obj);
+            if (rnnkit_py::has_dtype_of<float>(x)) return math<float>(fn, x);
+            if (rnnkit_py::has_dtype_of<double>(x)) return math<double>(fn, x);
+            throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
         },
         py::arg("name"), py::arg("x"), "The kernels' own exp, tanh or sigmoid, elementwise (tests).");
     m.def("counters", [] {
