@@ -50,9 +50,16 @@ struct WeightGrad {
     // rows lie C or H values apart, a multiple of 4 KB for C, H = 1024, so
     // that read in place they fall into the same few L1 sets and the block
     // is evicted from L1 while the IC tiles that share it run.
+    //
+    // pad_lengths (dw_ih only, where the batch has padding): B row m = t*N + n
+    // at or past its sequence's length (t >= pad_lengths[n]) is packed as zeros.
+    // Its dgates row is 0 already, but the caller may have left NaN or inf in
+    // x there, and 0 * NaN is NaN. Masked once per packed B block (a branch
+    // per row of KC, next to MR*IC fmas per packed value), not in the tiles.
     template <class BRows>
     static void run(Range tiles, int64_t K, int64_t split, int64_t rows, int64_t cols, int64_t blocks,
-                    const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out, Real* bpack) {
+                    const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out, Real* bpack,
+                    const int64_t* pad_lengths = nullptr, int64_t pad_N = 1) {
         if (direct(cols)) acc = out;
         const int64_t ldacc = blocks * U, i_tiles = ceil_div(rows, MR);
         for (int64_t k0 = 0; k0 < K;) {
@@ -64,8 +71,18 @@ struct WeightGrad {
                 const int mr = static_cast<int>(min_i(MR, rows - i * MR));
                 if (cb != packed_cb) {
                     const Panel p = b_rows(k0, cb);
-                    for (int64_t k = 0; k < k1 - k0; ++k)
-                        for (int v = 0; v < NV; ++v) V::loadu(p.b + k * p.ldb + v * V::W).storeu(bpack + k * U + v * V::W);
+                    if (pad_lengths == nullptr) {
+                        for (int64_t k = 0; k < k1 - k0; ++k)
+                            for (int v = 0; v < NV; ++v)
+                                V::loadu(p.b + k * p.ldb + v * V::W).storeu(bpack + k * U + v * V::W);
+                    } else {
+                        for (int64_t k = 0; k < k1 - k0; ++k) {
+                            const int64_t m = k0 + k;
+                            const bool pad = pad_lengths[m % pad_N] <= m / pad_N;
+                            for (int v = 0; v < NV; ++v)
+                                (pad ? V::zero() : V::loadu(p.b + k * p.ldb + v * V::W)).storeu(bpack + k * U + v * V::W);
+                        }
+                    }
                     packed_cb = cb;
                 }
                 Real* acc_tile = acc + i * MR * ldacc + cb * U;
@@ -113,6 +130,12 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     const int64_t c_blocks = ceil_div(C, U);      // columns of dx and dw_ih
     const int64_t g_tiles = ceil_div(GH, MR);     // row tiles of dw_ih and dw_hh
     const bool x_tail = C % U != 0, h_tail = Cell::recurrent_gemm && H % U != 0;
+
+    // Rows of x at or past a sequence's length must not reach dw_ih (see
+    // WeightGrad::run); nothing to mask when every sequence is T long.
+    bool padded = false;
+    for (int64_t n = 0; n < N; ++n) padded = padded || io.lengths[n] < T;
+    const int64_t* pad_lengths = padded ? io.lengths : nullptr;
 
     const double flops_per_step = 4.0 * N * GH * (C + H);
     [[maybe_unused]] const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step, T);
@@ -180,7 +203,12 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             pack_column_panel(io.w_ih, C, GH, C, U, cb * U, w_ih_p + cb * GH * U);
         const Range m_share = share(TN, tid, nth);
         for (int64_t m = m_share.begin; m < m_share.end; ++m) {
-            if (x_tail) pack_column_panel(io.x + m * C, C, 1, C, U, (c_blocks - 1) * U, x_tail_p + m * U);
+            if (x_tail) {
+                if (padded && io.lengths[m % N] <= m / N)
+                    for (int64_t u = 0; u < U; ++u) x_tail_p[m * U + u] = Real(0);   // padding row: zeros
+                else
+                    pack_column_panel(io.x + m * C, C, 1, C, U, (c_blocks - 1) * U, x_tail_p + m * U);
+            }
             if (h_tail) pack_column_panel(h_prev_row(m), H, 1, H, U, (unit_blocks - 1) * U, h_tail_p + m * U);
         }
 
@@ -349,7 +377,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                                if (x_tail && cb == c_blocks - 1) return {x_tail_p + k0 * U, U};
                                return {io.x + k0 * C + cb * U, C};
                            },
-                           acc_ih, io.dw_ih, bpack_all + tid * WeightGrad<V>::KC * U);
+                           acc_ih, io.dw_ih, bpack_all + tid * WeightGrad<V>::KC * U, pad_lengths, N);
 
         // dw_hh = dgates_hh^T @ h_prev: [G*H, H]; IndRNN: sum over rows of dgates * h_prev: [H]
         if constexpr (Cell::recurrent_gemm) {

@@ -73,8 +73,9 @@ namespace {
 
 bool is_f64(py::handle x, const char* name) {
     if (!py::isinstance<py::array>(x)) throw py::type_error(std::string(name) + " must be a numpy.ndarray");
-    if (py::isinstance<py::array_t<double>>(x)) return true;
-    if (py::isinstance<py::array_t<float>>(x)) return false;
+    const auto a = py::reinterpret_borrow<py::array>(x);
+    if (has_dtype_of<double>(a)) return true;
+    if (has_dtype_of<float>(a)) return false;
     throw py::type_error(std::string(name) + " must have dtype float32 or float64, got " +
                          std::string(py::str(py::reinterpret_borrow<py::array>(x).dtype())));
 }

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sigmoid", "dsigmoid", "dtanh", "relu", "drelu", "steps", "shift_prev", "flat"]
+__all__ = ["sigmoid", "dsigmoid", "dtanh", "relu", "drelu", "steps", "shift_prev", "flat", "zero_padding"]
 
 
 def sigmoid(a):
@@ -56,3 +56,14 @@ def shift_prev(h, h0, reverse):
 def flat(a):
     """[T, N, K] as [T*N, K], for the whole-sequence GEMMs."""
     return a.reshape(-1, a.shape[-1])
+
+
+def zero_padding(x, lengths):
+    """x with the rows at or past each sequence's length set to 0 (a copy only
+    when there is padding). The weight gradients multiply x by dgates, which is
+    0 there, but 0 * NaN is NaN: whatever the caller left in the padding must
+    not reach them. T,N,K"""
+    T = x.shape[0]
+    if (lengths >= T).all():
+        return x
+    return np.where((np.arange(T)[:, None] < lengths)[:, :, None], x, 0)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .._cache import Cache
 from .._checks import check_backward, check_forward
-from ._common import dsigmoid, dtanh, flat, shift_prev, sigmoid, steps
+from ._common import dsigmoid, dtanh, flat, shift_prev, sigmoid, steps, zero_padding
 
 __all__ = ["gru_forward", "gru_backward"]
 
@@ -97,7 +97,7 @@ def gru_backward(dy, dh_n, cache):
         dh = np.where(active, dh * z + dgates_hh[t] @ w_hh, dh)  # N,H: inactive passes dh
 
     dx = dgates @ w_ih  # T,N,C
-    dw_ih = flat(dgates).T @ flat(x)  # 3H,C
+    dw_ih = flat(dgates).T @ flat(zero_padding(x, lengths))  # 3H,C
     dw_hh = flat(dgates_hh).T @ flat(h_prev)  # 3H,H
     db_ih = dgates.sum(axis=(0, 1))  # 3H
     db_hh = dgates_hh.sum(axis=(0, 1))  # 3H

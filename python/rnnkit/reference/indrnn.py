@@ -11,7 +11,7 @@ import numpy as np
 
 from .._cache import Cache
 from .._checks import check_backward, check_forward
-from ._common import _nonlinearity, flat, shift_prev, steps
+from ._common import _nonlinearity, flat, shift_prev, steps, zero_padding
 
 __all__ = ["indrnn_forward", "indrnn_backward"]
 
@@ -100,7 +100,7 @@ def indrnn_backward(dy, dh_n, cache):
         dh = np.where(active, dgates[t] * w_hh, dh)  # N,H: inactive passes dh through
 
     dx = dgates @ w_ih  # T,N,C
-    dw_ih = flat(dgates).T @ flat(x)  # H,C
+    dw_ih = flat(dgates).T @ flat(zero_padding(x, lengths))  # H,C
     dw_hh = (dgates * h_prev).sum(axis=(0, 1))  # H
     db_ih = dgates.sum(axis=(0, 1))  # H
     db_hh = db_ih.copy()  # H

@@ -11,7 +11,7 @@ import numpy as np
 
 from .._cache import Cache
 from .._checks import check_backward, check_forward
-from ._common import dsigmoid, dtanh, flat, shift_prev, sigmoid, steps
+from ._common import dsigmoid, dtanh, flat, shift_prev, sigmoid, steps, zero_padding
 
 __all__ = ["lstm_forward", "lstm_backward"]
 
@@ -98,7 +98,7 @@ def lstm_backward(dy, dh_n, dc_n, cache):
         dc = np.where(active, dc_total * f, dc)  # N,H
 
     dx = dgates @ w_ih  # T,N,C
-    dw_ih = flat(dgates).T @ flat(x)  # 4H,C
+    dw_ih = flat(dgates).T @ flat(zero_padding(x, lengths))  # 4H,C
     dw_hh = flat(dgates).T @ flat(h_prev)  # 4H,H
     db_ih = dgates.sum(axis=(0, 1))  # 4H
     db_hh = db_ih.copy()  # 4H
