@@ -1061,9 +1061,10 @@ def test_load_state_dict_refuses_values_that_overflow_the_dtype(cls):
         layer.load_state_dict(sd)
     for k, v in layer.parameters.items():  # nothing was written
         np.testing.assert_array_equal(v, before[k])
-    sd["weight_hh_l0"].flat[1] = np.inf  # non-finite values themselves are the caller's
-    layer.load_state_dict(sd)
-    assert np.isinf(layer.parameters["weight_hh_l0"].flat[1])
+    sd["weight_hh_l0"].flat[1] = np.inf  # non-finite weights are refused too (issue 14)
+    with pytest.raises(ValueError, match=r"state_dict\['weight_hh_l0'\].*non-finite"):
+        layer.load_state_dict(sd)
+    np.testing.assert_array_equal(layer.parameters["weight_hh_l0"], before["weight_hh_l0"])
 
 
 @pytest.mark.parametrize("value", [np.array(["tanh", "relu"]), ["tanh"], b"tanh"])

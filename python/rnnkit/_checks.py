@@ -21,6 +21,7 @@ __all__ = [
     "BackwardArgs",
     "check_forward",
     "check_backward",
+    "check_tape",
 ]
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3, "indrnn": 1}  # G per cell
@@ -135,8 +136,15 @@ def check_backward(cell, cache, dy, dh_n, dc_n) -> BackwardArgs:
             f"cache must be the Cache returned by {cell}_forward(..., training=True), "
             f"got {type(cache).__name__}"
         )
-    if cache.cell != cell:
-        raise ValueError(f"cache comes from {cache.cell}_forward, not {cell}_forward")
+    # A Cache is a plain object: a caller may have deleted or replaced any field.
+    source = getattr(cache, "cell", None)
+    if not isinstance(source, str):
+        raise ValueError(
+            f"cache has no valid 'cell' field (got {source!r}): "
+            f"it is not a complete cache of {cell}_forward"
+        )
+    if source != cell:
+        raise ValueError(f"cache comes from {source}_forward, not {cell}_forward")
     T, N, H, dtype = _check_cache(cell, cache)
     dy = _optional("dy", dy, dtype, "(T, N, H)", (T, N, H))
     dh_n = _optional("dh_n", dh_n, dtype, "(N, H)", (N, H))
@@ -145,6 +153,49 @@ def check_backward(cell, cache, dy, dh_n, dc_n) -> BackwardArgs:
     elif dc_n is not None:
         raise TypeError(f"{cell} has no cell state; dc_n must be None")
     return BackwardArgs(dy, dh_n, dc_n)
+
+
+def check_tape(tape, num_layers, num_directions, hidden_size, dtype):
+    """Check that a layer's tape still holds what its backward reads: (T, N),
+    batch_first, one Cache per (layer, direction) and 0 or num_layers - 1
+    dropout masks. A Tape is a plain object a caller can change; a missing
+    piece is a ValueError naming it (the caches themselves are checked by the
+    cell's backward), never a bare KeyError or IndexError."""
+    shape = getattr(tape, "shape", None)
+    if (
+        not isinstance(shape, tuple)
+        or len(shape) != 2
+        or not all(_is_int(v) and v >= 1 for v in shape)
+    ):
+        raise ValueError(f"tape.shape must be (T, N) with T, N >= 1, got {shape!r}")
+    T, N = shape
+    if not isinstance(getattr(tape, "batch_first", None), (bool, np.bool_)):
+        raise ValueError(f"tape.batch_first must be a bool, got {getattr(tape, 'batch_first', None)!r}")
+    caches = getattr(tape, "caches", None)
+    if not isinstance(caches, dict):
+        raise ValueError(f"tape.caches must be a dict, got {type(caches).__name__}")
+    for k in range(num_layers):
+        for d in range(num_directions):
+            if (k, d) not in caches:
+                raise ValueError(
+                    f"tape.caches has no cache for layer {k}, direction {d} (key {(k, d)}): "
+                    f"the tape is not a complete record of forward (it has {sorted(caches)!r})"
+                )
+            if not isinstance(caches[(k, d)], Cache):
+                raise TypeError(
+                    f"tape.caches[{(k, d)}] must be a Cache, got {type(caches[(k, d)]).__name__}"
+                )
+    masks = getattr(tape, "masks", None)
+    if not isinstance(masks, (list, tuple)) or len(masks) not in (0, num_layers - 1):
+        n = len(masks) if isinstance(masks, (list, tuple)) else type(masks).__name__
+        raise ValueError(
+            f"tape.masks must be a list of 0 or num_layers - 1 = {num_layers - 1} arrays, got {n}"
+        )
+    want = (T, N, num_directions * hidden_size)
+    for i, m in enumerate(masks):
+        if not isinstance(m, np.ndarray) or m.shape != want or m.dtype != dtype:
+            got = f"{m.dtype} {m.shape}" if isinstance(m, np.ndarray) else type(m).__name__
+            raise ValueError(f"tape.masks[{i}] must be a {np.dtype(dtype)} array {want}, got {got}")
 
 
 def _check_cache(cell, cache):

@@ -17,6 +17,8 @@ import weakref
 
 import numpy as np
 
+from ._checks import check_tape
+
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "GRU", "LSTM", "RNN", "IndRNN", "Tape"]
 
 # Backend name -> module that provides {cell}_forward / {cell}_backward with the
@@ -389,7 +391,8 @@ class _RNNBase:
         Raises
         ------
         ValueError
-            A missing or unexpected key, or a wrong shape; the message names the key.
+            A missing or unexpected key, a wrong shape, or a NaN or inf value;
+            the message names the key.
         TypeError
             A value that is not a real numeric array; the message names the key.
         """
@@ -432,6 +435,15 @@ class _RNNBase:
                 raise ValueError(
                     f"state_dict[{name!r}] has values too large for {p.dtype}, "
                     f"e.g. {value[i].item()!r} at {tuple(int(j) for j in i)}"
+                )
+            # NaN or inf weights would load into a model that outputs NaN (or
+            # one repeated token): refused, naming the first bad entry.
+            bad = ~np.isfinite(cast)
+            if bad.any():
+                i = np.unravel_index(np.flatnonzero(bad)[0], value.shape)
+                raise ValueError(
+                    f"state_dict[{name!r}] has non-finite values (NaN or inf), "
+                    f"e.g. {cast[i].item()!r} at {tuple(int(j) for j in i)}"
                 )
             new[name] = cast
         for name, value in new.items():
@@ -508,6 +520,8 @@ class _RNNBase:
             raise ValueError(
                 "tape was made by another layer's forward(); use that layer's backward()"
             )
+        # A Tape is plain and mutable: a missing cache or mask is a ValueError here.
+        check_tape(tape, self._num_layers, self.num_directions, self._hidden_size, self._dtype)
         T, N = tape.shape
         L, D, H, dt = self._num_layers, self.num_directions, self._hidden_size, self._dtype
         bf = tape.batch_first

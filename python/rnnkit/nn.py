@@ -71,6 +71,16 @@ def _nonneg_float(name: str, value, *, upper: float | None = None) -> float:
 # ---------------------------------------------------------------------------
 
 
+def _refuse_masked(name: str, a) -> None:
+    """A masked array with masked entries would lose its mask in NumPy's
+    arithmetic (the layers refuse them too, rnnkit._checks)."""
+    if np.ma.is_masked(a):
+        raise TypeError(
+            f"{name} is a masked array with masked entries; rnnkit does not read masks: "
+            f"fill them ({name}.filled(0)) and mask the loss instead"
+        )
+
+
 class _Tape:
     """What a module's forward keeps for its backward (private)."""
 
@@ -141,6 +151,8 @@ class Module:
                 cast = v.astype(p.dtype)
             if (np.isinf(cast) & ~np.isinf(v)).any():  # 1e300 into float32: not a cast but a change
                 raise ValueError(f"state_dict[{k!r}] has values too large for {p.dtype}")
+            if not np.isfinite(cast).all():  # a model that would only output NaN
+                raise ValueError(f"state_dict[{k!r}] has non-finite values (NaN or inf)")
             new[k] = cast
         for k, v in new.items():
             np.copyto(self._params[k], v)
@@ -189,6 +201,9 @@ class Linear(Module):
     def _check_x(self, x) -> np.ndarray:
         if not isinstance(x, np.ndarray):
             raise TypeError(f"x must be a numpy.ndarray, got {type(x).__name__}")
+        _refuse_masked("x", x)
+        if isinstance(x, np.ma.MaskedArray):  # nothing masked: its data, as a plain array
+            x = x.filled()
         if x.dtype != self.dtype:
             raise TypeError(f"x has dtype {x.dtype} but the Linear's dtype is {self.dtype}")
         if x.ndim < 1 or x.shape[-1] != self.in_features:
@@ -208,6 +223,7 @@ class Linear(Module):
     def forward(self, x: np.ndarray):
         """Training: returns ``(y, tape)``; the tape keeps a copy of ``x`` and of the weight."""
         y = self(x)
+        x = self._check_x(x)
         saved = (x.reshape(-1, self.in_features).copy(), self._params["weight"].copy())
         return y, _Tape(self, saved, x.shape)
 
@@ -221,6 +237,9 @@ class Linear(Module):
                 f"dy must be a {self.dtype} array of shape {out_shape}, got "
                 f"{getattr(dy, 'dtype', type(dy).__name__)} {getattr(dy, 'shape', '')}"
             )
+        _refuse_masked("dy", dy)
+        if isinstance(dy, np.ma.MaskedArray):
+            dy = dy.filled()
         dy2 = dy.reshape(-1, self.out_features)  # M,out
         self._grads["weight"] += dy2.T @ x2  # out,in
         if self.has_bias:
@@ -252,6 +271,7 @@ class Embedding(Module):
         )
 
     def _check_ids(self, ids) -> np.ndarray:
+        _refuse_masked("ids", ids)
         arr = np.asarray(ids)
         if arr.dtype == np.bool_ or (arr.dtype.kind not in "iu" and arr.size):
             raise TypeError(f"ids must hold integers, got dtype {arr.dtype}")
@@ -520,14 +540,35 @@ class Optimizer:
         }
 
     def load_state_dict(self, sd: Mapping) -> None:
+        """Restore :meth:`state_dict`'s output (strict: every buffer, finite,
+        the right shape). Everything is checked before anything is written."""
+        if not hasattr(sd, "keys") or not hasattr(sd, "__getitem__"):
+            raise TypeError(f"state_dict must be a mapping, got {type(sd).__name__}")
+        want = ["steps", "lr"] + [f"{b}.{k}" for b, d in self.state.items() for k in d]
+        missing = [k for k in want if k not in sd]
+        if missing:
+            raise ValueError(f"optimizer state_dict is missing keys {missing}")
+        new = {}
         for b, d in self.state.items():
             for k, v in d.items():
                 src = np.asarray(sd[f"{b}.{k}"])
+                if src.dtype.kind not in "iuf":
+                    raise TypeError(f"state {b}.{k} must be a real numeric array, got {src.dtype}")
                 if src.shape != v.shape:
                     raise ValueError(f"state {b}.{k} must have shape {v.shape}, got {src.shape}")
-                np.copyto(v, src, casting="unsafe")
-        self.steps = int(sd["steps"])
-        self.lr = float(sd["lr"])
+                if not np.isfinite(src).all():
+                    raise ValueError(f"state {b}.{k} has non-finite values (NaN or inf)")
+                new[(b, k)] = src
+        try:
+            steps, lr = int(sd["steps"]), float(sd["lr"])
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"optimizer state_dict: steps and lr must be numbers ({err})") from None
+        if steps < 0 or not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"optimizer state_dict: steps must be >= 0 and lr finite >= 0, got {steps}, {lr}")
+        for (b, k), src in new.items():
+            np.copyto(self.state[b][k], src, casting="unsafe")
+        self.steps = steps
+        self.lr = lr
 
 
 class SGD(Optimizer):

@@ -681,6 +681,11 @@ class CharModel:
                 raise CheckpointError(
                     f"{what}: weight {k!r} has dtype {v.dtype}, the config says {p.dtype}"
                 )
+            if not np.isfinite(v).all():  # a model that samples one character forever
+                i = tuple(int(j) for j in np.unravel_index(np.flatnonzero(~np.isfinite(v))[0], v.shape))
+                raise CheckpointError(
+                    f"{what}: weight {k!r} has non-finite values (NaN or inf), e.g. {v[i]!r} at {i}"
+                )
         for k, p in model._params.items():
             np.copyto(p, params[k])
         steps = header.get("steps_trained", 0)
