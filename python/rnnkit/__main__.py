@@ -129,6 +129,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", action="store_true", help="plain log lines instead of a progress bar"
     )
     t.add_argument("--out", default="model.npz", help="checkpoint to write (model.npz)")
+    t.add_argument(
+        "--resume",
+        metavar="MODEL.npz",
+        default=None,
+        help="continue the run saved in this checkpoint, on the same FILE, exactly where it "
+        "stopped (optimizer, RNG and data position included): --steps and --minutes are then "
+        "the whole run's budget, and the checkpoint's model settings are used",
+    )
+    t.add_argument(
+        "--checkpoint-every",
+        type=_nonneg_int,
+        default=0,
+        metavar="STEPS",
+        help="also save --out every this many steps (0, the default: at each evaluation); "
+        "a run killed in between resumes from the last one",
+    )
 
     s = sub.add_parser(
         "sample",
@@ -263,8 +279,42 @@ def _train_text(args) -> int:
             f"{source} has {len(train_text):,} training characters, but --batch {args.batch} lanes "
             f"of --seq-len {args.seq_len} need at least {need:,}; lower --batch or --seq-len"
         )
+    resumed_from = None
+    if args.resume is not None:
+        from .text import CheckpointError, _data_digest
+
+        try:
+            model = CharModel.load(args.resume, backend=args.backend)
+        except (OSError, CheckpointError) as err:
+            raise _UserError(f"--resume: {err}") from None
+        if not model.resumable:
+            raise _UserError(
+                f"--resume: {args.resume!r} holds no training state to continue (it was saved "
+                "before any training, or by rnnkit < 0.2): train a new model instead"
+            )
+        tr, vt = (
+            split_validation(text, model.validation_fraction)
+            if model.validation_fraction > 0
+            else (text, "")
+        )
+        try:
+            ids = model.encode(tr)
+        except ValueError as err:
+            raise _UserError(f"--resume: {source} is not the text of that run ({err})") from None
+        if _data_digest(ids, model.seq_len, model.batch_size) != model._resume["data"]:
+            raise _UserError(
+                f"--resume: {source} is not the text that run trained on (its training part "
+                "differs); resume with the same FILE and --validation-fraction"
+            )
+        resumed_from = model.steps_trained
+        train_text, val_text = tr, vt
+        args.cell, args.layers, args.hidden = model.cell, model.num_layers, model.hidden_size
+        args.embedding, args.seq_len, args.batch = model.embedding_dim, model.seq_len, model.batch_size
+        args.lr, args.clip = model.lr, model.clip or 0.0
+    else:
+        model = None
     try:
-        model = CharModel(
+        model = model or CharModel(
             args.cell,
             args.hidden,
             args.layers,
@@ -301,11 +351,47 @@ def _train_text(args) -> int:
         flush=True,
     )
 
-    progress = _Progress(args.steps, args.minutes, args.no_progress, out)
+    steps, minutes = args.steps, args.minutes
+    if resumed_from is not None:
+        # The budget is the whole run's: what is left of it.
+        print(
+            f"resuming {args.resume!r} at step {resumed_from} "
+            f"({_hms(model.train_seconds)} trained)",
+            file=out,
+        )
+        if steps is not None:
+            steps = steps - resumed_from
+        elif minutes is not None:
+            minutes = minutes - model.train_seconds / 60
+        else:
+            raise _UserError("--resume needs --steps or --minutes: the budget of the whole run")
+        if (steps is not None and steps <= 0) or (minutes is not None and minutes <= 0):
+            print("the run's budget is already spent: nothing to train", file=out)
+            model.save(args.out)
+            print(f"saved {args.out}", file=out)
+            return 0
+
+    progress = _Progress(steps, minutes, args.no_progress, out)
     rng = np.random.default_rng(args.seed)
+    stop_requested = []
+
+    def save_checkpoint(m):
+        try:
+            m.save(args.out)
+        except OSError as err:
+            raise _UserError(f"cannot write {args.out!r}: {err.strerror or err}") from None
 
     def callback(m, info):
         progress.update(info)
+        # Checkpoints at step boundaries only, where the weights, the optimizer
+        # and the data position agree: a resumed run continues exactly.
+        every = args.checkpoint_every
+        if not info["final"] and (
+            (every and info["step"] % every == 0) or (not every and info["val_loss"] is not None)
+        ):
+            save_checkpoint(m)
+        if stop_requested:
+            return True
         if info["val_loss"] is not None and args.sample_length and not info["final"]:
             sample = m.sample(None, args.sample_length, temperature=args.temperature, seed=rng)
             progress.write(
@@ -314,21 +400,44 @@ def _train_text(args) -> int:
 
     interrupted = False
     started = time.perf_counter()
+    import signal
+
+    def on_signal(signum, frame):
+        # The first Ctrl-C (or SIGTERM) stops at the end of the current step,
+        # so that the checkpoint saved below resumes exactly; a second one
+        # interrupts at once.
+        if stop_requested:
+            raise KeyboardInterrupt
+        stop_requested.append(signum)
+
+    handlers = {}
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            handlers[sig] = signal.signal(sig, on_signal)
+        except (ValueError, OSError):  # not the main thread: no handler
+            pass
     try:
-        model.fit(text, steps=args.steps, minutes=args.minutes, callback=callback)
+        if resumed_from is not None:
+            model.fit(train_text, steps=steps, minutes=minutes, validation_text=val_text or None,
+                      callback=callback)
+        else:
+            model.fit(text, steps=steps, minutes=minutes, callback=callback)
+        interrupted = bool(stop_requested)
     except KeyboardInterrupt:
         interrupted = True
     except (FloatingPointError, ValueError) as err:  # e.g. sizes past memory, from the layers
         raise _UserError(str(err)) from None
     finally:
         progress.close()
+        for sig, h in handlers.items():
+            signal.signal(sig, h)
     elapsed = time.perf_counter() - started
     if not model.built:
         raise _UserError("interrupted before the first step; nothing saved")
     last = model.history[-1] if model.history else None
     if interrupted:
         print("interrupted: saving the model as it is", file=out)
-    steps_done = model.steps_trained
+    steps_done = model.steps_trained - (resumed_from or 0)
     chars = steps_done * args.seq_len * args.batch
     print(
         f"trained {steps_done} steps ({chars:,} characters) in {_hms(elapsed)}, "

@@ -220,7 +220,7 @@ def _check_cache(cell, cache):
         a = field(name)
         if not isinstance(a, np.ndarray):
             raise TypeError(f"cache.{name} must be a numpy.ndarray, got {type(a).__name__}")
-        return a
+        return _ndarray(f"cache.{name}", a)  # refuses masked entries, as for inputs
 
     x = array("x")
     if x.dtype not in _FLOATS or x.ndim != 3 or min(x.shape) < 1:

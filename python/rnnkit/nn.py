@@ -362,6 +362,8 @@ def softmax_cross_entropy(logits: np.ndarray, targets, mask=None, *, reduction: 
         The gradient of ``loss``: ``(softmax - onehot) * weight / total``.
     """
     reduction = _check_reduction(reduction)
+    for name, a in (("logits", logits), ("targets", targets), ("mask", mask)):
+        _refuse_masked(name, a)
     if not isinstance(logits, np.ndarray) or logits.dtype not in _FLOATS:
         raise TypeError(
             f"logits must be a float32 or float64 ndarray, got "
@@ -435,6 +437,8 @@ def mse_loss(pred: np.ndarray, target, mask=None, *, reduction: str = "mean"):
     dpred : ndarray, ``pred``'s shape and dtype
     """
     reduction = _check_reduction(reduction)
+    for name, a in (("pred", pred), ("target", target), ("mask", mask)):
+        _refuse_masked(name, a)
     if not isinstance(pred, np.ndarray) or pred.dtype not in _FLOATS:
         raise TypeError(
             f"pred must be a float32 or float64 ndarray, got "
@@ -516,6 +520,7 @@ class Optimizer:
             )
         for k, p in self.params.items():
             g = grads[k]
+            _refuse_masked(f"grads[{k!r}]", g)
             if not isinstance(g, np.ndarray) or g.shape != p.shape or g.dtype != p.dtype:
                 raise ValueError(
                     f"grads[{k!r}] must be a {p.dtype} array of shape {p.shape}, got "
@@ -679,6 +684,7 @@ def _grad_arrays(grads) -> list[np.ndarray]:
     else:
         arrays = list(grads)
     for a in arrays:
+        _refuse_masked("a gradient", a)
         if not isinstance(a, np.ndarray) or a.dtype not in _FLOATS:
             raise TypeError(
                 f"gradients must be float32 or float64 ndarrays, got "

@@ -29,8 +29,10 @@ __all__ = ["CharModel", "CheckpointError"]
 
 _CELLS = {"lstm": LSTM, "gru": GRU, "rnn": RNN}
 _FORMAT = "rnnkit.CharModel"
-_FORMAT_VERSION = 1
+_FORMAT_VERSION = 2  # 2 adds the training state (optimizer, RNG, data position)
 _PARAM_PREFIX = "param."
+_OPTIM_PREFIX = "optim."  # Adam's moments, by parameter
+_STATE_PREFIX = "train.state."  # the recurrent state carried into the next window
 
 
 class CheckpointError(ValueError):
@@ -154,6 +156,13 @@ class CharModel:
         self.steps_trained = 0
         self.optimizer: nn.Adam | None = None
         self._batcher_seed = None
+        # Where training stands (set by fit after every step, read by save):
+        # the batcher, the state carried into the next window, the training
+        # data's digest and the seconds trained. _resume: the same, restored by
+        # load, for the next fit on the same text to continue from.
+        self._live = None
+        self._resume = None
+        self.train_seconds = 0.0
         if vocab is not None:
             self._build(vocab)
 
@@ -307,9 +316,26 @@ class CharModel:
         train_ids = self.encode(train_text)
         val_ids = self.encode(val_text, "validation_text") if len(val_text) >= 2 else None
 
+        digest = _data_digest(train_ids, self.seq_len, self.batch_size)
+        resume, self._resume = self._resume, None
         batcher = TokenBatcher(
             train_ids, self.seq_len, self.batch_size, seed=self._batcher_seed.spawn(1)[0]
         )
+        state = None
+        if resume is not None and resume["data"] != digest:
+            import warnings
+
+            warnings.warn(
+                "this model was loaded from a checkpoint of a run on other training data "
+                "(text or validation split differ): its data position does not apply, so "
+                "training starts a fresh pass over this text (call reset_data_position() "
+                "first to say so and silence this)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        elif resume is not None:
+            _restore_batcher(batcher, resume["batcher"])
+            state = resume["state"]
         if steps is None and minutes is None:
             steps = batcher.windows_per_pass
         if eval_every is None:
@@ -321,7 +347,8 @@ class CharModel:
 
         start = time.perf_counter()
         next_eval_time = start + eval_seconds if eval_seconds is not None else math.inf
-        train_time, chars, state = 0.0, 0, None
+        train_time, chars = 0.0, 0
+        self._live = {"batcher": batcher, "state": state, "data": digest}
         ema, since_eval, since_eval_n = 0.0, 0.0, 0
         step = 0
         stop = False
@@ -336,6 +363,8 @@ class CharModel:
             chars += batch.x.size
             now = time.perf_counter()
             train_time += now - t0
+            self.train_seconds += now - t0
+            self._live["state"] = state  # a checkpoint from here resumes at the next window
             ema = 0.9 * ema + 0.1 * loss  # bias-corrected below, as Adam's moments
             smooth = ema / (1.0 - 0.9**step)
             since_eval += loss
@@ -536,7 +565,13 @@ class CharModel:
     def save(self, path) -> None:
         """Write one ``.npz``: a JSON header (format, version, config) as uint8,
         the vocabulary as uint32 code points and every parameter as
-        ``param.<name>``. No pickles. The file is written whole, then renamed."""
+        ``param.<name>``; once trained, also the training state that lets a
+        later :meth:`fit` on the same text continue exactly (bitwise) where this
+        one stands: Adam's moments (``optim.*``) and step, the dropout
+        generator's state, the data position and the recurrent state carried
+        into the next window (``train.state.*``). No pickles. The file is
+        written whole to a temporary name, then renamed over ``path``, so a
+        crash mid-save leaves the previous checkpoint intact."""
         self._require_built()
         from ._version import __version__
 
@@ -547,6 +582,30 @@ class CharModel:
             "config": self.get_config(),
             "steps_trained": self.steps_trained,
         }
+        train_arrays = {}
+        if self.optimizer is not None:
+            # What an exact resume needs besides the weights: Adam's moments and
+            # step, the dropout generator, and where the data stands.
+            osd = self.optimizer.state_dict()
+            train = {
+                "optimizer_steps": int(osd["steps"]),
+                "lr": float(osd["lr"]),
+                "dropout_rng": self.rnn.generator.bit_generator.state,
+                "seconds": float(self.train_seconds),
+            }
+            for k, v in osd.items():
+                if k not in ("steps", "lr"):
+                    train_arrays[_OPTIM_PREFIX + k] = v
+            live = self._live if self._live is not None else self._resume
+            if live is not None:
+                train["data"] = live["data"]
+                train["batcher"] = _batcher_state(live["batcher"]) if "batcher" in live and not isinstance(live["batcher"], dict) else live.get("batcher")
+                st = live["state"]
+                parts = () if st is None else (st if isinstance(st, tuple) else (st,))
+                train["state_parts"] = len(parts) if st is not None else None
+                for i, a in enumerate(parts):
+                    train_arrays[f"{_STATE_PREFIX}{i}"] = a
+            header["train"] = train
         arrays = {
             "header": np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
             "vocab": np.frombuffer(
@@ -555,6 +614,7 @@ class CharModel:
         }
         for k, v in self._params.items():
             arrays[_PARAM_PREFIX + k] = v
+        arrays.update(train_arrays)
         path = os.fspath(path)
         tmp = f"{path}.tmp{os.getpid()}"
         try:
@@ -661,7 +721,10 @@ class CharModel:
         except (TypeError, ValueError) as err:
             raise CheckpointError(f"{what}: its config or vocabulary is invalid ({err})") from None
         others = sorted(
-            k for k in data if not k.startswith(_PARAM_PREFIX) and k not in ("header", "vocab")
+            k
+            for k in data
+            if not k.startswith((_PARAM_PREFIX, _OPTIM_PREFIX, _STATE_PREFIX))
+            and k not in ("header", "vocab")
         )
         missing = sorted(set(model._params) - set(params))
         unexpected = sorted(set(params) - set(model._params))
@@ -692,7 +755,78 @@ class CharModel:
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
             raise CheckpointError(f"{what}: 'steps_trained' must be an integer >= 0, got {steps!r}")
         model.steps_trained = steps
+        train = header.get("train")
+        if train is not None:
+            model._load_training_state(what, train, data)
         return model
+
+    def _load_training_state(self, what: str, train, data: dict) -> None:
+        """Restore what save() wrote under header["train"] (CheckpointError if
+        anything is missing, malformed or not finite)."""
+        if not isinstance(train, dict):
+            raise CheckpointError(f"{what}: 'train' must be a JSON object, got {type(train).__name__}")
+        try:
+            opt = nn.Adam(self._params, lr=self.lr)
+            osd = {"steps": train["optimizer_steps"], "lr": train["lr"]}
+            for k in opt.state_dict():
+                if k not in ("steps", "lr"):
+                    osd[k] = data[_OPTIM_PREFIX + k]
+            if isinstance(osd["steps"], bool) or not isinstance(osd["steps"], int):
+                raise TypeError(f"optimizer_steps must be an int, got {osd['steps']!r}")
+            for k, v in osd.items():
+                if k not in ("steps", "lr") and v.dtype != self.dtype:
+                    raise TypeError(f"{_OPTIM_PREFIX}{k} has dtype {v.dtype}, the model {self.dtype}")
+            opt.load_state_dict(osd)
+            gen = np.random.default_rng()
+            gen.bit_generator.state = train["dropout_rng"]
+            seconds = float(train.get("seconds", 0.0))
+            if not math.isfinite(seconds) or seconds < 0:
+                raise ValueError(f"seconds must be finite and >= 0, got {seconds}")
+            resume = None
+            if "data" in train:
+                if not isinstance(train["data"], str):
+                    raise TypeError("data must be a digest string")
+                n = train.get("state_parts")
+                if n is None:
+                    state = None
+                else:
+                    parts = [data[f"{_STATE_PREFIX}{i}"] for i in range(int(n))]
+                    want = (self.num_layers, self.batch_size, self.hidden_size)
+                    for i, a in enumerate(parts):
+                        if a.shape != want or a.dtype != self.dtype or not np.isfinite(a).all():
+                            raise ValueError(
+                                f"{_STATE_PREFIX}{i} must be a finite {self.dtype} array {want}, "
+                                f"got {a.dtype} {a.shape}"
+                            )
+                    if len(parts) != (2 if self.cell == "lstm" else 1):
+                        raise ValueError(f"state_parts is {n} for a {self.cell}")
+                    state = tuple(parts) if self.cell == "lstm" else parts[0]
+                batcher = train["batcher"]
+                _check_batcher_state(batcher)
+                resume = {"data": train["data"], "batcher": batcher, "state": state}
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as err:
+            raise CheckpointError(
+                f"{what}: its training state is incomplete or invalid ({type(err).__name__}: {err})"
+            ) from None
+        self.optimizer = opt
+        self.rnn.generator.bit_generator.state = gen.bit_generator.state
+        self.train_seconds = seconds
+        self._resume = resume
+
+    def reset_data_position(self) -> None:
+        """Forget the data position a checkpoint restored, so that the next
+        :meth:`fit` starts a fresh pass (say, on another text). The optimizer
+        state and the dropout generator are kept."""
+        self._resume = None
+        self._live = None
+
+    @property
+    def resumable(self) -> bool:
+        """True when :meth:`fit` on the same text would continue a run exactly:
+        the model was loaded from a checkpoint that carries a data position."""
+        return self._resume is not None
 
     @staticmethod
     def _check_sizes(what: str, config: dict, params: dict, V: int) -> None:
@@ -740,6 +874,54 @@ class CharModel:
             f"CharModel(cell={self.cell!r}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
             f"embedding_dim={self.embedding_dim}, {v})"
         )
+
+
+def _data_digest(train_ids: np.ndarray, seq_len: int, batch_size: int) -> str:
+    """What identifies a run's training data: the ids and the window geometry."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(train_ids, dtype=np.int32).tobytes())
+    h.update(f"|{seq_len}|{batch_size}".encode())
+    return h.hexdigest()
+
+
+def _batcher_state(b: TokenBatcher) -> dict:
+    """A TokenBatcher's position, JSON-able: where each lane stands, the pass
+    and the generator that draws the next pass's offset."""
+    return {
+        "starts": [int(v) for v in b._starts],
+        "left": int(b._left),
+        "reset": bool(b._reset),
+        "epoch": int(b.epoch),
+        "rng": b._rng.bit_generator.state,
+    }
+
+
+def _check_batcher_state(st) -> None:
+    if not isinstance(st, dict) or set(st) != {"starts", "left", "reset", "epoch", "rng"}:
+        raise ValueError(f"the data position must have starts, left, reset, epoch and rng, got {st!r:.200}")
+    if not isinstance(st["starts"], list) or not all(type(v) is int for v in st["starts"]):
+        raise ValueError("the data position's starts must be a list of ints")
+    for k in ("left", "epoch"):
+        if type(st[k]) is not int:
+            raise ValueError(f"the data position's {k} must be an int, got {st[k]!r}")
+    if not isinstance(st["reset"], bool):
+        raise ValueError("the data position's reset must be a bool")
+    np.random.default_rng().bit_generator.state = st["rng"]  # raises if malformed
+
+
+def _restore_batcher(b: TokenBatcher, st: dict) -> None:
+    starts = np.array(st["starts"], dtype=np.int64)
+    if starts.shape != b._starts.shape or not (0 <= st["left"] <= b.lane_len):
+        raise ValueError("the checkpoint's data position does not fit this text")
+    lo = np.arange(b.batch_size, dtype=np.int64) * b.lane_len
+    if ((starts < lo) | (starts + st["left"] > lo + b.lane_len)).any():
+        raise ValueError("the checkpoint's data position does not fit this text")
+    b._starts = starts
+    b._left = int(st["left"])
+    b._reset = bool(st["reset"])
+    b.epoch = int(st["epoch"])
+    b._rng.bit_generator.state = st["rng"]
 
 
 def _cross_entropy_sum(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
