@@ -9,16 +9,21 @@ the two never drift apart.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
 from rnnkit.bench import GATES, REFERENCE_MAX_NH, T_DEFAULT, functional_args
 from rnnkit.bench import GRID as _GRID
+from rnnkit.bench import QUICK_GRID as _QUICK_GRID
 from rnnkit.bench import forward_flops as _forward_flops
 from rnnkit.bench import make_inputs as _make_inputs
 
 T = T_DEFAULT
-GRID = [(s.T, s.N, s.H) for s in _GRID]  # (T, N, H) with C = H
+# RNNKIT_BENCH_GRID=quick: the 5 shapes of `rnnkit bench --quick` (CI's smoke pass).
+_SHAPES = _QUICK_GRID if os.environ.get("RNNKIT_BENCH_GRID") == "quick" else _GRID
+GRID = [(s.T, s.N, s.H) for s in _SHAPES]  # (T, N, H) with C = H
 __all__ = [
     "T",
     "GRID",

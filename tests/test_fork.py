@@ -19,8 +19,13 @@ import sys
 
 import pytest
 
+import rnnkit
+
 HERE = os.path.abspath(__file__)
 ROOT = os.path.dirname(os.path.dirname(HERE))
+# Children import the rnnkit this process imported (the source tree in a dev
+# setup, site-packages after pip install).
+PKG = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
 # A shape that really starts a 2-thread team (>= ~100k flops per step).
 SHAPE = (20, 64, 128, 128)
 TIMEOUT_S = 120
@@ -107,7 +112,7 @@ FORKED = {"fork", "os.fork", "executor"}
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
 @pytest.mark.parametrize("method", METHODS)
 def test_child_after_multithreaded_parent_never_hangs(method):
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.path.join(ROOT, "python"), ROOT]))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([PKG, ROOT]))
     env.pop("OMP_NUM_THREADS", None)
     try:
         out = subprocess.run(
@@ -166,7 +171,7 @@ if pid == 0:
 _, st = os.waitpid(pid, 0)
 print(os.waitstatus_to_exitcode(st))
 """
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = dict(os.environ, PYTHONPATH=PKG)
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S, env=env
     )
@@ -192,7 +197,7 @@ if pid == 0:
 _, st = os.waitpid(pid, 0)
 print(os.waitstatus_to_exitcode(st))
 """
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = dict(os.environ, PYTHONPATH=PKG)
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT_S, env=env
     )
@@ -201,7 +206,6 @@ print(os.waitstatus_to_exitcode(st))
 
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[1] == "--child":
-        sys.path.insert(0, os.path.join(ROOT, "python"))
         _child(sys.argv[2])
     else:
         sys.exit("usage: test_fork.py --child METHOD")

@@ -16,9 +16,11 @@ import time
 import numpy as np
 import pytest
 
+import rnnkit
 from rnnkit.text import CharModel
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# Children import the rnnkit this process imported.
+PKG = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
 TEXT = "".join(f"def f{i}(x):\n    return x * {i} + {i % 7}\n" for i in range(120))
 SMALL = [
     "--hidden", "8", "--layers", "2", "--embedding", "4", "--seq-len", "8", "--batch", "3",
@@ -27,7 +29,7 @@ SMALL = [
 
 
 def cli(*args, timeout=120, **kw):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = dict(os.environ, PYTHONPATH=PKG)
     return subprocess.run(
         [sys.executable, "-m", "rnnkit", "train-text", *args],
         capture_output=True, text=True, timeout=timeout, env=env, **kw,
@@ -82,7 +84,7 @@ def test_stopped_and_resumed_run_equals_uninterrupted(tmp_path, corpus, backend)
 def test_resume_after_sigint(tmp_path, corpus):
     """Ctrl-C stops at the end of a step and saves a checkpoint that resumes exactly."""
     b = str(tmp_path / "b.npz")
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    env = dict(os.environ, PYTHONPATH=PKG)
     p = subprocess.Popen(
         [sys.executable, "-m", "rnnkit", "train-text", corpus, "--steps", "100000",
          "--checkpoint-every", "5", "--out", b, *SMALL],

@@ -100,8 +100,12 @@ def campaign(calls, *, workers=2, start=0, timeout=60.0, env=None, progress=None
     point and outcome, and the seeds of every finding by class."""
     from tests.fuzz.cases import entry_point_of
 
+    import rnnkit
+
     env = dict(os.environ if env is None else env)
-    env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "python"), ROOT, env.get("PYTHONPATH", "")])
+    # Workers import the rnnkit this process imported (source tree or site-packages).
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([pkg, ROOT, env.get("PYTHONPATH", "")])
     counts = collections.Counter()
     findings = collections.defaultdict(list)
     seeds = iter(range(start, start + calls))

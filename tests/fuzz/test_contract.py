@@ -189,8 +189,8 @@ def test_core_functions_never_crash_on_odd_arguments():
     """Every _core function, with objects that are not what it expects: only
     TypeError/ValueError/RuntimeError, never a crash (run in a child process,
     so a crash fails this test instead of killing pytest)."""
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ, PYTHONPATH=os.path.join(root, "python"))
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(rnnkit.__file__)))
+    env = dict(os.environ, PYTHONPATH=pkg)
     out = subprocess.run(
         [sys.executable, "-c", _CORE_PROBE], capture_output=True, text=True, timeout=120, env=env
     )
