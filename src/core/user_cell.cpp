@@ -305,6 +305,10 @@ void math_grad(const std::string& name, py::handle y, py::handle dy, py::handle 
 }  // namespace
 
 void init_user_cell(py::module_& m) {
+    // Choose the ISA before registering a class: a failed import (an RNNKIT_ISA
+    // this CPU lacks) must fail the same way when Python retries it, and a
+    // class registered by the first attempt would make the retry fail on that.
+    rnnkit::isa();
     py::class_<UserWeight>(m, "UserWeight",
                            "A weight w [R, K] copied and packed once for out = a @ w.T and out = a @ w "
                            "(rnnkit.Recurrent keeps one per weight for a whole sequence).")

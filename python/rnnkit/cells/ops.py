@@ -13,7 +13,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import _core
+_core = None  # imported on first use: `import rnnkit` never loads the native core
+
+
+def _load_core():
+    global _core
+    if _core is None:
+        from rnnkit import _core as core
+
+        _core = core
+    return _core
 
 __all__ = ["dsigmoid", "dtanh", "sigmoid", "tanh"]
 
@@ -21,6 +30,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 def _native(*arrays) -> bool:
+    _load_core()
     for a in arrays:
         if not isinstance(a, np.ndarray) or a.dtype not in _FLOATS or a.ndim not in (1, 2) or a.size == 0:
             return False
