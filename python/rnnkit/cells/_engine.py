@@ -92,35 +92,49 @@ def forward_direction(spec, x, state0, w_ih, w_hh, b_ih, b_hh, params, lengths, 
     params_ro = {k: _readonly(v) for k, v in params.items()}
     hs = np.empty((T + 1, N, H), dt)  # T+1,N,H: h before step s at hs[s]
     hs[0] = 0 if state0[0] is None else state0[0]
-    cur = [hs[0]] + [np.zeros((N, H), dt) if a is None else a for a in state0[1:]]
+    hs_ro = _readonly(hs)  # what the cell sees: it must not write the states
+    cur = [hs_ro[0]] + [np.zeros((N, H), dt) if a is None else a for a in state0[1:]]
     us = [None] + [np.empty((T, N, H), dt) for _ in groups[1:]]
     saved_all = [] if training else None
+    one_group = W_hh is not None and len(groups) == 1
+    W0, b0 = (W_hh[0], b_hh_g[0]) if W_hh is not None else (None, None)
+    shape = (N, H)
+    forward = cell.forward
 
     for s in range(T):
         gx, gh = GX[s], GHs[s]
-        h = _readonly(cur[0])
-        state = (h, *cur[1:])
-        if W_hh is not None:
-            W_hh[0].matmul_t(cur[0], gh[:, : groups[0] * H], b_hh_g[0])
+        state = tuple(cur)
+        if one_group:
+            W0.matmul_t(hs[s], gh, b0)
+        elif W_hh is not None:
+            W0.matmul_t(hs[s], gh[:, : groups[0] * H], b0)
             for j in range(1, len(groups)):
                 lo, hi = offs[j] * H, (offs[j] + groups[j]) * H
                 u = cell.recurrent_input(j, gx, gh[:, :lo], state, params_ro)
-                spec.array("recurrent_input", "u", u, (N, H), dt)
+                spec.array("recurrent_input", "u", u, shape, dt)
                 us[j][s] = u
                 W_hh[j].matmul_t(us[j][s], gh[:, lo:hi], b_hh_g[j])
         else:
             gh3 = gh.reshape(N, G, H)
-            np.multiply(w_diag[None], cur[0][:, None, :], out=gh3)
+            np.multiply(w_diag[None], hs[s][:, None, :], out=gh3)
             if b_diag is not None:
                 gh3 += b_diag
-        out = cell.forward(gx, gh, state, params_ro)
-        new_state, saved = spec.pair("forward", out, "new_state", "saved")
-        new_state = spec.state_tuple("forward", "new_state", new_state, N, H, dt, False)
+        out = forward(gx, gh, state, params_ro)
+        # The protocol checks, cheap when all is well (the full check names what is wrong).
+        if type(out) is tuple and len(out) == 2 and type(out[0]) is tuple and len(out[0]) == S:
+            new_state, saved = out
+            for a in new_state:
+                if type(a) is not np.ndarray or a.shape != shape or a.dtype != dt:
+                    new_state = spec.state_tuple("forward", "new_state", new_state, N, H, dt, False)
+                    break
+        else:
+            new_state, saved = spec.pair("forward", out, "new_state", "saved")
+            new_state = spec.state_tuple("forward", "new_state", new_state, N, H, dt, False)
         if active is not None and not active[s].all():
             m = active[s][:, None]  # past a sequence's end the state stays as it was
             new_state = tuple(np.where(m, a, b) for a, b in zip(new_state, cur))
         hs[s + 1] = new_state[0]
-        cur = [hs[s + 1], *new_state[1:]]
+        cur = [hs_ro[s + 1], *new_state[1:]]
         if training:
             saved_all.append(saved)
 
@@ -164,6 +178,8 @@ def backward_direction(spec, cache, dy, dfinal):
     carry = [np.zeros((N, H), dt) if a is None else np.array(a, dtype=dt) for a in dfinal]
     dparams = {k: np.zeros_like(v) for k, v in params.items()}
 
+    shape = (N, H)
+    backward = cell.backward
     for s in reversed(range(T)):
         ds = [carry[0] + dys[s] if dys is not None else carry[0], *carry[1:]]
         keep = None
@@ -171,23 +187,32 @@ def backward_direction(spec, cache, dy, dfinal):
             m = active[s][:, None]
             keep = [np.where(m, 0, d).astype(dt, copy=False) for d in ds]  # passes through untouched
             ds = [np.where(m, d, 0).astype(dt, copy=False) for d in ds]
-        out = cell.backward(tuple(ds), cache.saved[s], params)
-        if not isinstance(out, tuple) or len(out) != 4:
+        out = backward(tuple(ds), cache.saved[s], params)
+        if type(out) is not tuple or len(out) != 4:
             got = f"a tuple of length {len(out)}" if isinstance(out, tuple) else type(out).__name__
             raise spec_error(spec, "backward", f"must return (dgx, dgh, dstate_prev, dparams), got {got}")
         dgx, dgh, dprev, dp = out
-        spec.array("backward", "dgx", dgx, (N, GH), dt)
-        spec.array("backward", "dgh", dgh, (N, GH), dt)
-        dprev = list(spec.state_tuple("backward", "dstate_prev", dprev, N, H, dt, True))
-        dp = spec.dparams("backward", dp, params)
+        if type(dgx) is not np.ndarray or dgx.shape != (N, GH) or dgx.dtype != dt:
+            spec.array("backward", "dgx", dgx, (N, GH), dt)
+        if dgh is not dgx and (type(dgh) is not np.ndarray or dgh.shape != (N, GH) or dgh.dtype != dt):
+            spec.array("backward", "dgh", dgh, (N, GH), dt)
+        if type(dprev) is tuple and len(dprev) == S and all(
+            a is None or (type(a) is np.ndarray and a.shape == shape and a.dtype == dt) for a in dprev
+        ):
+            dprev = list(dprev)
+        else:
+            dprev = list(spec.state_tuple("backward", "dstate_prev", dprev, N, H, dt, True))
+        if dp or params:
+            dp = spec.dparams("backward", dp, params)
+            for k, g in dp.items():
+                dparams[k] += g
         dGX[s] = dgx
         if dgh is dgx and not grouped:
             shared[s] = True
+            dgh_s = dGX[s]
         else:
             dGH[s] = dgh
-        for k, g in dp.items():
-            dparams[k] += g
-        dgh_s = dGX[s] if shared[s] else dGH[s]
+            dgh_s = dGH[s]
         for j in range(len(groups) - 1, 0, -1):
             lo, hi = offs[j] * H, (offs[j] + groups[j]) * H
             du = np.empty((N, H), dt)
@@ -208,9 +233,9 @@ def backward_direction(spec, cache, dy, dfinal):
             for k, g in spec.dparams("recurrent_input_backward", e_dp, params, allow_missing=True).items():
                 if g is not None:
                     dparams[k] += g
-        dh_prev = np.empty((N, H), dt)
+        dh_prev = np.empty(shape, dt)
         if cache.w_hh is not None:
-            g0 = dgh_s[:, : groups[0] * H]
+            g0 = dgh_s if not grouped else dgh_s[:, : groups[0] * H]
             if dprev[0] is None:
                 cache.w_hh[0].matmul(g0, dh_prev)
             else:
@@ -220,7 +245,7 @@ def backward_direction(spec, cache, dy, dfinal):
             np.sum(dgh_s.reshape(N, G, H) * cache.w_diag[None], axis=1, out=dh_prev)
             if dprev[0] is not None:
                 dh_prev += dprev[0]
-        carry = [dh_prev] + [np.zeros((N, H), dt) if a is None else a for a in dprev[1:]]
+        carry = [dh_prev] + [np.zeros(shape, dt) if a is None else a for a in dprev[1:]]
         if keep is not None:
             carry = [c + k for c, k in zip(carry, keep)]
 
