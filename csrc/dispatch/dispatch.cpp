@@ -440,3 +440,64 @@ double core_round_trip_ns() {
 }
 
 }  // namespace rnnkit
+
+// --- rnnkit.Recurrent's GEMMs (include/rnnkit/user_cell.h): the user table
+// of the ISA whose kernel table is active, found by the tables' shared name.
+#include "rnnkit/user_cell.h"
+
+namespace rnnkit {
+namespace {
+
+const UserKernelTable& active_user() {
+    const char* name = active().name;
+    const std::string n(name);
+#ifdef RNNKIT_X86_KERNELS
+    if (n == "avx512") return avx512::user_kernel_table();
+    if (n == "avx2") return avx2::user_kernel_table();
+#endif
+    return scalar::user_kernel_table();
+}
+
+template <class Real> const UserKernelsFor<Real>& user_kernels();
+template <> const UserKernelsFor<float>& user_kernels<float>() { return active_user().f32; }
+template <> const UserKernelsFor<double>& user_kernels<double>() { return active_user().f64; }
+
+}  // namespace
+
+const void* user_isa_token() { return &active(); }
+
+template <class Real> int64_t user_panel_width() { return user_kernels<Real>().panel_width; }
+
+template <class Real> void user_pack_t(const Real* w, int64_t R, int64_t K, Real* panels) {
+    user_kernels<Real>().pack_t(w, R, K, panels);
+}
+template <class Real> void user_pack_n(const Real* w, int64_t R, int64_t K, Real* panels) {
+    user_kernels<Real>().pack_n(w, R, K, panels);
+}
+template <class Real>
+void user_gemm(int64_t M, int64_t cols, int64_t K, const Real* a, int64_t lda, const Real* panels, const Real* bias,
+               Real* out, int64_t ldo, bool accumulate) {
+    user_kernels<Real>().gemm(M, cols, K, a, lda, panels, bias, out, ldo, accumulate, num_threads());
+}
+template <class Real>
+void user_gemm_tn(int64_t M, int64_t R, int64_t Kc, const Real* a, int64_t lda, const Real* b, int64_t ldb, Real* out) {
+    user_kernels<Real>().gemm_tn(M, R, Kc, a, lda, b, ldb, out, num_threads());
+}
+template <class Real> void user_colsum(int64_t M, int64_t R, const Real* a, int64_t lda, Real* out) {
+    user_kernels<Real>().colsum(M, R, a, lda, out, num_threads());
+}
+
+#define RNNKIT_USER_INSTANTIATE(Real)                                                                          \
+    template int64_t user_panel_width<Real>();                                                                 \
+    template void user_pack_t<Real>(const Real*, int64_t, int64_t, Real*);                                    \
+    template void user_pack_n<Real>(const Real*, int64_t, int64_t, Real*);                                    \
+    template void user_gemm<Real>(int64_t, int64_t, int64_t, const Real*, int64_t, const Real*, const Real*, \
+                                  Real*, int64_t, bool);                                                       \
+    template void user_gemm_tn<Real>(int64_t, int64_t, int64_t, const Real*, int64_t, const Real*, int64_t,  \
+                                     Real*);                                                                   \
+    template void user_colsum<Real>(int64_t, int64_t, const Real*, int64_t, Real*);
+RNNKIT_USER_INSTANTIATE(float)
+RNNKIT_USER_INSTANTIATE(double)
+#undef RNNKIT_USER_INSTANTIATE
+
+}  // namespace rnnkit

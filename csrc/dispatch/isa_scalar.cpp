@@ -37,6 +37,7 @@ struct Tiling {
 #include "cells/forward.h"
 #include "cells/backward.h"
 #include "cells/table.h"
+#include "kernels/user_gemm.h"
 
 namespace rnnkit {
 namespace scalar {

@@ -32,6 +32,30 @@ const char* compiled_for();   // "x86-64 baseline (SSE2)" unless built above it
 namespace avx2 { const KernelTable& kernel_table(); }
 namespace avx512 { const KernelTable& kernel_table(); }
 
+// rnnkit.Recurrent's plain GEMMs (kernels/user_gemm.h), one table per ISA.
+// panel_width: columns per packed panel (U); packed buffers hold whole panels.
+template <class Real>
+struct UserKernelsFor {
+    int64_t panel_width;
+    void (*pack_t)(const Real* w, int64_t R, int64_t K, Real* panels);
+    void (*pack_n)(const Real* w, int64_t R, int64_t K, Real* panels);
+    void (*gemm)(int64_t M, int64_t cols, int64_t K, const Real* a, int64_t lda, const Real* panels,
+                 const Real* bias, Real* out, int64_t ldo, bool accumulate, int threads);
+    void (*gemm_tn)(int64_t M, int64_t R, int64_t Kc, const Real* a, int64_t lda, const Real* b, int64_t ldb,
+                    Real* out, int threads);
+    void (*colsum)(int64_t M, int64_t R, const Real* a, int64_t lda, Real* out, int threads);
+};
+
+struct UserKernelTable {
+    const char* name;
+    UserKernelsFor<float> f32;
+    UserKernelsFor<double> f64;
+};
+
+namespace scalar { const UserKernelTable& user_kernel_table(); }
+namespace avx2 { const UserKernelTable& user_kernel_table(); }
+namespace avx512 { const UserKernelTable& user_kernel_table(); }
+
 // Baseline services (dispatch.cpp). Allocation goes through here so tests can
 // count it: once per call, never per step.
 void* workspace_alloc(std::size_t bytes);   // 64-byte aligned; throws std::bad_alloc

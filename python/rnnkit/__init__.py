@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from ._cache import Cache
 from ._version import __version__
-from .layers import GRU, LSTM, RNN, IndRNN
+from .layers import GRU, LSTM, RNN, IndRNN, Recurrent
+from . import cells
+from .cells import Cell, CellError, CellGradientError, check_cell
 from . import reference
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "set_isa",
     "release_memory",
 ]
+__all__ += ["Recurrent", "Cell", "CellError", "CellGradientError", "check_cell", "cells"]
 
 
 def __getattr__(name):

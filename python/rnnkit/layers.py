@@ -19,7 +19,7 @@ import numpy as np
 
 from ._checks import check_tape
 
-__all__ = ["BACKENDS", "DEFAULT_BACKEND", "GRU", "LSTM", "RNN", "IndRNN", "Tape"]
+__all__ = ["BACKENDS", "DEFAULT_BACKEND", "GRU", "LSTM", "RNN", "IndRNN", "Recurrent", "Tape"]
 
 # Backend name -> module that provides {cell}_forward / {cell}_backward with the
 # signatures of docs/cells.md. Imported lazily, by name, on first use.
@@ -238,17 +238,52 @@ class Tape:
 # --------------------------------------------------------------------------
 
 
-class _RNNBase:
-    """Shared machinery of the four layers; see :class:`LSTM` for the full story."""
+class Recurrent:
+    """A recurrent layer of any :class:`rnnkit.Cell`: stacked, bidirectional,
+    with lengths, dropout between layers, truncated BPTT and PyTorch's
+    ``state_dict`` names. The one door of every layer: ``rnnkit.LSTM`` & co.
+    are ``Recurrent`` with a built-in cell.
 
-    _cell: str = ""  # functional name prefix: rnn, lstm, gru, indrnn
-    _gates: int = 1  # G: rows of w_ih per hidden unit
-    _has_c: bool = False  # LSTM carries a cell state
-    _vector_w_hh: bool = False  # IndRNN: w_hh is [H]
-    _default_nonlinearity: str | None = None  # None: the cell takes no nonlinearity
+    Two paths behind it, the same policy (this class) for both:
+
+    - **fused**: the cell is exactly one of the four built-ins
+      (``rnnkit.cells.LSTMCell``, ``GRUCell``, ``RNNCell``, ``IndRNNCell``,
+      not a subclass) and ``fused`` is not False: each (layer, direction) is
+      one call of the fused native kernel (or of its NumPy twin with
+      ``backend="reference"``).
+    - **Python step**: any other cell, or ``fused=False``: the cell's
+      pointwise ``forward``/``backward`` run in Python per step, every GEMM
+      natively (rnnkit.cells._engine).
+
+    Parameters
+    ----------
+    cell : rnnkit.Cell
+        The step (see docs/cells.md for the protocol).
+    input_size, hidden_size, num_layers
+        C, H and L, as :class:`rnnkit.LSTM`; the rest is keyword-only.
+    bidirectional, batch_first, dropout, dtype, seed, bias
+        As :class:`rnnkit.LSTM`. ``bias`` is ignored (no biases) for a cell
+        that declares ``bias = False``.
+    fused : bool or None
+        None: fused where the cell allows it; False: always the Python step;
+        True: require the fused path (ValueError if the cell has none).
+    backend : str or None
+        The fused path's functional backend (``"native"`` or ``"reference"``);
+        the Python-step path has only the native GEMMs and refuses another.
+
+    Attributes
+    ----------
+    parameters, grads : dict str -> numpy.ndarray
+        ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``
+        (PyTorch's names, ``_reverse`` for the reverse direction) and the
+        cell's extra parameters as ``{name}_l{k}`` / ``{name}_l{k}_reverse``.
+    generator : numpy.random.Generator
+        Draws the initial weights, then every dropout mask.
+    """
 
     def __init__(
         self,
+        cell,
         input_size,
         hidden_size,
         num_layers=1,
@@ -259,29 +294,50 @@ class _RNNBase:
         dtype=np.float32,
         seed=None,
         bias=True,
+        fused=None,
         backend=None,
-        nonlinearity=None,
     ):
+        from rnnkit.cells import _library
+        from rnnkit.cells._protocol import CellSpec
+
         self._input_size = _check_positive_int("input_size", input_size)
         self._hidden_size = _check_positive_int("hidden_size", hidden_size)
         self._num_layers = _check_positive_int("num_layers", num_layers)
         self._bidirectional = _check_bool("bidirectional", bidirectional)
         self._batch_first = _check_bool("batch_first", batch_first)
-        self._bias = _check_bool("bias", bias)
         self._dropout = _check_dropout(dropout)
         self._dtype = _check_dtype_arg(dtype)
-        self._nonlinearity = (
-            None if self._default_nonlinearity is None else _check_nonlinearity(nonlinearity)
-        )
-        # Keep the functions, not the module: a layer stays picklable and deep-copyable.
-        self._backend, module = _resolve_backend(backend)
-        try:
-            self._forward_fn = getattr(module, f"{self._cell}_forward")
-            self._backward_fn = getattr(module, f"{self._cell}_backward")
-        except AttributeError as err:
+        bias = _check_bool("bias", bias)
+        if fused is not None:
+            fused = _check_bool("fused", fused)
+        self._spec = CellSpec(cell, self._input_size, self._hidden_size)
+        self._cell_obj = cell
+        self._bias = bias and self._spec.bias
+        fusable = type(cell) in (_library.LSTMCell, _library.GRUCell, _library.RNNCell, _library.IndRNNCell)
+        if fused and not fusable:
             raise ValueError(
-                f"backend {self._backend!r} does not provide {self._cell}: {err}"
-            ) from err
+                f"fused=True needs one of the built-in cells (LSTMCell, GRUCell, RNNCell, IndRNNCell), "
+                f"got {type(cell).__name__}"
+            )
+        self._fused = fusable and fused is not False
+        self._nonlinearity = getattr(cell, "nonlinearity", None) if fusable else None
+        if self._fused:
+            # Keep the functions, not the module: a layer stays picklable and deep-copyable.
+            self._cell = cell.fused_name  # functional name prefix: rnn, lstm, gru, indrnn
+            self._backend, module = _resolve_backend(backend)
+            try:
+                self._forward_fn = getattr(module, f"{self._cell}_forward")
+                self._backward_fn = getattr(module, f"{self._cell}_backward")
+            except AttributeError as err:
+                raise ValueError(f"backend {self._backend!r} does not provide {self._cell}: {err}") from err
+        else:
+            self._cell = None
+            if backend not in (None, "native"):
+                raise ValueError(
+                    f"backend={backend!r} applies to the fused built-in cells only; a Python-step cell "
+                    "runs its GEMMs natively (backend 'native')"
+                )
+            self._backend = "native"
         if self._dropout > 0 and self._num_layers == 1:
             warnings.warn(
                 f"dropout={self._dropout} has no effect with num_layers=1: dropout is applied "
@@ -302,13 +358,12 @@ class _RNNBase:
                 f"got {seed!r} ({err})"
             ) from None
 
-        H, G, D = self._hidden_size, self._gates, self.num_directions
+        H, G, D = self._hidden_size, self._spec.G, self.num_directions
+        diag = self._spec.recurrence == "diag"
         # Count in Python ints first: a size too big for an array dimension would
         # otherwise fail inside NumPy without naming the argument.
-        per_row = (1 if self._vector_w_hh else H) + 2  # w_hh and the biases, per row of w_ih
-        n_params = (
-            G * H * D * (self._input_size + per_row + (self._num_layers - 1) * (H * D + per_row))
-        )
+        per_row = (1 if diag else H) + 2  # w_hh and the biases, per row of w_ih
+        n_params = G * H * D * (self._input_size + per_row + (self._num_layers - 1) * (H * D + per_row))
         if n_params > np.iinfo(np.intp).max // 8:
             raise ValueError(
                 f"input_size={self._input_size}, hidden_size={H} and num_layers="
@@ -316,13 +371,16 @@ class _RNNBase:
             )
         bound = 1.0 / math.sqrt(H)
         self._params: dict[str, np.ndarray] = {}
+        self._extra_specs = []  # per layer k: {name: shape} of the cell's extra params
         for k in range(self._num_layers):
             C_k = self._input_size if k == 0 else H * D
+            extra = CellSpec(cell, C_k, H).params if k > 0 else self._spec.params
+            self._extra_specs.append(extra)
             for d in range(D):
-                suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
+                suffix = self._suffix(k, d)
                 shapes = {
                     "weight_ih" + suffix: (G * H, C_k),
-                    "weight_hh" + suffix: (H,) if self._vector_w_hh else (G * H, H),
+                    "weight_hh" + suffix: (G * H,) if diag else (G * H, H),
                 }
                 if self._bias:
                     shapes["bias_ih" + suffix] = (G * H,)
@@ -331,6 +389,21 @@ class _RNNBase:
                     # Drawn in float64 so float32 and float64 layers of one seed agree.
                     w = self.generator.uniform(-bound, bound, size=shape)
                     self._params[name] = w.astype(self._dtype)
+                for pname, shape in extra.items():
+                    init = getattr(cell, "init_param", None)
+                    if init is None:
+                        from rnnkit.cells._protocol import Cell
+
+                        init = lambda n, s, g, b: Cell.init_param(cell, n, s, g, b)  # noqa: E731
+                    w = np.asarray(init(pname, shape, self.generator, bound))
+                    if w.shape != shape:
+                        from rnnkit.cells._protocol import CellError
+
+                        raise CellError(
+                            f"{type(cell).__name__}.init_param returned shape {w.shape} for {pname!r}, "
+                            f"expected {shape}"
+                        )
+                    self._params[pname + suffix] = w.astype(self._dtype)
         self._params = _ArrayDict(self._params)
         self._grads = _ArrayDict((name, np.zeros_like(p)) for name, p in self._params.items())
 
@@ -346,6 +419,8 @@ class _RNNBase:
     bias = property(lambda self: self._bias)
     backend = property(lambda self: self._backend, doc="Name of the functional backend.")
     nonlinearity = property(lambda self: self._nonlinearity)
+    cell = property(lambda self: self._cell_obj, doc="The rnnkit.Cell this layer runs.")
+    fused = property(lambda self: self._fused, doc="True when the fused native kernel runs the steps.")
 
     @property
     def num_directions(self) -> int:
@@ -524,38 +599,30 @@ class _RNNBase:
         check_tape(tape, self._num_layers, self.num_directions, self._hidden_size, self._dtype)
         T, N = tape.shape
         L, D, H, dt = self._num_layers, self.num_directions, self._hidden_size, self._dtype
+        S = self._spec.S
         bf = tape.batch_first
 
         if dy is not None:
             shape = (N, T, D * H) if bf else (T, N, D * H)
             _check_float_array("dy", dy, dt, shape, "[N, T, D*H]" if bf else "[T, N, D*H]")
             dy = np.ascontiguousarray(dy.transpose(1, 0, 2)) if bf else dy
-        dh_n, dc_n = self._check_state("dstate", dstate, N)
+        dfinal = self._check_state("dstate", dstate, N)
 
         grads = {}  # name -> summed over nothing yet; added into self._grads at the end
-        dh0 = np.empty((L * D, N, H), dt)
-        dc0 = np.empty((L * D, N, H), dt) if self._has_c else None
+        dstate0 = [np.empty((L * D, N, H), dt) for _ in range(S)]
         g = dy  # gradient w.r.t. the output of layer k (time-major), None = zeros
         for k in reversed(range(L)):
             dinput = None
             for d in range(D):
                 idx = k * D + d
                 g_d = None if g is None else np.ascontiguousarray(g[:, :, d * H : (d + 1) * H])
-                cache = tape.caches[(k, d)]
-                dh = None if dh_n is None else dh_n[idx]
-                if self._has_c:
-                    dc = None if dc_n is None else dc_n[idx]
-                    dx, dh0[idx], dc0[idx], dw_ih, dw_hh, db_ih, db_hh = self._backward_fn(
-                        g_d, dh, dc, cache
-                    )
-                else:
-                    dx, dh0[idx], dw_ih, dw_hh, db_ih, db_hh = self._backward_fn(g_d, dh, cache)
-                names = self._param_names(k, d)
-                grads[names[0]] = dw_ih
-                grads[names[1]] = dw_hh
-                if self._bias:
-                    grads[names[2]] = db_ih
-                    grads[names[3]] = db_hh
+                df = [None if a is None else a[idx] for a in dfinal]
+                dx, ds0, gr = self._backward_direction(tape.caches[(k, d)], g_d, df)
+                for i in range(S):
+                    dstate0[i][idx] = ds0[i]
+                suffix = self._suffix(k, d)
+                for name, value in gr.items():
+                    grads[name + suffix] = value
                 dinput = dx if dinput is None else dinput + dx
             if k > 0 and tape.masks:
                 dinput = dinput * tape.masks[k - 1]
@@ -563,14 +630,17 @@ class _RNNBase:
         for name, value in grads.items():
             self._grads[name] += value
         dx = np.ascontiguousarray(g.transpose(1, 0, 2)) if bf else g
-        return dx, ((dh0, dc0) if self._has_c else dh0)
+        return dx, (tuple(dstate0) if S > 1 else dstate0[0])
 
     # ---- internals ----
 
-    def _param_names(self, k: int, d: int) -> tuple[str, str, str, str]:
-        suffix = f"_l{k}" + ("_reverse" if d == 1 else "")
-        return ("weight_ih" + suffix, "weight_hh" + suffix, "bias_ih" + suffix, "bias_hh" + suffix)
+    @staticmethod
+    def _suffix(k: int, d: int) -> str:
+        return f"_l{k}" + ("_reverse" if d == 1 else "")
 
+    def _param_names(self, k: int, d: int) -> tuple[str, str, str, str]:
+        suffix = self._suffix(k, d)
+        return ("weight_ih" + suffix, "weight_hh" + suffix, "bias_ih" + suffix, "bias_hh" + suffix)
     def _check_x(self, x):
         """Return ``(x time-major, T, N)`` after checking type, dtype and shape."""
         C = self._input_size
@@ -594,31 +664,33 @@ class _RNNBase:
             T, N = x.shape[:2]
         return x, T, N
 
+
     def _check_state(self, name: str, state, N: int):
-        """Return ``(h, c)`` (each ``[L*D, N, H]`` or None) from a state or dstate argument."""
+        """Return a list of S arrays ``[L*D, N, H]`` or None from a state or dstate argument."""
+        S, names = self._spec.S, self._spec.states
         if state is None:
-            return None, None
+            return [None] * S
         shape = (self._num_layers * self.num_directions, N, self._hidden_size)
         doc = "[L*D, N, H]"
-        if self._has_c:
-            if not isinstance(state, (tuple, list)) or len(state) != 2:
+        if S > 1:
+            if not isinstance(state, (tuple, list)) or len(state) != S:
                 raise TypeError(
-                    f"{name} must be a tuple (h, c) of arrays {doc} or None, "
+                    f"{name} must be a tuple ({', '.join(names)}) of arrays {doc} or None, "
                     f"got {type(state).__name__}"
                     + (f" of length {len(state)}" if isinstance(state, (tuple, list)) else "")
                 )
-            h, c = state
-            if h is not None:
-                _check_float_array(f"{name}[0] (h)", h, self._dtype, shape, doc)
-            if c is not None:
-                _check_float_array(f"{name}[1] (c)", c, self._dtype, shape, doc)
-            return h, c
+            out = []
+            for i, a in enumerate(state):
+                if a is not None:
+                    _check_float_array(f"{name}[{i}] ({names[i]})", a, self._dtype, shape, doc)
+                out.append(a)
+            return out
         if isinstance(state, (tuple, list)):
             raise TypeError(
-                f"{name} must be an array {doc} or None (only LSTM takes a tuple), "
-                f"got {type(state).__name__}"
+                f"{name} must be an array {doc} or None (only cells with several states, such as "
+                f"LSTM, take a tuple), got {type(state).__name__}"
             )
-        return _check_float_array(name, state, self._dtype, shape, doc), None
+        return [_check_float_array(name, state, self._dtype, shape, doc)]
 
     def _call_kwargs(self, reverse, lengths, training):
         kw = {"lengths": lengths, "reverse": reverse, "training": training}
@@ -626,51 +698,95 @@ class _RNNBase:
             kw["nonlinearity"] = self._nonlinearity
         return kw
 
+    def _weights(self, k, d, training):
+        """``(w_ih, w_hh, b_ih, b_hh, extra params)`` of (layer k, direction d);
+        copies in training: the tape keeps the weights as they are now."""
+        names = self._param_names(k, d)
+        w_ih, w_hh = self._params[names[0]], self._params[names[1]]
+        if self._bias:
+            b_ih, b_hh = self._params[names[2]], self._params[names[3]]
+        else:
+            b_ih = b_hh = None
+        suffix = self._suffix(k, d)
+        extra = {p: self._params[p + suffix] for p in self._extra_specs[k]}
+        if training:
+            w_ih, w_hh = w_ih.copy(), w_hh.copy()
+            b_ih = None if b_ih is None else b_ih.copy()
+            b_hh = None if b_hh is None else b_hh.copy()
+            extra = {p: v.copy() for p, v in extra.items()}
+        return w_ih, w_hh, b_ih, b_hh, extra
+
+    def _forward_direction(self, k, d, inp, init, lengths, training):
+        """One (layer, direction): ``(y [T,N,H], final states list, cache)``.
+        ``init``: a list of S arrays ``[N,H]`` (copies) or None."""
+        w_ih, w_hh, b_ih, b_hh, extra = self._weights(k, d, training)
+        if not self._fused:
+            from rnnkit.cells import _engine
+
+            spec = self._spec if k == 0 else self._layer_spec(k)
+            return _engine.forward_direction(spec, inp, init, w_ih, w_hh, b_ih, b_hh, extra, lengths, d == 1,
+                                             training)
+        if b_ih is None:
+            b_ih = b_hh = np.zeros(self._spec.G * self._hidden_size, self._dtype)
+        kw = self._call_kwargs(d == 1, lengths, training)
+        if self._spec.S == 2:
+            y, h_n, c_n, cache = self._forward_fn(inp, init[0], init[1], w_ih, w_hh, b_ih, b_hh, **kw)
+            return y, [h_n, c_n], cache
+        y, h_n, cache = self._forward_fn(inp, init[0], w_ih, w_hh, b_ih, b_hh, **kw)
+        return y, [h_n], cache
+
+    def _backward_direction(self, cache, g_d, dfinal):
+        """Back through one (layer, direction): ``(dx, dstate0 list, grads by unsuffixed name)``."""
+        if not self._fused:
+            from rnnkit.cells import _engine
+
+            dx, ds0, grads = _engine.backward_direction(cache[0], cache[1], g_d, dfinal)
+            return dx, ds0, grads
+        if self._spec.S == 2:
+            dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh = self._backward_fn(g_d, dfinal[0], dfinal[1], cache)
+            ds0 = [dh0, dc0]
+        else:
+            dx, dh0, dw_ih, dw_hh, db_ih, db_hh = self._backward_fn(g_d, dfinal[0], cache)
+            ds0 = [dh0]
+        grads = {"weight_ih": dw_ih, "weight_hh": dw_hh}
+        if self._bias:
+            grads["bias_ih"], grads["bias_hh"] = db_ih, db_hh
+        return dx, ds0, grads
+
+    def _layer_spec(self, k):
+        from rnnkit.cells._protocol import CellSpec
+
+        cached = getattr(self, "_layer_specs", None)
+        if cached is None:
+            cached = self._layer_specs = {}
+        if k not in cached:
+            cached[k] = CellSpec(self._cell_obj, self._hidden_size * self.num_directions, self._hidden_size)
+        return cached[k]
+
     def _run(self, x, state, lengths, training):
         # Validate everything before any backend call.
         x, T, N = self._check_x(x)
-        h0, c0 = self._check_state("state", state, N)
+        init_states = self._check_state("state", state, N)
         lengths = _check_lengths(lengths, T, N)
 
-        L, D, H, G, dt = (
-            self._num_layers,
-            self.num_directions,
-            self._hidden_size,
-            self._gates,
-            self._dtype,
-        )
+        L, D, H, dt = self._num_layers, self.num_directions, self._hidden_size, self._dtype
+        S = self._spec.S
         # The tape must not alias anything the caller can change in place; in
         # inference nothing is kept, so nothing is copied beyond the layout.
         inp = np.array(x, dtype=dt, order="C", copy=True) if training else np.ascontiguousarray(x)
-        zeros_b = None if self._bias else np.zeros(G * H, dt)
-        h_n = np.empty((L * D, N, H), dt)
-        c_n = np.empty((L * D, N, H), dt) if self._has_c else None
+        finals = [np.empty((L * D, N, H), dt) for _ in range(S)]
         caches, masks = {}, []
         for k in range(L):
             outs = []
             for d in range(D):
                 idx = k * D + d
-                names = self._param_names(k, d)
-                w_ih, w_hh = self._params[names[0]], self._params[names[1]]
-                b_ih, b_hh = (
-                    (self._params[names[2]], self._params[names[3]])
-                    if self._bias
-                    else (zeros_b, zeros_b)
-                )
-                if training:  # the tape keeps the weights as they are now
-                    w_ih, w_hh, b_ih, b_hh = (w.copy() for w in (w_ih, w_hh, b_ih, b_hh))
-                h_init = None if h0 is None else np.array(h0[idx])  # a copy: see above
-                kw = self._call_kwargs(d == 1, lengths, training)
-                if self._has_c:
-                    c_init = None if c0 is None else np.array(c0[idx])
-                    y, h_n[idx], c_n[idx], cache = self._forward_fn(
-                        inp, h_init, c_init, w_ih, w_hh, b_ih, b_hh, **kw
-                    )
-                else:
-                    y, h_n[idx], cache = self._forward_fn(inp, h_init, w_ih, w_hh, b_ih, b_hh, **kw)
+                init = [None if a is None else np.array(a[idx]) for a in init_states]  # copies: see above
+                y, fin, cache = self._forward_direction(k, d, inp, init, lengths, training)
+                for i in range(S):
+                    finals[i][idx] = fin[i]
                 outs.append(y)
                 if training:
-                    caches[(k, d)] = cache
+                    caches[(k, d)] = cache if self._fused else (self._spec if k == 0 else self._layer_spec(k), cache)
             out = outs[0] if D == 1 else np.concatenate(outs, axis=2)  # T,N,D*H
             if training and self._dropout > 0 and k < L - 1:
                 keep = self.generator.random(out.shape) >= self._dropout
@@ -679,17 +795,22 @@ class _RNNBase:
                 out = out * mask
             inp = out
         y = np.ascontiguousarray(inp.transpose(1, 0, 2)) if self._batch_first else inp
-        state_n = (h_n, c_n) if self._has_c else h_n
+        state_n = tuple(finals) if S > 1 else finals[0]
         tape = Tape(self, caches, masks, lengths, self._batch_first, T, N, dt) if training else None
         return y, state_n, tape
 
     def __repr__(self) -> str:
-        s = f"{type(self).__name__}({self._input_size}, {self._hidden_size}"
+        builtin = type(self) is not Recurrent
+        s = f"{type(self).__name__}("
+        if not builtin:
+            s += f"{self._cell_obj!r}, "
+        s += f"{self._input_size}, {self._hidden_size}"
         if self._num_layers != 1:
             s += f", num_layers={self._num_layers}"
-        if self._nonlinearity is not None and self._nonlinearity != self._default_nonlinearity:
+        default_nl = getattr(self, "_default_nonlinearity", None)
+        if builtin and self._nonlinearity is not None and self._nonlinearity != default_nl:
             s += f", nonlinearity={self._nonlinearity!r}"
-        if not self._bias:
+        if not self._bias and self._spec.bias:
             s += ", bias=False"
         if self._batch_first:
             s += ", batch_first=True"
@@ -699,9 +820,15 @@ class _RNNBase:
             s += ", bidirectional=True"
         if self._dtype != np.float32:
             s += f", dtype={self._dtype}"
+        if not builtin and not self._fused and type(self._cell_obj).__module__ == "rnnkit.cells._library" and \
+                hasattr(self._cell_obj, "fused_name"):
+            s += ", fused=False"
         if self._backend != DEFAULT_BACKEND:
             s += f", backend={self._backend!r}"
         return s + ")"
+
+
+_RNNBase = Recurrent  # the name this class had before user cells
 
 
 _LAYER_DOC = """{summary}
@@ -763,41 +890,15 @@ _NAMES_DOC = (
 )
 
 
-class RNN(_RNNBase):
-    _cell, _gates, _default_nonlinearity = "rnn", 1, "tanh"
+class _BuiltinLayer(Recurrent):
+    """A layer of one built-in cell, on its fused native kernel (Recurrent's
+    fast path); ``rnnkit.Recurrent(rnnkit.cells.LSTMCell(), ..., fused=False)``
+    runs the same cell through the Python-step path."""
 
-    def __init__(
-        self,
-        input_size,
-        hidden_size,
-        num_layers=1,
-        *,
-        nonlinearity="tanh",
-        bidirectional=False,
-        batch_first=False,
-        dropout=0.0,
-        dtype=np.float32,
-        seed=None,
-        bias=True,
-        backend=None,
-    ):
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers,
-            nonlinearity=nonlinearity,
-            bidirectional=bidirectional,
-            batch_first=batch_first,
-            dropout=dropout,
-            dtype=dtype,
-            seed=seed,
-            bias=bias,
-            backend=backend,
-        )
+    _default_nonlinearity: str | None = None
 
-
-class LSTM(_RNNBase):
-    _cell, _gates, _has_c = "lstm", 4, True
+    def _make_cell(self, nonlinearity):  # pragma: no cover - overridden
+        raise NotImplementedError
 
     def __init__(
         self,
@@ -812,8 +913,10 @@ class LSTM(_RNNBase):
         seed=None,
         bias=True,
         backend=None,
+        nonlinearity=None,
     ):
         super().__init__(
+            self._make_cell(nonlinearity),
             input_size,
             hidden_size,
             num_layers,
@@ -823,72 +926,65 @@ class LSTM(_RNNBase):
             dtype=dtype,
             seed=seed,
             bias=bias,
+            fused=True,
             backend=backend,
         )
 
 
-class GRU(_RNNBase):
-    _cell, _gates = "gru", 3
+class RNN(_BuiltinLayer):
+    _default_nonlinearity = "tanh"
 
-    def __init__(
-        self,
-        input_size,
-        hidden_size,
-        num_layers=1,
-        *,
-        bidirectional=False,
-        batch_first=False,
-        dropout=0.0,
-        dtype=np.float32,
-        seed=None,
-        bias=True,
-        backend=None,
-    ):
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers,
-            bidirectional=bidirectional,
-            batch_first=batch_first,
-            dropout=dropout,
-            dtype=dtype,
-            seed=seed,
-            bias=bias,
-            backend=backend,
-        )
+    def _make_cell(self, nonlinearity):
+        from rnnkit.cells import RNNCell
+
+        return RNNCell(_check_nonlinearity(nonlinearity))
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", bidirectional=False,
+                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None):
+        super().__init__(input_size, hidden_size, num_layers, nonlinearity=nonlinearity,
+                         bidirectional=bidirectional, batch_first=batch_first, dropout=dropout, dtype=dtype,
+                         seed=seed, bias=bias, backend=backend)
 
 
-class IndRNN(_RNNBase):
-    _cell, _gates, _vector_w_hh, _default_nonlinearity = "indrnn", 1, True, "relu"
+class LSTM(_BuiltinLayer):
+    def _make_cell(self, nonlinearity):
+        from rnnkit.cells import LSTMCell
 
-    def __init__(
-        self,
-        input_size,
-        hidden_size,
-        num_layers=1,
-        *,
-        nonlinearity="relu",
-        bidirectional=False,
-        batch_first=False,
-        dropout=0.0,
-        dtype=np.float32,
-        seed=None,
-        bias=True,
-        backend=None,
-    ):
-        super().__init__(
-            input_size,
-            hidden_size,
-            num_layers,
-            nonlinearity=nonlinearity,
-            bidirectional=bidirectional,
-            batch_first=batch_first,
-            dropout=dropout,
-            dtype=dtype,
-            seed=seed,
-            bias=bias,
-            backend=backend,
-        )
+        return LSTMCell()
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False, batch_first=False,
+                 dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None):
+        super().__init__(input_size, hidden_size, num_layers, bidirectional=bidirectional,
+                         batch_first=batch_first, dropout=dropout, dtype=dtype, seed=seed, bias=bias,
+                         backend=backend)
+
+
+class GRU(_BuiltinLayer):
+    def _make_cell(self, nonlinearity):
+        from rnnkit.cells import GRUCell
+
+        return GRUCell()
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False, batch_first=False,
+                 dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None):
+        super().__init__(input_size, hidden_size, num_layers, bidirectional=bidirectional,
+                         batch_first=batch_first, dropout=dropout, dtype=dtype, seed=seed, bias=bias,
+                         backend=backend)
+
+
+class IndRNN(_BuiltinLayer):
+    _default_nonlinearity = "relu"
+
+    def _make_cell(self, nonlinearity):
+        from rnnkit.cells import IndRNNCell
+
+        return IndRNNCell(_check_nonlinearity(nonlinearity))
+
+    def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="relu", bidirectional=False,
+                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None):
+        super().__init__(input_size, hidden_size, num_layers, nonlinearity=nonlinearity,
+                         bidirectional=bidirectional, batch_first=batch_first, dropout=dropout, dtype=dtype,
+                         seed=seed, bias=bias, backend=backend)
 
 
 _NONLIN_DOC = """nonlinearity : {{"tanh", "relu"}}, default "{default}"

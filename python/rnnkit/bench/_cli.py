@@ -257,6 +257,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PEER",
         help="the peer that --plot compares with (default torch)",
     )
+    p.add_argument(
+        "--user-cells",
+        action="store_true",
+        help="also time each cell as a user cell: rnnkit.Recurrent(rnnkit.cells.<Cell>(), "
+        "fused=False), the step in Python and the GEMMs native (rows 'rnnkit-step')",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.add_argument(
         "--no-progress", action="store_true", help="no progress bar or counter on stderr"
@@ -469,6 +475,10 @@ def main(argv: list[str] | None = None) -> int:
     settings.settle = args.settle if args.settle is not None else (0.05 if threads > 1 else 0.0)
 
     impls = [rnnkit_impl]
+    if args.user_cells and native:
+        from ._user_cells import StepCellImpl
+
+        impls.append(StepCellImpl())
     if "numpy-ref" in peers and native:  # with no native core, rnnkit already is the reference
         impls.append(make_reference_peer(reference, args.reference_max_nh))
     if "torch" in peers:
