@@ -24,3 +24,4 @@
 #include "cells/forward.h"
 #include "cells/backward.h"
 #include "cells/table.h"
+#include "cells/rtrl.h"

@@ -25,3 +25,4 @@
 #include "cells/forward.h"
 #include "cells/backward.h"
 #include "cells/table.h"
+#include "cells/rtrl.h"

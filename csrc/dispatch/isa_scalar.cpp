@@ -37,6 +37,7 @@ struct Tiling {
 #include "cells/forward.h"
 #include "cells/backward.h"
 #include "cells/table.h"
+#include "cells/rtrl.h"
 
 namespace rnnkit {
 namespace scalar {

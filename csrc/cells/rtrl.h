@@ -1,0 +1,322 @@
+// RTRL at the sequence level for the Elman RNN (exact, simplified, diag) and
+// IndRNN (exact): the native twin of python/rnnkit/reference/rtrl.py, the
+// equations in docs/rtrl.md. Not BPTT: nothing here runs backward in time.
+//
+// A call runs in two phases, in one parallel region:
+//  1. the forward recurrence (the input side as one GEMM over all T*N rows,
+//     then the steps, threads owning sequences), keeping per step the state
+//     before it (h_prev) and the activation's derivative d = dh/da;
+//  2. the sensitivity recursion, which given d and h_prev is linear and splits
+//     into independent pieces: columns of S (exact Elman: a column block of
+//     one GEMM per step, S_t = d_t * (W_hh S_{t-1} + own z)) or units
+//     (IndRNN, the approximate modes). Each piece runs all sequences and all
+//     steps of the call while its slice of S stays in L1, and accumulates its
+//     own gradient entries over sequences and steps in a fixed order.
+// Work is split over outputs only, so results never depend on the team size.
+#pragma once
+
+namespace rnnkit {
+namespace RNNKIT_ISA {
+
+template <class V>
+struct RtrlKernels {
+    using Real = typename V::T;
+    static constexpr int NV = Tiling::plain_nv;
+    static constexpr int BW = NV * V::W;                 // columns of a GEMM tile / S block
+    static constexpr int MR = Tiling::acc_regs / NV;     // rows of a GEMM tile
+    static constexpr int64_t UB = 8;                     // units per IndRNN piece
+
+    // out[m][c] = sum_k x[m][k] * w[c][k] for m < M, c < Hc: the input side,
+    // one FMA chain in k order per element (never dependent on M or tiling,
+    // so a chunk of a stream gets the bits of the whole). panels: ceil(Hc/BW)*C*BW.
+    static void input_gemm(const Team& tm, int64_t M, int64_t C, int64_t Hc, const Real* x, const Real* w,
+                           Real* panels, Real* out) {
+        const int64_t nbc = ceil_div(Hc, BW);
+        const Range pr = share(nbc, tm.id(), tm.size());
+        for (int64_t b = pr.begin; b < pr.end; ++b) pack_gate_panel<V>(w, 1, Hc, C, BW, b * BW, panels + b * C * BW);
+        tm.barrier();
+        const int64_t nrt = ceil_div(M, MR);
+        const Range r = share(nrt * nbc, tm.id(), tm.size());
+        alignas(64) Real tile[MR * BW];
+        for (int64_t it = r.begin; it < r.end; ++it) {
+            const int64_t rt = it / nbc, b = it % nbc;
+            const int64_t m0 = rt * MR, c0 = b * BW;
+            const int mr = static_cast<int>(min_i(MR, M - m0));
+            const int64_t valid = min_i(BW, Hc - c0);
+            gemm_tile<V, MR, NV, false, false>(mr, C, x + m0 * C, C, panels + b * C * BW, BW, tile, BW);
+            for (int i = 0; i < mr; ++i)
+                for (int64_t u = 0; u < valid; ++u) out[(m0 + i) * Hc + c0 + u] = tile[i * BW + u];
+        }
+        tm.barrier();
+    }
+
+    // h = act(a), d = act'(h) from the output, over H lanes.
+    static void activate(Act act, int64_t H, const Real* a, Real* h, Real* d) {
+        for_lanes<V>(H, [&](auto vx, int64_t i) {
+            using Vx = decltype(vx);
+            const Vx v = Vx::loadu(a + i);
+            const Vx one = Vx::set1(Real(1));
+            if (act == Act::tanh) {
+                const Vx y = vtanh(v);
+                y.storeu(h + i);
+                (one - y * y).storeu(d + i);
+            } else {
+                const Vx y = max(v, Vx::zero());
+                y.storeu(h + i);
+                select(gt(y, Vx::zero()), one, Vx::zero()).storeu(d + i);
+            }
+        });
+    }
+
+    // Phase 1 for sequences [r.begin, r.end): y, h_n, and per step h_prev,
+    // d (and e = W_hh^T (dy * d) for the simplified mode). buf: 4*H per thread.
+    static void forward(Cell cell, RtrlMode mode, const Dims& dm, const RtrlIO<Real>& io, const Real* xw,
+                        Real* hp, Real* dd, Real* ee, Range r, Real* buf) {
+        const int64_t T = dm.T, N = dm.N, H = dm.H;
+        Real* h = buf;
+        Real* a = buf + H;
+        Real* hw = buf + 2 * H;
+        Real* hn = buf + 3 * H;
+        for (int64_t n = r.begin; n < r.end; ++n) {
+            for (int64_t k = 0; k < H; ++k) h[k] = io.h0[n * H + k];
+            for (int64_t s = 0; s < T; ++s) {
+                const int64_t t = t_of(s, T, io.reverse);
+                const int64_t row = (t * N + n) * H;
+                for (int64_t k = 0; k < H; ++k) hp[row + k] = h[k];
+                if (t >= io.lengths[n]) {
+                    for (int64_t k = 0; k < H; ++k) io.y[row + k] = Real(0), dd[row + k] = Real(0);
+                    continue;
+                }
+                // a = ((x W_ih^T + b_ih) + h W_hh^T) + b_hh, the reference's order
+                if (cell == Cell::rnn) {
+                    dot_rows_n<V>(H, H, h, io.w_hh, H, hw);
+                    for (int64_t k = 0; k < H; ++k) a[k] = ((xw[row + k] + io.b_ih[k]) + hw[k]) + io.b_hh[k];
+                } else {
+                    for (int64_t k = 0; k < H; ++k)
+                        a[k] = ((xw[row + k] + io.b_ih[k]) + io.w_hh[k] * h[k]) + io.b_hh[k];
+                }
+                activate(io.act, H, a, hn, dd + row);
+                for (int64_t k = 0; k < H; ++k) io.y[row + k] = hn[k], h[k] = hn[k];
+                if (mode == RtrlMode::simplified) {
+                    // e_i = sum_k (dy_k d_k) W_hh[k,i], k in order
+                    Real* e = ee + row;
+                    for (int64_t i = 0; i < H; ++i) e[i] = Real(0);
+                    for (int64_t k = 0; k < H; ++k) {
+                        const Real coef = io.dy[row + k] * dd[row + k];
+                        const Real* wk = io.w_hh + k * H;
+                        for_lanes<V>(H, [&](auto vx, int64_t i) {
+                            using Vx = decltype(vx);
+                            fma(Vx::set1(coef), Vx::loadu(wk + i), Vx::loadu(e + i)).storeu(e + i);
+                        });
+                    }
+                }
+            }
+            for (int64_t k = 0; k < H; ++k) io.h_n[n * H + k] = h[k];
+        }
+    }
+
+    // Phase 2, exact Elman: column block b of S [N,H,P], P = H*K + H.
+    // S_t = d_t * (W_hh S_{t-1} + own z), one [H,H]x[H,BW] GEMM per step;
+    // w_rows[c] (c < H*K) and dh0 collect sum_t dy_t^T S_t.
+    static void exact_block(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, int64_t b,
+                            Real* blk, Real* tmp, Real* acc, Real* w_rows) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
+        const int64_t K = H + C + 1, HK = H * K, P = HK + H;
+        const int64_t c0 = b * BW, valid = min_i(BW, P - c0);
+        for (int u = 0; u < BW; ++u) acc[u] = Real(0);
+        for (int64_t n = 0; n < N; ++n) {
+            for (int64_t k = 0; k < H; ++k)
+                for (int64_t u = 0; u < BW; ++u) blk[k * BW + u] = u < valid ? io.S0[(n * H + k) * P + c0 + u] : Real(0);
+            for (int64_t s = 0; s < T; ++s) {
+                const int64_t t = t_of(s, T, io.reverse);
+                if (t >= io.lengths[n]) continue;   // inactive: S carried
+                const int64_t row = (t * N + n) * H;
+                const Real* h_prev = hp + row;
+                const Real* x_t = io.x + (t * N + n) * C;
+                const Real* d = dd + row;
+                const Real* dy = io.dy + row;
+                for (int64_t k0 = 0; k0 < H; k0 += MR)
+                    gemm_tile<V, MR, NV, false, false>(static_cast<int>(min_i(MR, H - k0)), H, io.w_hh + k0 * H, H,
+                                                       blk, BW, tmp + k0 * BW, BW);
+                // own z: row i of column (i, j) gets z_j = [h_prev; x; 1]_j
+                for (int64_t u = 0; u < valid; ++u) {
+                    const int64_t c = c0 + u;
+                    if (c >= HK) break;
+                    const int64_t i = c / K, j = c - i * K;
+                    tmp[i * BW + u] += j < H ? h_prev[j] : j < H + C ? x_t[j - H] : Real(1);
+                }
+                V g[NV];
+                for (int v = 0; v < NV; ++v) g[v] = V::loadu(acc + v * V::W);
+                for (int64_t k = 0; k < H; ++k) {
+                    const V dk = V::set1(d[k]), yk = V::set1(dy[k]);
+                    for (int v = 0; v < NV; ++v) {
+                        const V sv = dk * V::loadu(tmp + k * BW + v * V::W);
+                        sv.storeu(blk + k * BW + v * V::W);
+                        g[v] = fma(yk, sv, g[v]);
+                    }
+                }
+                for (int v = 0; v < NV; ++v) g[v].storeu(acc + v * V::W);
+            }
+            for (int64_t k = 0; k < H; ++k)
+                for (int64_t u = 0; u < valid; ++u) io.S[(n * H + k) * P + c0 + u] = blk[k * BW + u];
+            for (int64_t u = 0; u < valid; ++u)
+                if (c0 + u >= HK) io.dh0[n * H + (c0 + u - HK)] = acc[u], acc[u] = Real(0);
+        }
+        for (int64_t u = 0; u < valid; ++u)
+            if (c0 + u < HK) w_rows[c0 + u] = acc[u];
+    }
+
+    // p[j] = d * (w * p[j] + z[j]) and the gradient row's acc[j] += dy * p[j]
+    // (+ coef * p_prev[j], the simplified mode's one-hop term), j < count.
+    template <bool OneHop>
+    static void unit_update(int64_t count, Real* p, const Real* z, Real dz_one, bool z_is_one, Real d, Real w,
+                            Real dy, Real coef, Real* acc) {
+        for_lanes<V>(count, [&](auto vx, int64_t j) {
+            using Vx = decltype(vx);
+            const Vx po = Vx::loadu(p + j);
+            const Vx zj = z_is_one ? Vx::set1(dz_one) : Vx::loadu(z + j);
+            const Vx pn = Vx::set1(d) * (Vx::set1(w) * po + zj);
+            Vx g = fma(Vx::set1(dy), pn, Vx::loadu(acc + j));
+            if constexpr (OneHop) g = fma(Vx::set1(coef), po, g);
+            g.storeu(acc + j);
+            pn.storeu(p + j);
+        });
+    }
+
+    // Phase 2, approximate Elman (simplified, diag): unit i. S [N,H,1,K+1]:
+    // p = unit i's sensitivity to its own row, then q = dh_t[i]/dh0[i].
+    template <bool OneHop>
+    static void approx_unit(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, const Real* ee,
+                            int64_t i, Real* w_rows) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
+        const int64_t K = H + C + 1, Q = K + 1;
+        Real* acc = w_rows + i * K;
+        for (int64_t j = 0; j < K; ++j) acc[j] = Real(0);
+        const Real w = io.w_hh[i * H + i];
+        for (int64_t n = 0; n < N; ++n) {
+            Real* p = io.S + (n * H + i) * Q;
+            for (int64_t j = 0; j < Q; ++j) p[j] = io.S0[(n * H + i) * Q + j];
+            Real dh0 = Real(0);
+            for (int64_t s = 0; s < T; ++s) {
+                const int64_t t = t_of(s, T, io.reverse);
+                if (t >= io.lengths[n]) continue;
+                const int64_t row = (t * N + n) * H;
+                const Real d = dd[row + i], dy = io.dy[row + i];
+                const Real coef = OneHop ? ee[row + i] - dy * d * w : Real(0);
+                unit_update<OneHop>(H, p, hp + row, 0, false, d, w, dy, coef, acc);
+                unit_update<OneHop>(C, p + H, io.x + (t * N + n) * C, 0, false, d, w, dy, coef, acc + H);
+                unit_update<OneHop>(1, p + H + C, nullptr, Real(1), true, d, w, dy, coef, acc + H + C);
+                p[K] = d * w * p[K];   // q: the diagonal of dh_t/dh0
+                dh0 = dh0 + dy * p[K];
+            }
+            io.dh0[n * H + i] = dh0;
+        }
+    }
+
+    // Phase 2, exact IndRNN: units [u0, u1). S [N,H,1,C+3]: unit k w.r.t.
+    // w_hh[k], w_ih[k,:], b[k], then h0[k]; K = C + 2 gradient columns.
+    static void indrnn_units(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, int64_t u0,
+                             int64_t u1, Real* w_rows) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
+        const int64_t K = C + 2, Q = K + 1;
+        for (int64_t k = u0; k < u1; ++k)
+            for (int64_t j = 0; j < K; ++j) w_rows[k * K + j] = Real(0);
+        for (int64_t n = 0; n < N; ++n) {
+            Real* sb = io.S + (n * H + u0) * Q;
+            const Real* s0 = io.S0 + (n * H + u0) * Q;
+            for (int64_t j = 0; j < (u1 - u0) * Q; ++j) sb[j] = s0[j];
+            Real dh0[UB];
+            for (int64_t k = u0; k < u1; ++k) dh0[k - u0] = Real(0);
+            for (int64_t s = 0; s < T; ++s) {
+                const int64_t t = t_of(s, T, io.reverse);
+                if (t >= io.lengths[n]) continue;
+                const int64_t row = (t * N + n) * H;
+                const Real* x_t = io.x + (t * N + n) * C;
+                for (int64_t k = u0; k < u1; ++k) {
+                    Real* p = sb + (k - u0) * Q;
+                    Real* acc = w_rows + k * K;
+                    const Real d = dd[row + k], dy = io.dy[row + k], w = io.w_hh[k];
+                    unit_update<false>(1, p, hp + row + k, 0, false, d, w, dy, 0, acc);
+                    unit_update<false>(C, p + 1, x_t, 0, false, d, w, dy, 0, acc + 1);
+                    unit_update<false>(1, p + 1 + C, nullptr, Real(1), true, d, w, dy, 0, acc + 1 + C);
+                    p[K] = d * (w * p[K]);
+                    dh0[k - u0] = dh0[k - u0] + dy * p[K];
+                }
+            }
+            for (int64_t k = u0; k < u1; ++k) io.dh0[n * H + k] = dh0[k - u0];
+        }
+    }
+
+    static void run(Cell cell, RtrlMode mode, const Dims& dm, const RtrlIO<Real>& io, int threads) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
+        const bool exact_rnn = cell == Cell::rnn && mode == RtrlMode::exact;
+        const int64_t K = cell == Cell::indrnn ? C + 2 : H + C + 1;
+        const int64_t P = H * K + H;
+        const int64_t pieces = exact_rnn ? ceil_div(P, BW) : cell == Cell::indrnn ? ceil_div(H, UB) : H;
+        const int team = static_cast<int>(max_i(1, min_i(threads, max_i(pieces, N))));
+
+        Workspace ws;
+        const size_t o_xw = ws.reserve<Real>(T * N * H);
+        const size_t o_pan = ws.reserve<Real>(ceil_div(H, BW) * C * BW);
+        const size_t o_hp = ws.reserve<Real>(T * N * H);
+        const size_t o_dd = ws.reserve<Real>(T * N * H);
+        const size_t o_ee = ws.reserve<Real>(mode == RtrlMode::simplified ? T * N * H : 1);
+        const size_t o_rows = ws.reserve<Real>(H * K);
+        const int64_t per_thread = 4 * H + 2 * H * BW + BW;
+        const size_t o_thr = ws.reserve<Real>(per_thread * team);
+        ws.allocate();
+        Real* xw = ws.at<Real>(o_xw);
+        Real* hp = ws.at<Real>(o_hp);
+        Real* dd = ws.at<Real>(o_dd);
+        Real* ee = ws.at<Real>(o_ee);
+        Real* w_rows = ws.at<Real>(o_rows);
+
+        run_team(team, [&](const Team& tm) {
+            const FlushDenormals ftz;
+            if (tm.id() == 0) note_parallel_region(tm.size());
+            Real* buf = ws.at<Real>(o_thr) + per_thread * tm.id();
+            input_gemm(tm, T * N, C, H, io.x, io.w_ih, ws.at<Real>(o_pan), xw);
+            forward(cell, mode, dm, io, xw, hp, dd, ee, share(N, tm.id(), tm.size()), buf);
+            tm.barrier();
+            const Range r = share(pieces, tm.id(), tm.size());
+            for (int64_t p = r.begin; p < r.end; ++p) {
+                if (exact_rnn)
+                    exact_block(dm, io, hp, dd, p, buf + 4 * H, buf + 4 * H + H * BW, buf + 4 * H + 2 * H * BW, w_rows);
+                else if (cell == Cell::indrnn)
+                    indrnn_units(dm, io, hp, dd, p * UB, min_i(H, (p + 1) * UB), w_rows);
+                else if (mode == RtrlMode::simplified)
+                    approx_unit<true>(dm, io, hp, dd, ee, p, w_rows);
+                else
+                    approx_unit<false>(dm, io, hp, dd, ee, p, w_rows);
+            }
+            tm.barrier();
+            // The weight rows' gradients into PyTorch's arrays, split over units.
+            const Range ur = share(H, tm.id(), tm.size());
+            for (int64_t i = ur.begin; i < ur.end; ++i) {
+                const Real* g = w_rows + i * K;
+                if (cell == Cell::indrnn) {
+                    io.dw_hh[i] = g[0];
+                    for (int64_t c = 0; c < C; ++c) io.dw_ih[i * C + c] = g[1 + c];
+                    io.db_ih[i] = io.db_hh[i] = g[1 + C];
+                } else {
+                    for (int64_t m = 0; m < H; ++m) io.dw_hh[i * H + m] = g[m];
+                    for (int64_t c = 0; c < C; ++c) io.dw_ih[i * C + c] = g[H + c];
+                    io.db_ih[i] = io.db_hh[i] = g[H + C];
+                }
+            }
+        });
+    }
+};
+
+template <class Real>
+void rtrl_entry(Cell cell, RtrlMode mode, const Dims& d, const RtrlIO<Real>& io, int threads) {
+    RtrlKernels<Vec<Real>>::run(cell, mode, d, io, threads);
+}
+
+const RtrlTable& rtrl_table() {
+    static constexpr RtrlTable table{rtrl_entry<float>, rtrl_entry<double>};
+    return table;
+}
+
+}  // namespace RNNKIT_ISA
+}  // namespace rnnkit

@@ -1,0 +1,54 @@
+// Real-time recurrent learning (RTRL): the argument block and entry point of
+// the native *_rtrl functions. docs/rtrl.md is the contract (equations, the
+// sensitivity layout S, lengths and chunking); python/rnnkit/reference/rtrl.py
+// is the executable spec. Shape letters as in rnnkit.h; K = H + C + 1 (RNN),
+// C + 2 (IndRNN).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "rnnkit/cells.h"
+
+namespace rnnkit {
+
+enum class RtrlMode : int { exact = 0, simplified = 1, diag = 2 };
+
+// <cell>_rtrl(x, h0, w_ih, w_hh, b_ih, b_hh, dy, *, lengths, reverse, nonlinearity, mode, state)
+//   -> y, h_n, grads (dh0, dw_ih, dw_hh, db_ih, db_hh), state (h, S)
+template <class Real>
+struct RtrlIO {
+    const Real* x;             // [T,N,C]
+    const Real* h0;            // [N,H] the stream's current state
+    const Real* w_ih;          // [H,C]
+    const Real* w_hh;          // [H,H]; IndRNN [H]
+    const Real* b_ih;          // [H]
+    const Real* b_hh;          // [H]
+    const Real* dy;            // [T,N,H]
+    const int64_t* lengths;    // [N], each in 0..T
+    bool reverse;
+    Act act;
+    const Real* S0;            // sensitivities in: exact RNN [N,H,H*K+H]; else [N,H,1,K+1]
+    Real* y;                   // [T,N,H]
+    Real* h_n;                 // [N,H]
+    Real* dh0;                 // [N,H]
+    Real* dw_ih;               // [H,C]
+    Real* dw_hh;               // [H,H]; IndRNN [H]
+    Real* db_ih;               // [H]
+    Real* db_hh;               // [H]
+    Real* S;                   // sensitivities out, S0's shape
+};
+
+// Elements of the sensitivity tensor S of one call, and the bytes of the
+// call's workspace beyond it (O(T*N*H) step values plus O(H^2) per thread).
+int64_t rtrl_sens_count(Cell cell, RtrlMode mode, const Dims& d);
+std::size_t rtrl_workspace_bytes(Cell cell, RtrlMode mode, const Dims& d, std::size_t real_size, int threads);
+
+// Whether the native core implements (cell, mode).
+bool rtrl_native(Cell cell, RtrlMode mode);
+
+// Runs one call on num_threads() threads; bitwise identical for any thread
+// count. Callers validate (src/core/rtrl.cpp does) and check the budget.
+template <class Real> void rtrl(Cell cell, RtrlMode mode, const Dims& d, const RtrlIO<Real>& io);
+
+}  // namespace rnnkit
