@@ -24,7 +24,7 @@ struct RtrlKernels {
     static constexpr int NV = Tiling::plain_nv;
     static constexpr int BW = NV * V::W;                 // columns of a GEMM tile / S block
     static constexpr int MR = Tiling::acc_regs / NV;     // rows of a GEMM tile
-    static constexpr int64_t UB = 8;                     // units per IndRNN piece
+    static constexpr int64_t UB = 8;                     // units per IndRNN piece (2 register blocks)
 
     // out[m][c] = sum_k x[m][k] * w[c][k] for m < M, c < Hc: the input side,
     // one FMA chain in k order per element (never dependent on M or tiling,
@@ -215,35 +215,138 @@ struct RtrlKernels {
 
     // Phase 2, exact IndRNN: units [u0, u1). S [N,H,1,C+3]: unit k w.r.t.
     // w_hh[k], w_ih[k,:], b[k], then h0[k]; K = C + 2 gradient columns.
+    // Within a call the recursion runs on r = da_t/dtheta, the sensitivity of
+    // the pre-activation: r_t = (w d_{t-1}) r_{t-1} + z_t, s_t = d_t r_t, and
+    // the gradient row gains (dy_t d_t) r_t: two FMAs per entry and step, with
+    // r and the gradient of UR units by JV vectors of x-columns in registers
+    // across all steps of a sequence. ab: 2*T scalars per unit of the block.
+    static constexpr int UR = 4, JV = 1;   // 8 accumulators: no spills on 16 registers
+
+    // The x-columns [j, j + JV*Vx::W) of units [k0, k0 + ur) for sequence n.
+    template <class Vx, int U>
+    static void indrnn_xcols(const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
+                             const Real* ab, int64_t n_act, const int64_t* act_t, Real* w_rows) {
+        const int64_t N = dm.N, C = dm.C, H = dm.H, K = C + 2, Q = K + 1;
+        constexpr int W = Vx::W;
+        Vx r[U][JV], g[U][JV];
+        for (int u = 0; u < U; ++u)
+            for (int v = 0; v < JV; ++v) g[u][v] = Vx::loadu(w_rows + (k0 + u) * K + 1 + j + v * W);
+        // first active step: r = w * s0 + z
+        {
+            const Real* x_t = io.x + (act_t[0] * N + n) * C + j;
+            for (int u = 0; u < U; ++u) {
+                const Vx w = Vx::set1(io.w_hh[k0 + u]);
+                const Real* s0 = io.S0 + (n * H + k0 + u) * Q + 1 + j;
+                for (int v = 0; v < JV; ++v) r[u][v] = w * Vx::loadu(s0 + v * W) + Vx::loadu(x_t + v * W);
+                const Vx b = Vx::set1(ab[(2 * 0 + 1) * U + u]);
+                for (int v = 0; v < JV; ++v) g[u][v] = fma(b, r[u][v], g[u][v]);
+            }
+        }
+        for (int64_t a = 1; a < n_act; ++a) {
+            const Real* x_t = io.x + (act_t[a] * N + n) * C + j;
+            Vx z[JV];
+            for (int v = 0; v < JV; ++v) z[v] = Vx::loadu(x_t + v * W);
+            for (int u = 0; u < U; ++u) {
+                const Vx al = Vx::set1(ab[(2 * (a - 1)) * U + u]);   // w * d of the previous active step
+                const Vx be = Vx::set1(ab[(2 * a + 1) * U + u]);     // dy * d
+                for (int v = 0; v < JV; ++v) {
+                    r[u][v] = fma(al, r[u][v], z[v]);
+                    g[u][v] = fma(be, r[u][v], g[u][v]);
+                }
+            }
+        }
+        for (int u = 0; u < U; ++u)
+            for (int v = 0; v < JV; ++v) g[u][v].storeu(w_rows + (k0 + u) * K + 1 + j + v * W);
+        // r of the last active step; the caller scales the row by its d into S
+        for (int u = 0; u < U; ++u)
+            for (int v = 0; v < JV; ++v) r[u][v].storeu(io.S + (n * H + k0 + u) * Q + 1 + j + v * W);
+    }
+
+    // indrnn_xcols for ur <= U units: a kernel compiled for exactly ur.
+    template <class Vx, int U>
+    static void indrnn_xcols_upto(int ur, const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
+                                  const Real* ab, int64_t n_act, const int64_t* act_t, Real* w_rows) {
+        if constexpr (U > 1) {
+            if (ur < U) {
+                indrnn_xcols_upto<Vx, U - 1>(ur, dm, io, n, k0, j, ab, n_act, act_t, w_rows);
+                return;
+            }
+        }
+        indrnn_xcols<Vx, U>(dm, io, n, k0, j, ab, n_act, act_t, w_rows);
+    }
+
     static void indrnn_units(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, int64_t u0,
-                             int64_t u1, Real* w_rows) {
+                             int64_t u1, Real* w_rows, Real* ab, int64_t* act_t) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const int64_t K = C + 2, Q = K + 1;
         for (int64_t k = u0; k < u1; ++k)
             for (int64_t j = 0; j < K; ++j) w_rows[k * K + j] = Real(0);
         for (int64_t n = 0; n < N; ++n) {
-            Real* sb = io.S + (n * H + u0) * Q;
-            const Real* s0 = io.S0 + (n * H + u0) * Q;
-            for (int64_t j = 0; j < (u1 - u0) * Q; ++j) sb[j] = s0[j];
-            Real dh0[UB];
-            for (int64_t k = u0; k < u1; ++k) dh0[k - u0] = Real(0);
+            int64_t n_act = 0;
             for (int64_t s = 0; s < T; ++s) {
                 const int64_t t = t_of(s, T, io.reverse);
-                if (t >= io.lengths[n]) continue;
-                const int64_t row = (t * N + n) * H;
-                const Real* x_t = io.x + (t * N + n) * C;
-                for (int64_t k = u0; k < u1; ++k) {
-                    Real* p = sb + (k - u0) * Q;
-                    Real* acc = w_rows + k * K;
-                    const Real d = dd[row + k], dy = io.dy[row + k], w = io.w_hh[k];
-                    unit_update<false>(1, p, hp + row + k, 0, false, d, w, dy, 0, acc);
-                    unit_update<false>(C, p + 1, x_t, 0, false, d, w, dy, 0, acc + 1);
-                    unit_update<false>(1, p + 1 + C, nullptr, Real(1), true, d, w, dy, 0, acc + 1 + C);
-                    p[K] = d * (w * p[K]);
-                    dh0[k - u0] = dh0[k - u0] + dy * p[K];
+                if (t < io.lengths[n]) act_t[n_act++] = t;
+            }
+            for (int64_t k = u0; k < u1; ++k) io.dh0[n * H + k] = Real(0);
+            if (n_act == 0) {   // S carried unchanged
+                for (int64_t j = 0; j < (u1 - u0) * Q; ++j) io.S[(n * H + u0) * Q + j] = io.S0[(n * H + u0) * Q + j];
+                continue;
+            }
+            for (int64_t k0 = u0; k0 < u1; k0 += UR) {
+                const int ur = static_cast<int>(min_i(UR, u1 - k0));
+                // ab[(2a) * ur + u] = w * d, ab[(2a + 1) * ur + u] = dy * d at active step a
+                for (int64_t a = 0; a < n_act; ++a) {
+                    const int64_t row = (act_t[a] * N + n) * H;
+                    for (int u = 0; u < ur; ++u) {
+                        const Real d = dd[row + k0 + u];
+                        ab[(2 * a) * ur + u] = io.w_hh[k0 + u] * d;
+                        ab[(2 * a + 1) * ur + u] = io.dy[row + k0 + u] * d;
+                    }
+                }
+                int64_t j = 0;
+                constexpr int64_t step = JV * V::W;
+                for (; j + step <= C; j += step) {
+                    indrnn_xcols_upto<V, UR>(ur, dm, io, n, k0, j, ab, n_act, act_t, w_rows);
+                }
+                for (; j + JV <= C; j += JV) {
+                    indrnn_xcols_upto<Scalar<Real>, UR>(ur, dm, io, n, k0, j, ab, n_act, act_t, w_rows);
+                }
+                // The rest: the last x-columns, h_prev[k] (column 0), the bias (C+1), h0 (C+2), one by one.
+                for (int u = 0; u < ur; ++u) {
+                    const int64_t k = k0 + u;
+                    Real* g = w_rows + k * K;
+                    const Real* s0 = io.S0 + (n * H + k) * Q;
+                    Real* s1 = io.S + (n * H + k) * Q;
+                    const Real w = io.w_hh[k];
+                    auto column = [&](int64_t col, auto zfun) {
+                        Real r = w * s0[col] + zfun(act_t[0]);
+                        g[col] = g[col] + ab[1 * ur + u] * r;
+                        for (int64_t a = 1; a < n_act; ++a) {
+                            r = ab[(2 * (a - 1)) * ur + u] * r + zfun(act_t[a]);
+                            g[col] = g[col] + ab[(2 * a + 1) * ur + u] * r;
+                        }
+                        s1[col] = r;
+                    };
+                    for (int64_t jj = j; jj < C; ++jj)
+                        column(1 + jj, [&](int64_t t) { return io.x[(t * N + n) * C + jj]; });
+                    column(0, [&](int64_t t) { return hp[(t * N + n) * H + k]; });
+                    column(C + 1, [&](int64_t) { return Real(1); });
+                    Real dh0 = Real(0);
+                    {
+                        Real r = w * s0[C + 2];
+                        dh0 = dh0 + ab[1 * ur + u] * r;
+                        for (int64_t a = 1; a < n_act; ++a) {
+                            r = ab[(2 * (a - 1)) * ur + u] * r;
+                            dh0 = dh0 + ab[(2 * a + 1) * ur + u] * r;
+                        }
+                        s1[C + 2] = r;
+                    }
+                    io.dh0[n * H + k] = dh0;
+                    // s = d_last * r over the whole row
+                    const Real d_last = dd[(act_t[n_act - 1] * N + n) * H + k];
+                    for (int64_t col = 0; col < Q; ++col) s1[col] = d_last * s1[col];
                 }
             }
-            for (int64_t k = u0; k < u1; ++k) io.dh0[n * H + k] = dh0[k - u0];
         }
     }
 
@@ -262,8 +365,9 @@ struct RtrlKernels {
         const size_t o_dd = ws.reserve<Real>(T * N * H);
         const size_t o_ee = ws.reserve<Real>(mode == RtrlMode::simplified ? T * N * H : 1);
         const size_t o_rows = ws.reserve<Real>(H * K);
-        const int64_t per_thread = 4 * H + 2 * H * BW + BW;
+        const int64_t per_thread = 4 * H + 2 * H * BW + BW + 2 * T * UR;
         const size_t o_thr = ws.reserve<Real>(per_thread * team);
+        const size_t o_act = ws.reserve<int64_t>(T * team);
         ws.allocate();
         Real* xw = ws.at<Real>(o_xw);
         Real* hp = ws.at<Real>(o_hp);
@@ -283,7 +387,8 @@ struct RtrlKernels {
                 if (exact_rnn)
                     exact_block(dm, io, hp, dd, p, buf + 4 * H, buf + 4 * H + H * BW, buf + 4 * H + 2 * H * BW, w_rows);
                 else if (cell == Cell::indrnn)
-                    indrnn_units(dm, io, hp, dd, p * UB, min_i(H, (p + 1) * UB), w_rows);
+                    indrnn_units(dm, io, hp, dd, p * UB, min_i(H, (p + 1) * UB), w_rows,
+                                 buf + 4 * H + 2 * H * BW + BW, ws.at<int64_t>(o_act) + T * tm.id());
                 else if (mode == RtrlMode::simplified)
                     approx_unit<true>(dm, io, hp, dd, ee, p, w_rows);
                 else

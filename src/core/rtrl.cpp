@@ -68,8 +68,9 @@ py::tuple rtrl_typed(Cell cell, rnnkit::RtrlMode mode, py::handle x, py::handle 
     auto dw_hh = ind ? empty<Real>({H}) : empty<Real>({H, H});
     auto db_ih = empty<Real>({H});
     auto db_hh = empty<Real>({H});
-    std::vector<py::ssize_t> sdims(s0.begin(), s0.end());
-    py::array_t<Real> S(sdims);
+    // S from rnnkit's kept blocks: a stream's calls reuse one block instead of
+    // faulting in fresh pages every call.
+    auto S = s0.size() == 3 ? empty<Real>({s0[0], s0[1], s0[2]}) : empty<Real>({s0[0], s0[1], s0[2], s0[3]});
     io.y = y.mutable_data();
     io.h_n = h_n.mutable_data();
     io.dh0 = dh0.mutable_data();
