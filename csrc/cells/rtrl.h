@@ -223,17 +223,19 @@ struct RtrlKernels {
     static constexpr int UR = 4, JV = 1;   // 8 accumulators: no spills on 16 registers
 
     // The x-columns [j, j + JV*Vx::W) of units [k0, k0 + ur) for sequence n.
+    // xn: sequence n's active rows of x, gathered [n_act][C] (rows of x are
+    // N*C apart: at N*C*size a multiple of 4 KB they would share L1 sets).
     template <class Vx, int U>
     static void indrnn_xcols(const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                             const Real* ab, int64_t n_act, const int64_t* act_t, Real* w_rows) {
-        const int64_t N = dm.N, C = dm.C, H = dm.H, K = C + 2, Q = K + 1;
+                             const Real* ab, int64_t n_act, const Real* xn, Real* w_rows) {
+        const int64_t C = dm.C, H = dm.H, K = C + 2, Q = K + 1;
         constexpr int W = Vx::W;
         Vx r[U][JV], g[U][JV];
         for (int u = 0; u < U; ++u)
             for (int v = 0; v < JV; ++v) g[u][v] = Vx::loadu(w_rows + (k0 + u) * K + 1 + j + v * W);
         // first active step: r = w * s0 + z
         {
-            const Real* x_t = io.x + (act_t[0] * N + n) * C + j;
+            const Real* x_t = xn + j;
             for (int u = 0; u < U; ++u) {
                 const Vx w = Vx::set1(io.w_hh[k0 + u]);
                 const Real* s0 = io.S0 + (n * H + k0 + u) * Q + 1 + j;
@@ -243,7 +245,7 @@ struct RtrlKernels {
             }
         }
         for (int64_t a = 1; a < n_act; ++a) {
-            const Real* x_t = io.x + (act_t[a] * N + n) * C + j;
+            const Real* x_t = xn + a * C + j;
             Vx z[JV];
             for (int v = 0; v < JV; ++v) z[v] = Vx::loadu(x_t + v * W);
             for (int u = 0; u < U; ++u) {
@@ -265,18 +267,18 @@ struct RtrlKernels {
     // indrnn_xcols for ur <= U units: a kernel compiled for exactly ur.
     template <class Vx, int U>
     static void indrnn_xcols_upto(int ur, const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                                  const Real* ab, int64_t n_act, const int64_t* act_t, Real* w_rows) {
+                                  const Real* ab, int64_t n_act, const Real* xn, Real* w_rows) {
         if constexpr (U > 1) {
             if (ur < U) {
-                indrnn_xcols_upto<Vx, U - 1>(ur, dm, io, n, k0, j, ab, n_act, act_t, w_rows);
+                indrnn_xcols_upto<Vx, U - 1>(ur, dm, io, n, k0, j, ab, n_act, xn, w_rows);
                 return;
             }
         }
-        indrnn_xcols<Vx, U>(dm, io, n, k0, j, ab, n_act, act_t, w_rows);
+        indrnn_xcols<Vx, U>(dm, io, n, k0, j, ab, n_act, xn, w_rows);
     }
 
     static void indrnn_units(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, int64_t u0,
-                             int64_t u1, Real* w_rows, Real* ab, int64_t* act_t) {
+                             int64_t u1, Real* w_rows, Real* ab, int64_t* act_t, Real* xn) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const int64_t K = C + 2, Q = K + 1;
         for (int64_t k = u0; k < u1; ++k)
@@ -292,6 +294,8 @@ struct RtrlKernels {
                 for (int64_t j = 0; j < (u1 - u0) * Q; ++j) io.S[(n * H + u0) * Q + j] = io.S0[(n * H + u0) * Q + j];
                 continue;
             }
+            for (int64_t a = 0; a < n_act; ++a)
+                for (int64_t c = 0; c < C; ++c) xn[a * C + c] = io.x[(act_t[a] * N + n) * C + c];
             for (int64_t k0 = u0; k0 < u1; k0 += UR) {
                 const int ur = static_cast<int>(min_i(UR, u1 - k0));
                 // ab[(2a) * ur + u] = w * d, ab[(2a + 1) * ur + u] = dy * d at active step a
@@ -306,10 +310,10 @@ struct RtrlKernels {
                 int64_t j = 0;
                 constexpr int64_t step = JV * V::W;
                 for (; j + step <= C; j += step) {
-                    indrnn_xcols_upto<V, UR>(ur, dm, io, n, k0, j, ab, n_act, act_t, w_rows);
+                    indrnn_xcols_upto<V, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, w_rows);
                 }
                 for (; j + JV <= C; j += JV) {
-                    indrnn_xcols_upto<Scalar<Real>, UR>(ur, dm, io, n, k0, j, ab, n_act, act_t, w_rows);
+                    indrnn_xcols_upto<Scalar<Real>, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, w_rows);
                 }
                 // The rest: the last x-columns, h_prev[k] (column 0), the bias (C+1), h0 (C+2), one by one.
                 for (int u = 0; u < ur; ++u) {
@@ -368,6 +372,7 @@ struct RtrlKernels {
         const int64_t per_thread = 4 * H + 2 * H * BW + BW + 2 * T * UR;
         const size_t o_thr = ws.reserve<Real>(per_thread * team);
         const size_t o_act = ws.reserve<int64_t>(T * team);
+        const size_t o_xn = ws.reserve<Real>(cell == Cell::indrnn ? T * C * team : 1);
         ws.allocate();
         Real* xw = ws.at<Real>(o_xw);
         Real* hp = ws.at<Real>(o_hp);
@@ -388,7 +393,8 @@ struct RtrlKernels {
                     exact_block(dm, io, hp, dd, p, buf + 4 * H, buf + 4 * H + H * BW, buf + 4 * H + 2 * H * BW, w_rows);
                 else if (cell == Cell::indrnn)
                     indrnn_units(dm, io, hp, dd, p * UB, min_i(H, (p + 1) * UB), w_rows,
-                                 buf + 4 * H + 2 * H * BW + BW, ws.at<int64_t>(o_act) + T * tm.id());
+                                 buf + 4 * H + 2 * H * BW + BW, ws.at<int64_t>(o_act) + T * tm.id(),
+                                 ws.at<Real>(o_xn) + T * C * tm.id());
                 else if (mode == RtrlMode::simplified)
                     approx_unit<true>(dm, io, hp, dd, ee, p, w_rows);
                 else
