@@ -99,7 +99,7 @@ class Errors:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=15_000, help="stream length (default 15000)")
+    p.add_argument("--steps", type=int, default=25_000, help="stream length (default 25000)")
     p.add_argument("--batch", type=int, default=16, help="parallel streams N (default 16)")
     p.add_argument("--hidden", type=int, default=4, help="LSTM units H (default 4)")
     p.add_argument("--lr", type=float, default=3e-2, help="Adam learning rate (3e-2)")

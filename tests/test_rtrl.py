@@ -278,7 +278,7 @@ def test_budget_refuses_with_the_bytes_needed(monkeypatch):
     # the binding checks again at the boundary, before allocating
     with pytest.raises(ValueError, match="over the budget"):
         S0 = np.zeros((2, 5, 50))
-        _core.rtrl("rnn", "exact", pos[0], pos[1], pos[2], pos[3], pos[4], pos[5], dy,
+        _core.rtrl("rnn", "exact", pos[0], pos[1], None, pos[2], pos[3], pos[4], pos[5], dy,
                    np.full(2, 2, np.int64), False, "tanh", S0, need - 1)
 
 
@@ -295,9 +295,22 @@ def test_inputs_are_not_modified():
 
 # --- native against the reference ----------------------------------------------
 
-NATIVE_CASES = [(c, nl, G, "exact") for c, nl, G in CELLS if c in ("rnn", "indrnn")] + [
+NATIVE_CASES = [(c, nl, G, "exact") for c, nl, G in CELLS] + [
     ("rnn", "tanh", 1, "simplified"), ("rnn", "relu", 1, "diag")]
-NATIVE_IDS = [f"{c}-{nl}-{m}" for c, nl, _, m in NATIVE_CASES]
+NATIVE_IDS = [f"{c}-{nl}-{m}" if nl else f"{c}-{m}" for c, nl, _, m in NATIVE_CASES]
+
+
+def test_native_coverage():
+    """What the native core runs (docs/rtrl.md, "Native coverage"); the rest
+    runs on the reference and says so in its state."""
+    native = {(c, m) for c in ("rnn", "lstm", "gru", "indrnn") for m in ("exact", "simplified", "diag")
+              if _core.rtrl_native(c, m)}
+    assert native == {("rnn", "exact"), ("rnn", "simplified"), ("rnn", "diag"), ("indrnn", "exact"),
+                      ("lstm", "exact"), ("gru", "exact")}
+    seed = fresh_seed()
+    pos, _, dy = _case("lstm", 4, 3, 2, 3, 4, np.float64, seed)
+    assert rtrl(F, "lstm", None, pos, dy)[1].backend == "native"
+    assert rtrl(F, "lstm", None, pos, dy, mode="diag")[1].backend == "reference"
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])

@@ -354,7 +354,229 @@ struct RtrlKernels {
         }
     }
 
+    // --- LSTM and GRU, exact: phase 1 keeps per step h_prev, the activated
+    // gates, and c_prev, tanh(c) (LSTM) or hn = h_prev W_hn^T + b_hn (GRU).
+    // buf: 2*H + 2*G*H per thread.
+    static void gated_forward(Cell cell, const Dims& dm, const RtrlIO<Real>& io, const Real* xw, Real* hp,
+                              Real* gates, Real* aux1, Real* aux2, Range r, Real* buf) {
+        const int64_t T = dm.T, N = dm.N, H = dm.H;
+        const bool lstm = cell == Cell::lstm;
+        const int64_t G = lstm ? 4 : 3, GH = G * H;
+        Real* h = buf;
+        Real* c = buf + H;
+        Real* a = buf + 2 * H;
+        Real* hw = buf + 2 * H + GH;
+        auto sigmoid_into = [&](const Real* in, Real* out, int64_t count) {
+            for_lanes<V>(count, [&](auto vx, int64_t i) {
+                using Vx = decltype(vx);
+                vsigmoid(Vx::loadu(in + i)).storeu(out + i);
+            });
+        };
+        auto tanh_into = [&](const Real* in, Real* out, int64_t count) {
+            for_lanes<V>(count, [&](auto vx, int64_t i) {
+                using Vx = decltype(vx);
+                vtanh(Vx::loadu(in + i)).storeu(out + i);
+            });
+        };
+        for (int64_t n = r.begin; n < r.end; ++n) {
+            for (int64_t k = 0; k < H; ++k) h[k] = io.h0[n * H + k], c[k] = lstm ? io.c0[n * H + k] : Real(0);
+            for (int64_t s = 0; s < T; ++s) {
+                const int64_t t = t_of(s, T, io.reverse);
+                const int64_t row = (t * N + n) * H, grow = (t * N + n) * GH;
+                for (int64_t k = 0; k < H; ++k) hp[row + k] = h[k];
+                if (lstm) for (int64_t k = 0; k < H; ++k) aux1[row + k] = c[k];
+                if (t >= io.lengths[n]) {
+                    for (int64_t k = 0; k < H; ++k) io.y[row + k] = Real(0);
+                    continue;
+                }
+                dot_rows_n<V>(GH, H, h, io.w_hh, H, hw);
+                Real* gt = gates + grow;
+                if (lstm) {
+                    // ((x W_ih^T + b_ih) + h W_hh^T) + b_hh, then i, f, g, o
+                    for (int64_t q = 0; q < GH; ++q) a[q] = ((xw[grow + q] + io.b_ih[q]) + hw[q]) + io.b_hh[q];
+                    sigmoid_into(a, gt, 2 * H);
+                    tanh_into(a + 2 * H, gt + 2 * H, H);
+                    sigmoid_into(a + 3 * H, gt + 3 * H, H);
+                    for (int64_t k = 0; k < H; ++k) c[k] = gt[H + k] * c[k] + gt[k] * gt[2 * H + k];
+                    tanh_into(c, aux2 + row, H);
+                    for (int64_t k = 0; k < H; ++k) h[k] = gt[3 * H + k] * aux2[row + k];
+                } else {
+                    // r, z = sigmoid(xW + hW); n = tanh(xW_n + r * hW_n), hW = h W_hh^T + b_hh
+                    for (int64_t q = 0; q < GH; ++q) hw[q] = hw[q] + io.b_hh[q];
+                    for (int64_t q = 0; q < 2 * H; ++q) a[q] = (xw[grow + q] + io.b_ih[q]) + hw[q];
+                    sigmoid_into(a, gt, 2 * H);
+                    for (int64_t k = 0; k < H; ++k)
+                        a[2 * H + k] = (xw[grow + 2 * H + k] + io.b_ih[2 * H + k]) + gt[k] * hw[2 * H + k];
+                    tanh_into(a + 2 * H, gt + 2 * H, H);
+                    for (int64_t k = 0; k < H; ++k) {
+                        aux1[row + k] = hw[2 * H + k];
+                        const Real z = gt[H + k];
+                        h[k] = (Real(1) - z) * gt[2 * H + k] + z * h[k];
+                    }
+                }
+                for (int64_t k = 0; k < H; ++k) io.y[row + k] = h[k];
+            }
+            for (int64_t k = 0; k < H; ++k) io.h_n[n * H + k] = h[k];
+            if (lstm) for (int64_t k = 0; k < H; ++k) io.c_n[n * H + k] = c[k];
+        }
+    }
+
+    // Phase 2, exact LSTM / GRU: column block b of S. LSTM: S [N,2H,P],
+    // P = 4H*K + 2H, A = W_hh Sh + own z, then Sc and Sh per unit (docs/rtrl.md).
+    // GRU: S [N,H,P], P = 3H*K + H, K = H + C + 2; AH = W_hh S + own hidden
+    // side, AX the own input side (one entry per column).
+    // blk: Sh, Sc [H][BW]; A, AX [GH][BW]; acc [BW].
+    static void gated_block(Cell cell, const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* gates,
+                            const Real* aux1, const Real* aux2, int64_t b, Real* blk, Real* w_rows) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
+        const bool lstm = cell == Cell::lstm;
+        const int64_t G = lstm ? 4 : 3, GH = G * H, V_ = lstm ? 2 : 1;
+        const int64_t K = lstm ? H + C + 1 : H + C + 2, GHK = GH * K, P = GHK + V_ * H;
+        const int64_t c0 = b * BW, valid = min_i(BW, P - c0);
+        Real* Sh = blk;
+        Real* Sc = blk + H * BW;
+        Real* A = blk + 2 * H * BW;
+        Real* AX = A + GH * BW;
+        Real* acc = AX + GH * BW;
+        for (int64_t q = 0; q < GH * BW; ++q) AX[q] = Real(0);
+        for (int u = 0; u < BW; ++u) acc[u] = Real(0);
+        for (int64_t n = 0; n < N; ++n) {
+            for (int64_t k = 0; k < H; ++k)
+                for (int64_t u = 0; u < BW; ++u) {
+                    Sh[k * BW + u] = u < valid ? io.S0[(n * V_ * H + k) * P + c0 + u] : Real(0);
+                    if (lstm) Sc[k * BW + u] = u < valid ? io.S0[(n * V_ * H + H + k) * P + c0 + u] : Real(0);
+                }
+            for (int64_t s = 0; s < T; ++s) {
+                const int64_t t = t_of(s, T, io.reverse);
+                if (t >= io.lengths[n]) continue;
+                const int64_t row = (t * N + n) * H;
+                const Real* h_prev = hp + row;
+                const Real* x_t = io.x + (t * N + n) * C;
+                const Real* gt = gates + (t * N + n) * GH;
+                const Real* dy = io.dy + row;
+                for (int64_t k0 = 0; k0 < GH; k0 += MR)
+                    gemm_tile<V, MR, NV, false, false>(static_cast<int>(min_i(MR, GH - k0)), H, io.w_hh + k0 * H, H,
+                                                       Sh, BW, A + k0 * BW, BW);
+                for (int64_t u = 0; u < valid; ++u) {
+                    const int64_t c = c0 + u;
+                    if (c >= GHK) break;
+                    const int64_t r = c / K, j = c - r * K;
+                    if (j < H) A[r * BW + u] += h_prev[j];
+                    else if (j < H + C) (lstm ? A : AX)[r * BW + u] += x_t[j - H];
+                    else if (j == H + C) (lstm ? A : AX)[r * BW + u] += Real(1);
+                    else A[r * BW + u] += Real(1);   // GRU's 1_hh
+                }
+                V g[NV];
+                for (int v = 0; v < NV; ++v) g[v] = V::loadu(acc + v * V::W);
+                for (int64_t k = 0; k < H; ++k) {
+                    const V yk = V::set1(dy[k]);
+                    if (lstm) {
+                        const Real i = gt[k], f = gt[H + k], gg = gt[2 * H + k], o = gt[3 * H + k];
+                        const Real tc = aux2[row + k], cp = aux1[row + k];
+                        const V vf = V::set1(f), vAf = V::set1(cp * (f * (Real(1) - f)));
+                        const V vAi = V::set1(gg * (i * (Real(1) - i))), vAg = V::set1(i * (Real(1) - gg * gg));
+                        const V vAo = V::set1(tc * (o * (Real(1) - o))), vSc = V::set1(o * (Real(1) - tc * tc));
+                        for (int v = 0; v < NV; ++v) {
+                            const int64_t at = k * BW + v * V::W;
+                            const V sc = ((vf * V::loadu(Sc + at) + vAf * V::loadu(A + H * BW + at)) +
+                                          vAi * V::loadu(A + at)) + vAg * V::loadu(A + 2 * H * BW + at);
+                            const V sh = vAo * V::loadu(A + 3 * H * BW + at) + vSc * sc;
+                            sc.storeu(Sc + at);
+                            sh.storeu(Sh + at);
+                            g[v] = fma(yk, sh, g[v]);
+                        }
+                    } else {
+                        const Real r = gt[k], z = gt[H + k], nn = gt[2 * H + k];
+                        const V vr = V::set1(r * (Real(1) - r)), vz = V::set1(z * (Real(1) - z));
+                        const V vn = V::set1(Real(1) - nn * nn), vrg = V::set1(r), vhn = V::set1(aux1[row + k]);
+                        const V v1z = V::set1(Real(1) - z), vhz = V::set1(h_prev[k] - nn), vzz = V::set1(z);
+                        for (int v = 0; v < NV; ++v) {
+                            const int64_t at = k * BW + v * V::W;
+                            const V dr = vr * (V::loadu(AX + at) + V::loadu(A + at));
+                            const V dz = vz * (V::loadu(AX + H * BW + at) + V::loadu(A + H * BW + at));
+                            const V dn = vn * ((V::loadu(AX + 2 * H * BW + at) + vrg * V::loadu(A + 2 * H * BW + at)) +
+                                               vhn * dr);
+                            const V sn = (v1z * dn + vhz * dz) + vzz * V::loadu(Sh + at);
+                            sn.storeu(Sh + at);
+                            g[v] = fma(yk, sn, g[v]);
+                        }
+                    }
+                }
+                for (int v = 0; v < NV; ++v) g[v].storeu(acc + v * V::W);
+                if (!lstm)   // clear AX's entries for the next step
+                    for (int64_t u = 0; u < valid; ++u) {
+                        const int64_t c = c0 + u;
+                        if (c >= GHK) break;
+                        AX[(c / K) * BW + u] = Real(0);
+                    }
+            }
+            for (int64_t k = 0; k < H; ++k)
+                for (int64_t u = 0; u < valid; ++u) {
+                    io.S[(n * V_ * H + k) * P + c0 + u] = Sh[k * BW + u];
+                    if (lstm) io.S[(n * V_ * H + H + k) * P + c0 + u] = Sc[k * BW + u];
+                }
+            for (int64_t u = 0; u < valid; ++u) {
+                const int64_t c = c0 + u;
+                if (c < GHK) continue;
+                if (c < GHK + H) io.dh0[n * H + (c - GHK)] = acc[u];
+                else io.dc0[n * H + (c - GHK - H)] = acc[u];
+                acc[u] = Real(0);
+            }
+        }
+        for (int64_t u = 0; u < valid; ++u)
+            if (c0 + u < GHK) w_rows[c0 + u] = acc[u];
+    }
+
+    static void run_gated(Cell cell, const Dims& dm, const RtrlIO<Real>& io, int threads) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
+        const bool lstm = cell == Cell::lstm;
+        const int64_t G = lstm ? 4 : 3, GH = G * H;
+        const int64_t K = lstm ? H + C + 1 : H + C + 2, P = GH * K + (lstm ? 2 : 1) * H;
+        const int64_t pieces = ceil_div(P, BW);
+        const int team = static_cast<int>(max_i(1, min_i(threads, max_i(pieces, N))));
+        Workspace ws;
+        const size_t o_xw = ws.reserve<Real>(T * N * GH);
+        const size_t o_pan = ws.reserve<Real>(ceil_div(GH, BW) * C * BW);
+        const size_t o_hp = ws.reserve<Real>(T * N * H);
+        const size_t o_gates = ws.reserve<Real>(T * N * GH);
+        const size_t o_aux1 = ws.reserve<Real>(T * N * H);
+        const size_t o_aux2 = ws.reserve<Real>(lstm ? T * N * H : 1);
+        const size_t o_rows = ws.reserve<Real>(GH * K);
+        const int64_t per_thread = 2 * H + 2 * GH + 2 * H * BW + 2 * GH * BW + BW;
+        const size_t o_thr = ws.reserve<Real>(per_thread * team);
+        ws.allocate();
+        Real* hp = ws.at<Real>(o_hp);
+        Real* gates = ws.at<Real>(o_gates);
+        Real* aux1 = ws.at<Real>(o_aux1);
+        Real* aux2 = ws.at<Real>(o_aux2);
+        Real* w_rows = ws.at<Real>(o_rows);
+        run_team(team, [&](const Team& tm) {
+            const FlushDenormals ftz;
+            if (tm.id() == 0) note_parallel_region(tm.size());
+            Real* buf = ws.at<Real>(o_thr) + per_thread * tm.id();
+            input_gemm(tm, T * N, C, GH, io.x, io.w_ih, ws.at<Real>(o_pan), ws.at<Real>(o_xw));
+            gated_forward(cell, dm, io, ws.at<Real>(o_xw), hp, gates, aux1, aux2, share(N, tm.id(), tm.size()), buf);
+            tm.barrier();
+            const Range r = share(pieces, tm.id(), tm.size());
+            for (int64_t p = r.begin; p < r.end; ++p)
+                gated_block(cell, dm, io, hp, gates, aux1, aux2, p, buf + 2 * H + 2 * GH, w_rows);
+            tm.barrier();
+            const Range gr = share(GH, tm.id(), tm.size());
+            for (int64_t q = gr.begin; q < gr.end; ++q) {
+                const Real* g = w_rows + q * K;
+                for (int64_t m = 0; m < H; ++m) io.dw_hh[q * H + m] = g[m];
+                for (int64_t c = 0; c < C; ++c) io.dw_ih[q * C + c] = g[H + c];
+                io.db_ih[q] = g[H + C];
+                io.db_hh[q] = lstm ? g[H + C] : g[H + C + 1];
+            }
+        });
+    }
+
     static void run(Cell cell, RtrlMode mode, const Dims& dm, const RtrlIO<Real>& io, int threads) {
+        if (cell == Cell::lstm || cell == Cell::gru) {
+            run_gated(cell, dm, io, threads);
+            return;
+        }
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const bool exact_rnn = cell == Cell::rnn && mode == RtrlMode::exact;
         const int64_t K = cell == Cell::indrnn ? C + 2 : H + C + 1;
@@ -388,13 +610,18 @@ struct RtrlKernels {
             forward(cell, mode, dm, io, xw, hp, dd, ee, share(N, tm.id(), tm.size()), buf);
             tm.barrier();
             const Range r = share(pieces, tm.id(), tm.size());
-            for (int64_t p = r.begin; p < r.end; ++p) {
+            if (cell == Cell::indrnn) {
+                // One range of units per thread: x's rows of a sequence are
+                // gathered once for all of them (each unit's arithmetic is
+                // the same whatever the range, so the results are too).
+                const Range ur = share(H, tm.id(), tm.size());
+                if (ur.end > ur.begin)
+                    indrnn_units(dm, io, hp, dd, ur.begin, ur.end, w_rows, buf + 4 * H + 2 * H * BW + BW,
+                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + T * C * tm.id());
+            }
+            for (int64_t p = r.begin; p < r.end && cell != Cell::indrnn; ++p) {
                 if (exact_rnn)
                     exact_block(dm, io, hp, dd, p, buf + 4 * H, buf + 4 * H + H * BW, buf + 4 * H + 2 * H * BW, w_rows);
-                else if (cell == Cell::indrnn)
-                    indrnn_units(dm, io, hp, dd, p * UB, min_i(H, (p + 1) * UB), w_rows,
-                                 buf + 4 * H + 2 * H * BW + BW, ws.at<int64_t>(o_act) + T * tm.id(),
-                                 ws.at<Real>(o_xn) + T * C * tm.id());
                 else if (mode == RtrlMode::simplified)
                     approx_unit<true>(dm, io, hp, dd, ee, p, w_rows);
                 else

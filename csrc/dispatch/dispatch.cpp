@@ -148,12 +148,13 @@ const RtrlTable& rtrl_active() {
 
 bool rtrl_native(Cell cell, RtrlMode mode) {
     if (cell == Cell::rnn) return true;
-    if (cell == Cell::indrnn) return mode == RtrlMode::exact;
-    return false;
+    return mode == RtrlMode::exact;   // IndRNN, LSTM, GRU: exact only (their diag runs on the reference)
 }
 
 int64_t rtrl_sens_count(Cell cell, RtrlMode mode, const Dims& d) {
     if (cell == Cell::rnn && mode == RtrlMode::exact) return d.N * d.H * (d.H * (d.H + d.C + 1) + d.H);
+    if (cell == Cell::lstm && mode == RtrlMode::exact) return d.N * 2 * d.H * (4 * d.H * (d.H + d.C + 1) + 2 * d.H);
+    if (cell == Cell::gru && mode == RtrlMode::exact) return d.N * d.H * (3 * d.H * (d.H + d.C + 2) + d.H);
     if (cell == Cell::indrnn) return d.N * d.H * (d.C + 3);
     return d.N * d.H * (d.H + d.C + 2);
 }

@@ -247,10 +247,16 @@ def _rtrl_native(cell, r, nonlinearity):
     from .rtrl._state import RTRLState, sens_budget
 
     a = r.fwd
-    y, h_n, grads, S = _core.rtrl(
-        cell, r.mode, a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, r.dy, a.lengths, a.reverse,
-        nonlinearity, r.S, sens_budget(),
+    out = _core.rtrl(
+        cell, r.mode, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, r.dy, a.lengths, a.reverse,
+        "tanh" if nonlinearity is None else nonlinearity, r.S, sens_budget(),
     )
+    if cell == "lstm":
+        y, h_n, c_n, grads, S = out
+        state = RTRLState(cell, r.mode, None, h_n.copy(), c_n.copy(), S,
+                          continuable=not a.reverse, backend="native")
+        return y, h_n, c_n, tuple(grads), state
+    y, h_n, grads, S = out
     state = RTRLState(cell, r.mode, a.nonlinearity, h_n.copy(), None, S,
                       continuable=not a.reverse, backend="native")
     return y, h_n, tuple(grads), state
@@ -307,28 +313,36 @@ def indrnn_rtrl(
 def lstm_rtrl(
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, *, lengths=None, reverse=False, mode="exact", state=None
 ):
-    """y, h_n, c_n, grads (dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), state.
+    """y, h_n, c_n, grads (dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), state: the
+    gradient of sum_t <dy_t, y_t> by RTRL. mode="exact" is native;
+    mode="diag" is NOT NATIVE YET and runs rnnkit.reference.lstm_rtrl (same
+    results and state layout; state.backend says "reference"). No dx: it
+    would need future losses. Pass ``state`` back to continue the stream."""
+    r = check_rtrl("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, None, mode, state)
+    if r.mode != "exact":
+        from .reference import rtrl as _ref
 
-    NOT NATIVE YET: runs rnnkit.reference.lstm_rtrl (NumPy), same results and
-    state layout (state.backend says "reference"). No dx: it would need future
-    losses."""
-    from .reference import rtrl as _ref
-
-    return _ref.lstm_rtrl(
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths=lengths, reverse=reverse, mode=mode, state=state
-    )
+        return _ref.lstm_rtrl(
+            x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths=lengths, reverse=reverse, mode=mode,
+            state=state,
+        )
+    return _rtrl_native("lstm", r, None)
 
 
 def gru_rtrl(
     x, h0, w_ih, w_hh, b_ih, b_hh, dy, *, lengths=None, reverse=False, mode="exact", state=None
 ):
-    """y, h_n, grads (dh0, dw_ih, dw_hh, db_ih, db_hh), state.
+    """y, h_n, grads (dh0, dw_ih, dw_hh, db_ih, db_hh), state: the gradient of
+    sum_t <dy_t, y_t> by RTRL. mode="exact" is native; mode="diag" is NOT
+    NATIVE YET and runs rnnkit.reference.gru_rtrl (same results and state
+    layout; state.backend says "reference"). No dx: it would need future
+    losses. Pass ``state`` back to continue the stream."""
+    r = check_rtrl("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, None, mode, state)
+    if r.mode != "exact":
+        from .reference import rtrl as _ref
 
-    NOT NATIVE YET: runs rnnkit.reference.gru_rtrl (NumPy), same results and
-    state layout (state.backend says "reference"). No dx: it would need future
-    losses."""
-    from .reference import rtrl as _ref
-
-    return _ref.gru_rtrl(
-        x, h0, w_ih, w_hh, b_ih, b_hh, dy, lengths=lengths, reverse=reverse, mode=mode, state=state
-    )
+        return _ref.gru_rtrl(
+            x, h0, w_ih, w_hh, b_ih, b_hh, dy, lengths=lengths, reverse=reverse, mode=mode,
+            state=state,
+        )
+    return _rtrl_native("gru", r, None)

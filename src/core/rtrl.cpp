@@ -27,16 +27,18 @@ rnnkit::RtrlMode parse_mode(const std::string& name) {
 }
 
 template <class Real>
-py::tuple rtrl_typed(Cell cell, rnnkit::RtrlMode mode, py::handle x, py::handle h0, py::handle w_ih,
+py::tuple rtrl_typed(Cell cell, rnnkit::RtrlMode mode, py::handle x, py::handle h0, py::handle c0, py::handle w_ih,
                      py::handle w_hh, py::handle b_ih, py::handle b_hh, py::handle dy, py::handle lengths,
                      bool reverse, Act act, py::handle S0, int64_t budget) {
     const auto xs = checked_shape<Real>(x, "x", 3);
     const int64_t T = xs[0], N = xs[1], C = xs[2];
     if (T < 1 || N < 1 || C < 1) throw py::value_error("x must have T, N and C all >= 1, got " + shape_str(xs));
-    const bool ind = cell == Cell::indrnn;
+    const bool ind = cell == Cell::indrnn, lstm = cell == Cell::lstm;
+    const int64_t G = rnnkit::gates_of(cell);
     const auto ws = checked_shape<Real>(w_hh, "w_hh", ind ? 1 : 2);
-    const int64_t H = ind ? ws[0] : ws[1];
-    if (H < 1 || (!ind && ws[0] != H)) throw py::value_error("w_hh must have shape (H, H) or IndRNN's (H,), got " + shape_str(ws));
+    const int64_t H = ind ? ws[0] : ws[1], GH = G * H;
+    if (H < 1 || (!ind && ws[0] != GH))
+        throw py::value_error("w_hh must have shape (G*H, H) or IndRNN's (H,), got " + shape_str(ws));
     const rnnkit::Dims d{T, N, C, H};
     const int64_t count = rnnkit::rtrl_sens_count(cell, mode, d);
     const int64_t need = count * static_cast<int64_t>(sizeof(Real));
@@ -47,10 +49,11 @@ py::tuple rtrl_typed(Cell cell, rnnkit::RtrlMode mode, py::handle x, py::handle 
     rnnkit::RtrlIO<Real> io{};
     io.x = input<Real>(x, "x", {T, N, C});
     io.h0 = input<Real>(h0, "h0", {N, H});
-    io.w_ih = input<Real>(w_ih, "w_ih", {H, C});
-    io.w_hh = ind ? input<Real>(w_hh, "w_hh", {H}) : input<Real>(w_hh, "w_hh", {H, H});
-    io.b_ih = input<Real>(b_ih, "b_ih", {H});
-    io.b_hh = input<Real>(b_hh, "b_hh", {H});
+    io.c0 = lstm ? input<Real>(c0, "c0", {N, H}) : nullptr;
+    io.w_ih = input<Real>(w_ih, "w_ih", {GH, C});
+    io.w_hh = ind ? input<Real>(w_hh, "w_hh", {H}) : input<Real>(w_hh, "w_hh", {GH, H});
+    io.b_ih = input<Real>(b_ih, "b_ih", {GH});
+    io.b_hh = input<Real>(b_hh, "b_hh", {GH});
     io.dy = input<Real>(dy, "dy", {T, N, H});
     io.lengths = lengths_input(lengths, T, N);
     io.reverse = reverse;
@@ -64,10 +67,17 @@ py::tuple rtrl_typed(Cell cell, rnnkit::RtrlMode mode, py::handle x, py::handle 
     auto y = empty<Real>({T, N, H});
     auto h_n = empty<Real>({N, H});
     auto dh0 = empty<Real>({N, H});
-    auto dw_ih = empty<Real>({H, C});
-    auto dw_hh = ind ? empty<Real>({H}) : empty<Real>({H, H});
-    auto db_ih = empty<Real>({H});
-    auto db_hh = empty<Real>({H});
+    auto dw_ih = empty<Real>({GH, C});
+    auto dw_hh = ind ? empty<Real>({H}) : empty<Real>({GH, H});
+    auto db_ih = empty<Real>({GH});
+    auto db_hh = empty<Real>({GH});
+    py::array_t<Real> c_n, dc0;
+    if (lstm) {
+        c_n = empty<Real>({N, H});
+        dc0 = empty<Real>({N, H});
+        io.c_n = c_n.mutable_data();
+        io.dc0 = dc0.mutable_data();
+    }
     // S from rnnkit's kept blocks: a stream's calls reuse one block instead of
     // faulting in fresh pages every call.
     auto S = s0.size() == 3 ? empty<Real>({s0[0], s0[1], s0[2]}) : empty<Real>({s0[0], s0[1], s0[2], s0[3]});
@@ -83,6 +93,8 @@ py::tuple rtrl_typed(Cell cell, rnnkit::RtrlMode mode, py::handle x, py::handle 
         py::gil_scoped_release release;
         rnnkit::rtrl<Real>(cell, mode, d, io);
     }
+    if (lstm)
+        return py::make_tuple(y, h_n, c_n, py::make_tuple(dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), S);
     return py::make_tuple(y, h_n, py::make_tuple(dh0, dw_ih, dw_hh, db_ih, db_hh), S);
 }
 
@@ -91,7 +103,8 @@ py::tuple rtrl_typed(Cell cell, rnnkit::RtrlMode mode, py::handle x, py::handle 
 void init_rtrl(py::module_& m) {
     m.def(
         "rtrl",
-        [](const std::string& cell_name, const std::string& mode_name, py::handle x, py::handle h0, py::handle w_ih,
+        [](const std::string& cell_name, const std::string& mode_name, py::handle x, py::handle h0, py::handle c0,
+           py::handle w_ih,
            py::handle w_hh, py::handle b_ih, py::handle b_hh, py::handle dy, py::handle lengths, bool reverse,
            const std::string& nonlinearity, py::handle S0, int64_t budget) {
             const Cell cell = parse_cell(cell_name);
@@ -101,15 +114,15 @@ void init_rtrl(py::module_& m) {
             const Act act = parse_act(nonlinearity);
             if (!py::isinstance<py::array>(x)) throw py::type_error("x must be a numpy.ndarray");
             if (py::isinstance<py::array_t<double>>(x))
-                return rtrl_typed<double>(cell, mode, x, h0, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, act, S0, budget);
+                return rtrl_typed<double>(cell, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, act, S0, budget);
             if (py::isinstance<py::array_t<float>>(x))
-                return rtrl_typed<float>(cell, mode, x, h0, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, act, S0, budget);
+                return rtrl_typed<float>(cell, mode, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, act, S0, budget);
             throw py::type_error("x must have dtype float32 or float64");
         },
-        py::arg("cell"), py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("w_ih"), py::arg("w_hh"),
+        py::arg("cell"), py::arg("mode"), py::arg("x"), py::arg("h0"), py::arg("c0"), py::arg("w_ih"), py::arg("w_hh"),
         py::arg("b_ih"), py::arg("b_hh"), py::arg("dy"), py::arg("lengths"), py::arg("reverse"),
         py::arg("nonlinearity"), py::arg("S0"), py::arg("budget"),
-        "y, h_n, (dh0, dw_ih, dw_hh, db_ih, db_hh), S.");
+        "y, h_n, [c_n,] (dh0, [dc0,] dw_ih, dw_hh, db_ih, db_hh), S.");
     m.def("rtrl_native", [](const std::string& cell, const std::string& mode) {
         return rnnkit::rtrl_native(parse_cell(cell), parse_mode(mode));
     });
