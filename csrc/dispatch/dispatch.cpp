@@ -153,6 +153,41 @@ template void backward<double>(Cell, const Dims&, const BackwardIO<double>&);
 template void vector_math<float>(MathFn, const float*, float*, int64_t);
 template void vector_math<double>(MathFn, const double*, double*, int64_t);
 
+// --- RTRL: the table of the active ISA (matched by name, so that set_isa and
+// RNNKIT_ISA choose it as they choose the cells' table).
+namespace {
+const RtrlTable& rtrl_active() {
+    const std::string name = active().name;
+#ifdef RNNKIT_X86_KERNELS
+    if (name == "avx512") return avx512::rtrl_table();
+    if (name == "avx2") return avx2::rtrl_table();
+#endif
+    return scalar::rtrl_table();
+}
+}  // namespace
+
+bool rtrl_native(Cell cell, RtrlMode mode) {
+    if (cell == Cell::rnn) return true;
+    return mode == RtrlMode::exact;   // IndRNN, LSTM, GRU: exact only (their diag runs on the reference)
+}
+
+int64_t rtrl_sens_count(Cell cell, RtrlMode mode, const Dims& d) {
+    if (cell == Cell::rnn && mode == RtrlMode::exact) return d.N * d.H * (d.H * (d.H + d.C + 1) + d.H);
+    if (cell == Cell::lstm && mode == RtrlMode::exact) return d.N * 2 * d.H * (4 * d.H * (d.H + d.C + 1) + 2 * d.H);
+    if (cell == Cell::gru && mode == RtrlMode::exact) return d.N * d.H * (3 * d.H * (d.H + d.C + 2) + d.H);
+    if (cell == Cell::indrnn) return d.N * d.H * (d.C + 3);
+    return d.N * d.H * (d.H + d.C + 2);
+}
+
+template <>
+void rtrl<float>(Cell cell, RtrlMode mode, const Dims& d, const RtrlIO<float>& io) {
+    rtrl_active().f32(cell, mode, d, io, num_threads());
+}
+template <>
+void rtrl<double>(Cell cell, RtrlMode mode, const Dims& d, const RtrlIO<double>& io) {
+    rtrl_active().f64(cell, mode, d, io, num_threads());
+}
+
 std::string isa() { return active().name; }
 
 void set_isa(const std::string& name) { active_table.store(find(name), std::memory_order_release); }

@@ -25,3 +25,4 @@
 #include "cells/backward.h"
 #include "cells/table.h"
 #include "kernels/user_gemm.h"
+#include "cells/rtrl.h"

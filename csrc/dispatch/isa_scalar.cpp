@@ -38,6 +38,7 @@ struct Tiling {
 #include "cells/backward.h"
 #include "cells/table.h"
 #include "kernels/user_gemm.h"
+#include "cells/rtrl.h"
 
 namespace rnnkit {
 namespace scalar {

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "rnnkit/cells.h"
+#include "rnnkit/rtrl.h"
 
 namespace rnnkit {
 
@@ -25,12 +26,21 @@ struct KernelTable {
     KernelsFor<double> f64;
 };
 
+// RTRL (cells/rtrl.h): one entry per dtype, the cell and mode as arguments.
+struct RtrlTable {
+    void (*f32)(Cell, RtrlMode, const Dims&, const RtrlIO<float>&, int threads);
+    void (*f64)(Cell, RtrlMode, const Dims&, const RtrlIO<double>&, int threads);
+};
+
 namespace scalar {
 const KernelTable& kernel_table();
 const char* compiled_for();   // "x86-64 baseline (SSE2)" unless built above it
 }  // namespace scalar
 namespace avx2 { const KernelTable& kernel_table(); }
 namespace avx512 { const KernelTable& kernel_table(); }
+namespace scalar { const RtrlTable& rtrl_table(); }
+namespace avx2 { const RtrlTable& rtrl_table(); }
+namespace avx512 { const RtrlTable& rtrl_table(); }
 
 // rnnkit.Recurrent's plain GEMMs (kernels/user_gemm.h), one table per ISA.
 // panel_width: columns per packed panel (U); packed buffers hold whole panels.

@@ -13,6 +13,7 @@ from .layers import GRU, LSTM, RNN, IndRNN, Recurrent
 from . import cells
 from .cells import Cell, CellError, CellGradientError, check_cell
 from . import reference
+from .rtrl import RTRLState
 
 __all__ = [
     "__version__",
@@ -23,6 +24,8 @@ __all__ = [
     "IndRNN",
     "reference",
     "functional",
+    "RTRLState",
+    "rtrl",
     "show_config",
     "cpu_features",
     "get_num_threads",
@@ -138,6 +141,7 @@ def show_config(file=None) -> None:
 # Training on top of the layers (NumPy only; scikit-learn and tqdm stay optional
 # and are imported only by the code that uses them).
 from . import nn, data, text, sklearn  # noqa: E402
+from . import rtrl  # noqa: E402
 
 __all__ += ["nn", "data", "text", "sklearn"]
 

@@ -22,6 +22,8 @@ __all__ = [
     "check_forward",
     "check_backward",
     "check_tape",
+    "RTRLArgs",
+    "check_rtrl",
 ]
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3, "indrnn": 1}  # G per cell
@@ -386,3 +388,95 @@ def _flag(name, v):
     if not isinstance(v, (bool, np.bool_)):
         raise TypeError(f"{name} must be a bool, got {type(v).__name__}")
     return bool(v)
+
+
+# --- RTRL (docs/rtrl.md): the forward checks, then dy, mode, state and budget
+
+
+class RTRLArgs(NamedTuple):
+    """The arguments of a ``*_rtrl`` call, checked and normalised. h0 and c0
+    are the stream's current state (state.h and state.c when a state was
+    given), S its sensitivities (initial ones when state is None)."""
+
+    fwd: ForwardArgs
+    dy: np.ndarray  # T,N,H (zeros when None was given)
+    mode: str
+    S: np.ndarray
+
+
+def check_rtrl(
+    cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, nonlinearity, mode, state
+) -> RTRLArgs:
+    """Validate the arguments of ``<cell>_rtrl``; raise TypeError or ValueError
+    naming the argument, else return them normalised. The sensitivity bytes are
+    checked against the budget (RNNKIT_RTRL_MAX_BYTES) before anything is
+    allocated."""
+    from .rtrl._state import MODES, RTRLState, initial_sens, sens_budget, sens_shape
+
+    _gates(cell)
+    if state is not None:
+        if not isinstance(state, RTRLState):
+            raise TypeError(
+                f"state must be None or the RTRLState returned by {cell}_rtrl, "
+                f"got {type(state).__name__}"
+            )
+        if h0 is not None or c0 is not None:
+            raise ValueError(
+                "h0 and c0 must be None when a state is given: the state carries h (and c), "
+                "and dh0 refers to the stream's first call"
+            )
+    a = check_forward(
+        cell, x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, nonlinearity, training=True
+    )
+    T, N, C = a.x.shape
+    H = a.w_hh.shape[0] if cell == "indrnn" else a.w_hh.shape[1]
+    dy = _optional("dy", dy, a.x.dtype, "(T, N, H)", (T, N, H))
+    if not isinstance(mode, str) or mode not in MODES[cell]:
+        raise ValueError(f"mode must be one of {MODES[cell]} for {cell}_rtrl, got {mode!r}")
+    shape = sens_shape(cell, mode, N, H, C)
+    need = int(np.prod(shape, dtype=np.int64)) * a.x.dtype.itemsize
+    budget = sens_budget()
+    if need > budget:
+        raise ValueError(
+            f"{cell}_rtrl(mode={mode!r}) needs {need} bytes ({need / 2**20:.1f} MiB) of "
+            f"sensitivities {shape} for N={N}, H={H}, C={C} in {a.x.dtype}, over the budget "
+            f"of {budget} bytes; set RNNKIT_RTRL_MAX_BYTES to allow it, or use a smaller "
+            f"batch or an approximate mode"
+        )
+    if state is None:
+        return RTRLArgs(a, dy, mode, initial_sens(cell, mode, N, H, C, a.x.dtype))
+
+    if a.reverse:
+        raise ValueError(
+            "reverse=True cannot continue a stream (state given): the reverse direction "
+            "starts at each sequence's own last step, which a stream does not know yet; "
+            "run reverse over whole sequences with state=None"
+        )
+    if not state.continuable:
+        raise ValueError("state comes from a reverse=True call and cannot be continued")
+    if state.cell != cell:
+        raise ValueError(f"state comes from {state.cell}_rtrl, not {cell}_rtrl")
+    if state.mode != mode:
+        raise ValueError(f"state was made with mode={state.mode!r}, this call has mode={mode!r}")
+    if state.nonlinearity != a.nonlinearity:
+        raise ValueError(
+            f"state was made with nonlinearity={state.nonlinearity!r}, "
+            f"this call has {a.nonlinearity!r}"
+        )
+    arrays = {"state.h": (state.h, (N, H)), "state.S": (state.S, shape)}
+    if cell == "lstm":
+        arrays["state.c"] = (state.c, (N, H))
+    got = {}
+    for name, (arr, expected) in arrays.items():
+        if not isinstance(arr, np.ndarray):
+            raise TypeError(f"{name} must be a numpy.ndarray, got {type(arr).__name__}")
+        if arr.dtype != a.x.dtype:
+            raise TypeError(f"{name} has dtype {arr.dtype} but x has {a.x.dtype}")
+        if arr.shape != expected:
+            raise ValueError(
+                f"{name} must have shape {expected} (N = {N}, H = {H}, C = {C} from this "
+                f"call's x and w_hh), got {arr.shape}"
+            )
+        got[name] = np.ascontiguousarray(arr)
+    a = a._replace(h0=got["state.h"], c0=got.get("state.c"))
+    return RTRLArgs(a, dy, mode, got["state.S"])

@@ -12,7 +12,7 @@ import numpy as np
 
 from . import _core
 from ._cache import Cache
-from ._checks import check_backward, check_forward
+from ._checks import check_backward, check_forward, check_rtrl
 
 __all__ = [
     "rnn_forward",
@@ -233,3 +233,116 @@ def indrnn_backward(dy, dh_n, cache):
         cache.nonlinearity,
         _c(cache.h),
     )
+
+
+# --- RTRL (docs/rtrl.md) ------------------------------------------------------
+# Real-time recurrent learning: the same names and signatures as
+# rnnkit.reference's *_rtrl, the same state layout. Validation is shared
+# (rnnkit._checks.check_rtrl, with the sensitivity budget), then one core call.
+
+__all__ += ["rnn_rtrl", "lstm_rtrl", "gru_rtrl", "indrnn_rtrl"]
+
+
+def _rtrl_native(cell, r, nonlinearity):
+    from .rtrl._state import RTRLState, sens_budget
+
+    a = r.fwd
+    out = _core.rtrl(
+        cell, r.mode, a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, r.dy, a.lengths, a.reverse,
+        "tanh" if nonlinearity is None else nonlinearity, r.S, sens_budget(),
+    )
+    if cell == "lstm":
+        y, h_n, c_n, grads, S = out
+        state = RTRLState(cell, r.mode, None, h_n.copy(), c_n.copy(), S,
+                          continuable=not a.reverse, backend="native")
+        return y, h_n, c_n, tuple(grads), state
+    y, h_n, grads, S = out
+    state = RTRLState(cell, r.mode, a.nonlinearity, h_n.copy(), None, S,
+                      continuable=not a.reverse, backend="native")
+    return y, h_n, tuple(grads), state
+
+
+def rnn_rtrl(
+    x,
+    h0,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    dy,
+    *,
+    lengths=None,
+    reverse=False,
+    nonlinearity="tanh",
+    mode="exact",
+    state=None,
+):
+    """y [T,N,H], h_n [N,H], grads (dh0, dw_ih, dw_hh, db_ih, db_hh), state:
+    the gradient of sum_t <dy_t, y_t> by RTRL, natively (every mode). No dx:
+    it would need future losses. Pass ``state`` back to continue the stream."""
+    r = check_rtrl(
+        "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, nonlinearity, mode, state
+    )
+    return _rtrl_native("rnn", r, r.fwd.nonlinearity)
+
+
+def indrnn_rtrl(
+    x,
+    h0,
+    w_ih,
+    w_hh,
+    b_ih,
+    b_hh,
+    dy,
+    *,
+    lengths=None,
+    reverse=False,
+    nonlinearity="relu",
+    mode="exact",
+    state=None,
+):
+    """y [T,N,H], h_n [N,H], grads (dh0, dw_ih, dw_hh, db_ih, db_hh), state:
+    IndRNN's exact (diagonal) RTRL, natively: O(H*C) per step. No dx: it would
+    need future losses. Pass ``state`` back to continue the stream."""
+    r = check_rtrl(
+        "indrnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, nonlinearity, mode, state
+    )
+    return _rtrl_native("indrnn", r, r.fwd.nonlinearity)
+
+
+def lstm_rtrl(
+    x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, *, lengths=None, reverse=False, mode="exact", state=None
+):
+    """y, h_n, c_n, grads (dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), state: the
+    gradient of sum_t <dy_t, y_t> by RTRL. mode="exact" is native;
+    mode="diag" is NOT NATIVE YET and runs rnnkit.reference.lstm_rtrl (same
+    results and state layout; state.backend says "reference"). No dx: it
+    would need future losses. Pass ``state`` back to continue the stream."""
+    r = check_rtrl("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, None, mode, state)
+    if r.mode != "exact":
+        from .reference import rtrl as _ref
+
+        return _ref.lstm_rtrl(
+            x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths=lengths, reverse=reverse, mode=mode,
+            state=state,
+        )
+    return _rtrl_native("lstm", r, None)
+
+
+def gru_rtrl(
+    x, h0, w_ih, w_hh, b_ih, b_hh, dy, *, lengths=None, reverse=False, mode="exact", state=None
+):
+    """y, h_n, grads (dh0, dw_ih, dw_hh, db_ih, db_hh), state: the gradient of
+    sum_t <dy_t, y_t> by RTRL. mode="exact" is native; mode="diag" is NOT
+    NATIVE YET and runs rnnkit.reference.gru_rtrl (same results and state
+    layout; state.backend says "reference"). No dx: it would need future
+    losses. Pass ``state`` back to continue the stream."""
+    r = check_rtrl("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, None, mode, state)
+    if r.mode != "exact":
+        from .reference import rtrl as _ref
+
+        return _ref.gru_rtrl(
+            x, h0, w_ih, w_hh, b_ih, b_hh, dy, lengths=lengths, reverse=reverse, mode=mode,
+            state=state,
+        )
+    return _rtrl_native("gru", r, None)

@@ -56,6 +56,7 @@ void init_lstm(py::module_& m);
 void init_gru(py::module_& m);
 void init_indrnn(py::module_& m);
 void init_user_cell(py::module_& m);
+void init_rtrl(py::module_& m);
 
 void init_cpu(py::module_& m) {
     m.def("cpu_features", &cpu_features_dict,
@@ -74,6 +75,7 @@ PYBIND11_MODULE(_core, m) {
     init_gru(m);
     init_indrnn(m);
     init_user_cell(m);
+    init_rtrl(m);
     // Choose the ISA now, so that an RNNKIT_ISA this CPU lacks fails the import
     // with a clear message instead of the first call.
     rnnkit::isa();

@@ -265,6 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     p.add_argument(
+        "--rtrl",
+        action="store_true",
+        help="time each RTRL mode per step against BPTT, with the napkin math (docs/rtrl.md)",
+    )
+    p.add_argument(
         "--no-progress", action="store_true", help="no progress bar or counter on stderr"
     )
     # For tests and tuning: a custom grid and a smaller (or no) ceiling GEMM.
@@ -440,6 +445,10 @@ def _loadavg() -> float | None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.rtrl:
+        from ._rtrl import main_rtrl
+
+        return main_rtrl(args)
 
     # Everything that can fail cheaply fails now, before minutes of timing.
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:

@@ -8,6 +8,7 @@ from .gru import gru_backward, gru_forward
 from .indrnn import indrnn_backward, indrnn_forward
 from .lstm import lstm_backward, lstm_forward
 from .rnn import rnn_backward, rnn_forward
+from .rtrl import gru_rtrl, indrnn_rtrl, lstm_rtrl, rnn_rtrl
 
 __all__ = [
     "rnn_forward",
@@ -18,4 +19,8 @@ __all__ = [
     "gru_backward",
     "indrnn_forward",
     "indrnn_backward",
+    "rnn_rtrl",
+    "lstm_rtrl",
+    "gru_rtrl",
+    "indrnn_rtrl",
 ]

@@ -1,0 +1,168 @@
+"""``rnnkit bench --rtrl``: time and memory per step of each RTRL mode against
+BPTT, with the napkin arithmetic beside the measurements (docs/rtrl.md).
+
+All rows run in one process, one after another, with the same thread count.
+The GEMM ceiling is numpy.matmul's GFLOP/s, measured in the same run. This is
+not the comparison grid of ``rnnkit bench``: RTRL has no peers to compare with.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+__all__ = ["main_rtrl"]
+
+
+def _best(fn, repeat, min_time=0.2):
+    """The best wall time of fn() over `repeat` runs (at least `min_time` in all)."""
+    fn()
+    times, spent = [], 0.0
+    while len(times) < repeat or spent < min_time:
+        t = time.perf_counter()
+        fn()
+        dt = time.perf_counter() - t
+        times.append(dt)
+        spent += dt
+        if len(times) >= 50:
+            break
+    return min(times)
+
+
+def _args(cell, T, N, C, H, dtype, rng):
+    G = {"rnn": 1, "lstm": 4, "gru": 3, "indrnn": 1}[cell]
+    x = rng.standard_normal((T, N, C)).astype(dtype)
+    w_ih = (rng.standard_normal((G * H, C)) / np.sqrt(C)).astype(dtype)
+    if cell == "indrnn":
+        w_hh = rng.uniform(0.5, 1.0, H).astype(dtype)
+    else:
+        w_hh = (rng.standard_normal((G * H, H)) * 0.5 / np.sqrt(H)).astype(dtype)
+    b = np.zeros(G * H, dtype)
+    h0 = np.zeros((N, H), dtype)
+    states = [h0, h0.copy()] if cell == "lstm" else [h0]
+    dy = rng.standard_normal((T, N, H)).astype(dtype)
+    return x, states, [w_ih, w_hh, b, b.copy()], dy
+
+
+def _matmul_ceiling(dtype, repeat):
+    n = 1024
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((n, n)).astype(dtype)
+    b = rng.standard_normal((n, n)).astype(dtype)
+    t = _best(lambda: a @ b, repeat)
+    return 2 * n**3 / t / 1e9
+
+
+def _flops_per_step(cell, mode, N, C, H):
+    """The napkin count of one step (all N sequences), multiply-adds x 2."""
+    if cell == "rnn" and mode == "exact":
+        P = H * (H + C + 1) + H
+        return 2 * N * (H * H * P + 2 * H * P + H * (H + C))
+    if cell == "indrnn":
+        return 2 * N * (H * C + 2 * H * (C + 3))
+    G = {"rnn": 1, "lstm": 4, "gru": 3}[cell]
+    K = H + C + (2 if cell == "gru" else 1)
+    if mode == "exact":
+        V = 2 if cell == "lstm" else 1
+        P = G * H * K + V * H
+        return 2 * N * (G * H * H * P + 6 * G * H * P)
+    return 2 * N * (G * H * (H + C) + 4 * G * H * K)
+
+
+ROWS = [
+    # cell, mode, T, N, C, H, backend
+    ("rnn", "exact", 10, 16, 64, 64, "native"),
+    ("rnn", "simplified", 10, 16, 64, 64, "native"),
+    ("rnn", "diag", 10, 16, 64, 64, "native"),
+    ("indrnn", "exact", 20, 64, 256, 256, "native"),
+    ("lstm", "exact", 10, 16, 32, 32, "native"),
+    ("lstm", "diag", 10, 4, 16, 16, "reference"),
+    ("gru", "exact", 10, 16, 32, 32, "native"),
+    ("gru", "diag", 10, 4, 16, 16, "reference"),
+]
+QUICK_ROWS = [
+    ("rnn", "exact", 4, 16, 64, 64, "native"),
+    ("indrnn", "exact", 4, 64, 256, 256, "native"),
+    ("rnn", "diag", 4, 4, 16, 16, "native"),
+    ("lstm", "diag", 4, 2, 8, 8, "reference"),
+]
+
+
+def main_rtrl(args) -> int:
+    import rnnkit
+    from rnnkit import functional as F
+    from rnnkit import reference as R
+
+    threads = args.threads or rnnkit.get_num_threads()
+    rnnkit.set_num_threads(threads)
+    repeat = max(1, args.repeat if getattr(args, "repeat", None) else 3)
+    quick = bool(getattr(args, "quick", False))
+    dtype = np.float32
+    rng = np.random.default_rng(args.seed)
+    ceiling = _matmul_ceiling(dtype, repeat)
+    print(f"rnnkit bench --rtrl: float32, {threads} thread(s), ISA {rnnkit.get_isa()}, "
+          f"numpy.matmul ceiling {ceiling:.1f} GFLOP/s (1024^3, same run)")
+    head = (f"{'cell':6s} {'mode':10s} {'T':>3s} {'N':>3s} {'C':>4s} {'H':>4s} {'backend':9s} "
+            f"{'ms/step':>9s} {'GFLOP/s':>8s} {'BPTT ms/step':>12s} {'x BPTT':>7s} "
+            f"{'S MiB':>8s} {'BPTT KiB/step':>13s}")
+    print(head)
+    print("-" * len(head))
+    notes = []
+    for cell, mode, T, N, C, H, backend in QUICK_ROWS if quick else ROWS:
+        module = F if backend == "native" else R
+        x, states, w, dy = _args(cell, T, N, C, H, dtype, rng)
+        kw = {"nonlinearity": "relu" if cell == "indrnn" else "tanh"} if cell in ("rnn", "indrnn") else {}
+        fn = getattr(module, f"{cell}_rtrl")
+        *_, st = fn(x, *states, *w, dy, mode=mode, **kw)
+        none = [None] * len(states)
+
+        def rtrl_call():
+            fn(x, *none, *w, dy, mode=mode, state=st, **kw)
+
+        t_rtrl = _best(rtrl_call, repeat) / T
+        fwd = getattr(module, f"{cell}_forward")
+        bwd = getattr(module, f"{cell}_backward")
+
+        def bptt_call():
+            *_, cache = fwd(x, *states, *w, **kw)
+            bwd(dy, *none, cache)
+
+        t_bptt = _best(bptt_call, repeat) / T
+        *_, cache = fwd(x, *states, *w, **kw)
+        flops = _flops_per_step(cell, mode, N, C, H)
+        print(f"{cell:6s} {mode:10s} {T:3d} {N:3d} {C:4d} {H:4d} {backend:9s} {t_rtrl * 1e3:9.3f} "
+              f"{flops / t_rtrl / 1e9:8.1f} {t_bptt * 1e3:12.3f} {t_rtrl / t_bptt:7.1f} "
+              f"{st.S.nbytes / 2**20:8.2f} {cache.nbytes / T / 2**10:13.1f}")
+        if cell == "rnn" and mode == "exact":
+            ideal = flops / (ceiling * 1e9)
+            notes.append(
+                f"exact Elman N={N} H={H} C={C}: the H^4 law, 2*N*H^2*P with P = H(H+C+1)+H = "
+                f"{H * (H + C + 1) + H}, is {flops / 1e9:.3f} GFLOP/step; at the matmul ceiling "
+                f"({ceiling:.1f} GFLOP/s) {ideal * 1e3:.3f} ms/step; measured {t_rtrl * 1e3:.3f} ms/step "
+                f"= {ideal / t_rtrl:.0%} of the ceiling"
+            )
+        if cell == "indrnn":
+            def fwd_inf():
+                fwd(x, *states, *w, training=False, **kw)
+
+            def fwd_train():
+                fwd(x, *states, *w, **kw)
+
+            t_inf = _best(fwd_inf, repeat) / T
+            t_tr = _best(fwd_train, repeat) / T
+            notes.append(
+                f"exact IndRNN N={N} H={H} C={C}: the H*C law, forward 2*N*H*C = "
+                f"{2 * N * H * C / 1e6:.1f} MFLOP/step plus the sensitivities' 2 FMAs per entry, "
+                f"4*N*H*(C+3) = {4 * N * H * (C + 3) / 1e6:.1f} MFLOP: napkin ratio "
+                f"{(2 * N * H * C + 4 * N * H * (C + 3)) / (2 * N * H * C):.1f}x its forward; measured "
+                f"{t_rtrl * 1e3:.3f} ms/step = {t_rtrl / t_inf:.2f}x indrnn_forward inference "
+                f"({t_inf * 1e3:.3f} ms), {t_rtrl / t_tr:.2f}x training forward ({t_tr * 1e3:.3f} ms)"
+            )
+    print()
+    print("S MiB: the sensitivities a stream carries (constant in T). BPTT KiB/step: the cache")
+    print("BPTT keeps per step (grows with the window). LSTM and GRU diag mode are not native")
+    print("yet (backend 'reference': NumPy, both RTRL and BPTT columns).")
+    for n in notes:
+        print("napkin:", n)
+    return 0
