@@ -246,6 +246,7 @@ class CharModel:
         eval_every: int | None = None,
         eval_chars: int = 25_000,
         callback: Callable | None = None,
+        eval_progress: Callable | None = None,
     ) -> CharModel:
         """Train on ``text`` with truncated BPTT and Adam.
 
@@ -275,6 +276,11 @@ class CharModel:
             was evaluated, else None), ``chars``, ``elapsed``,
             ``chars_per_sec`` (training throughput), ``final`` (the last call).
             A truthy return stops training.
+        eval_progress : callable, optional
+            ``eval_progress(done, total, final)`` during each evaluation, after
+            each window of the validation text: ``done`` of ``total``
+            characters predicted; ``final`` is True for the evaluation on all
+            of it when training stops (the long one).
 
         Returns
         -------
@@ -350,7 +356,10 @@ class CharModel:
             val_loss = None
             if do_eval:
                 if val_ids is not None:
-                    val_loss = self._evaluate_ids(val_ids if stop else val_ids[:eval_chars])
+                    val_loss = self._evaluate_ids(
+                        val_ids if stop else val_ids[:eval_chars],
+                        progress=_bind_final(eval_progress, stop),
+                    )
                 self.history.append(
                     {
                         "step": self.steps_trained,
@@ -377,7 +386,9 @@ class CharModel:
                 if callback(self, info) and not stop:
                     stop = True
                     if val_ids is not None:  # a final evaluation on all of it
-                        val_loss = self._evaluate_ids(val_ids)
+                        val_loss = self._evaluate_ids(
+                            val_ids, progress=_bind_final(eval_progress, True)
+                        )
                         self.history.append(
                             {
                                 "step": self.steps_trained,
@@ -438,7 +449,7 @@ class CharModel:
             )
         return self._evaluate_ids(self.encode(text))
 
-    def _evaluate_ids(self, ids: np.ndarray, window: int = 256) -> float:
+    def _evaluate_ids(self, ids: np.ndarray, window: int = 256, progress=None) -> float:
         n = ids.size - 1  # predictions
         chunks = chunk_for_evaluation(n, min_chunk=2000, max_chunks=64)
         X, lengths = pad_ids([ids[a:b] for a, b in chunks])  # L,N
@@ -451,6 +462,8 @@ class CharModel:
             out, state = self.rnn(self.embedding(X[sl]), state)
             logits = self.head(out)  # w,N,V
             total += _cross_entropy_sum(logits, Y[sl], mask[sl])
+            if progress is not None:
+                progress(int(mask[: t0 + window].sum()), n)
         return total / n
 
     # ---- generation ----
@@ -592,6 +605,18 @@ class CharModel:
                 data = {k: z[k] for k in z.files}
         except CheckpointError:
             raise
+        except ValueError as err:
+            if "pickle" not in str(err):
+                raise CheckpointError(
+                    f"{what}: the file is unreadable, truncated or corrupt "
+                    f"(ValueError: {err})"
+                ) from None
+            # NumPy's message advises allow_pickle=True, which would run code
+            # from the file: our checkpoints never hold Python objects.
+            raise CheckpointError(
+                f"{what}: it holds pickled Python objects, which rnnkit checkpoints never "
+                "contain (rnnkit does not unpickle files)"
+            ) from None
         except (
             zipfile.BadZipFile,
             ValueError,
@@ -735,6 +760,13 @@ class CharModel:
             f"CharModel(cell={self.cell!r}, hidden_size={self.hidden_size}, num_layers={self.num_layers}, "
             f"embedding_dim={self.embedding_dim}, {v})"
         )
+
+
+def _bind_final(eval_progress, final: bool):
+    """eval_progress(done, total, final) as progress(done, total), or None."""
+    if eval_progress is None:
+        return None
+    return lambda done, total: eval_progress(done, total, final)
 
 
 def _cross_entropy_sum(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:
