@@ -217,3 +217,17 @@ def test_export_refuses_a_user_cell_without_an_onnx_form(monkeypatch):
     layer.__dict__["cell"] = MinimalGatedCell()
     with pytest.raises(ValueError, match="cell MinimalGatedCell: ONNX's RNN, LSTM and GRU"):
         export(layer, None)
+
+
+def test_import_rnnkit_imports_no_interop_library():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, rnnkit; "
+        "bad = sorted({'onnx', 'onnxruntime', 'keras', 'jax', 'torch'} & set(sys.modules)); "
+        "assert not bad, bad"
+    )
+    env = {**__import__("os").environ, "PYTHONPATH": __import__("os").pathsep.join(sys.path)}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
