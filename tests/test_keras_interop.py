@@ -206,3 +206,23 @@ def test_gru_reset_before_through_the_user_cell():
         back = to_keras(stack)
         for a, b in zip(layer.get_weights(), back.get_weights()):
             assert np.array_equal(a, b)
+
+
+def test_gru_reset_before_through_a_standin_of_the_user_cell(monkeypatch):
+    """Without the user-cells work, the reset_after=False mapping is checked
+    through a NumPy stand-in of its API (tests/_cells_standin.py) against
+    Keras itself; the real cell runs the test above after merging."""
+    if hasattr(rnnkit, "Recurrent"):
+        pytest.skip("the real rnnkit.Recurrent exists: the test above runs on it")
+    import _cells_standin
+
+    _cells_standin.install(monkeypatch, rnnkit)
+    inner = keras.layers.GRU(5, reset_after=False, return_sequences=True, unroll=True)
+    layer = keras.layers.Bidirectional(inner)
+    layer(X)
+    stack = from_keras(layer)
+    assert type(stack.layers[0]).__name__ == "Recurrent"
+    check_same(layer, stack)
+    back = to_keras(stack)
+    for a, b in zip(layer.get_weights(), back.get_weights()):
+        assert np.array_equal(a, b)

@@ -301,6 +301,8 @@ def _make_recurrent(cell_name, C, H, kw):
     if not (hasattr(rnnkit, "Recurrent") and hasattr(cells, cell_name)):
         return None
     cell_cls = getattr(cells, cell_name)
+    # Recurrent's signature has no bias switch: a missing ONNX B is zeros (exact)
+    kw = {k: v for k, v in kw.items() if k != "bias"}
     try:
         return rnnkit.Recurrent(cell_cls(), C, H, **kw)
     except TypeError:  # a Recurrent that takes the cell class itself
