@@ -211,10 +211,8 @@ def test_export_refuses_a_user_cell_without_an_onnx_form(monkeypatch):
     class MinimalGatedCell:
         pass
 
-    if not hasattr(rnnkit, "Recurrent"):
-        monkeypatch.setattr(rnnkit, "Recurrent", Recurrent, raising=False)
-    layer = rnnkit.Recurrent.__new__(rnnkit.Recurrent)
-    layer.__dict__["cell"] = MinimalGatedCell()
+    monkeypatch.setattr(rnnkit, "Recurrent", Recurrent, raising=False)
+    layer = Recurrent(MinimalGatedCell())
     with pytest.raises(ValueError, match="cell MinimalGatedCell: ONNX's RNN, LSTM and GRU"):
         export(layer, None)
 

@@ -14,6 +14,7 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 import rnnkit  # noqa: E402
 from rnnkit.onnx import InferenceSession, UnsupportedModelError  # noqa: E402
+from rnnkit.onnx._session import user_cell  # noqa: E402
 
 
 def _node_cases():
@@ -61,8 +62,7 @@ def skip_without_cell(cell):
     # skips; with it these cases must pass.
     if cell is None:
         return
-    cells = getattr(rnnkit, "cells", None)
-    if not (hasattr(rnnkit, "Recurrent") and hasattr(cells, cell)):
+    if user_cell(cell) is None:
         pytest.skip(f"needs rnnkit.Recurrent and rnnkit.cells.{cell} (the user-cells work)")
 
 
@@ -357,7 +357,7 @@ def test_unsupported_ops_and_domains_are_refused_by_name():
 def test_reset_before_gru_and_peepholes_without_the_user_cells_are_refused_by_name():
     """Without rnnkit.Recurrent these two variants are refused, naming what they
     need; with it (after the user-cells merge) they map to the cells and run."""
-    have = hasattr(rnnkit, "Recurrent") and hasattr(getattr(rnnkit, "cells", None), "GRUResetBeforeCell")
+    have = user_cell("GRUResetBeforeCell") is not None
     rng = np.random.default_rng(0)
     model, feeds = make_node_model("GRU", "forward", 0, np.float32, 3, 2, 3, 4,
                                    initializers=True, rng=rng, extra=[("linear_before_reset", 0)])
@@ -367,7 +367,7 @@ def test_reset_before_gru_and_peepholes_without_the_user_cells_are_refused_by_na
         with pytest.raises(UnsupportedModelError, match="linear_before_reset=0 .* needs rnnkit.cells.GRUResetBeforeCell"):
             InferenceSession(model)
     case = CASES["test_lstm_with_peepholes"]
-    if hasattr(rnnkit, "Recurrent") and hasattr(getattr(rnnkit, "cells", None), "PeepholeLSTMCell"):
+    if user_cell("PeepholeLSTMCell") is not None:
         return  # test_onnx_node_case_* run it
     ins, _ = case.data_sets[0]
     sess = InferenceSession(case.model)  # P is a feed: refused when it arrives

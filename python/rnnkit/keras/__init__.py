@@ -125,20 +125,28 @@ def _keras_to_state(layer, where, suffix):
 
 def _gru_reset_before_layer(where, C, H, kw, sd):
     """Keras GRU(reset_after=False) -> rnnkit.Recurrent(GRUResetBeforeCell) (r, z, n)."""
+    import importlib
+
     import rnnkit
 
-    cells = getattr(rnnkit, "cells", None)
-    if not (hasattr(rnnkit, "Recurrent") and hasattr(cells, "GRUResetBeforeCell")):
+    cell = None
+    if hasattr(rnnkit, "Recurrent"):
+        try:
+            cells = importlib.import_module("rnnkit.cells")
+        except ImportError:
+            cells = getattr(rnnkit, "cells", None)
+        cell = getattr(cells, "GRUResetBeforeCell", None)
+    if cell is None:
         raise KerasConversionError(
             f"{where}: GRU(reset_after=False) needs rnnkit.cells.GRUResetBeforeCell and "
             "rnnkit.Recurrent, which this rnnkit does not have; rnnkit's GRU is reset-after "
             "(Keras's default, reset_after=True)"
         )
-    kw = {k: v for k, v in kw.items() if k != "bias"}
+    kw = {k: v for k, v in kw.items() if k != "bias"}  # Recurrent has no bias switch
     try:
-        layer = rnnkit.Recurrent(cells.GRUResetBeforeCell(), C, H, **kw)
+        layer = rnnkit.Recurrent(cell(), C, H, **kw)
     except TypeError:  # a Recurrent that takes the cell class itself
-        layer = rnnkit.Recurrent(cells.GRUResetBeforeCell, C, H, **kw)
+        layer = rnnkit.Recurrent(cell, C, H, **kw)
     layer.load_state_dict(sd)
     return layer
 

@@ -86,6 +86,8 @@ def _builtin_specs(layer) -> list[_Spec]:
 
 def _recurrent_cell_name(layer) -> str:
     cell = getattr(layer, "cell", None)
+    if cell is None:
+        cell = getattr(layer, "_cell", None)
     cls = cell if isinstance(cell, type) else type(cell)
     return cls.__name__
 

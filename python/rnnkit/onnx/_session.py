@@ -294,13 +294,27 @@ def _flip_within_lengths(a, lengths):
 # ---------------------------------------------------------------------------
 
 
+def user_cell(cell_name):
+    """rnnkit.cells.<cell_name> when rnnkit.Recurrent and that cell exist, else None."""
+    import importlib
+
+    import rnnkit
+
+    if not hasattr(rnnkit, "Recurrent"):
+        return None
+    try:
+        cells = importlib.import_module("rnnkit.cells")
+    except ImportError:
+        cells = getattr(rnnkit, "cells", None)
+    return getattr(cells, cell_name, None)
+
+
 def _make_recurrent(cell_name, C, H, kw):
     import rnnkit
 
-    cells = getattr(rnnkit, "cells", None)
-    if not (hasattr(rnnkit, "Recurrent") and hasattr(cells, cell_name)):
+    cell_cls = user_cell(cell_name)
+    if cell_cls is None:
         return None
-    cell_cls = getattr(cells, cell_name)
     # Recurrent's signature has no bias switch: a missing ONNX B is zeros (exact)
     kw = {k: v for k, v in kw.items() if k != "bias"}
     try:
