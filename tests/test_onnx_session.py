@@ -377,3 +377,35 @@ def test_reset_before_gru_and_peepholes_without_the_user_cells_are_refused_by_na
     feeds = {a.name: v for a, v in zip(sess.get_inputs(), ins)}
     feeds["P"] = np.zeros_like(feeds["P"])
     sess.run(None, feeds)
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_a_pytorch_exported_model_runs_with_its_plain_ops(cell):
+    """torch.onnx.export (TorchScript exporter) writes the recurrent nodes with
+    Shape/Gather/ConstantOfShape/Slice/Unsqueeze/Concat around them and a
+    MatMul/Add head: the session runs it all and gives PyTorch's numbers."""
+    torch = pytest.importorskip("torch")
+    import io
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = getattr(torch.nn, cell)(3, 4, 2, bidirectional=True)
+            self.head = torch.nn.Linear(8, 2)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            return self.head(y)
+
+    torch.manual_seed(0)
+    model = Model().eval()
+    x = torch.randn(5, 2, 3)
+    buf = io.BytesIO()
+    torch.onnx.export(model, (x,), buf, dynamo=False, input_names=["x"], output_names=["y"])
+    sess = InferenceSession(buf.getvalue())
+    assert len(sess.layers) == 2
+    (y,) = sess.run(None, {"x": x.numpy()})
+    with torch.no_grad():
+        want = model(x).numpy()
+    assert rel(y, want) < 1e-5
