@@ -159,10 +159,14 @@ def test_refusals_name_the_option():
         conv(keras.layers.GRU(3, recurrent_activation="hard_sigmoid", **Z))
     with pytest.raises(KerasConversionError, match="activation='sigmoid' is refused"):
         conv(keras.layers.SimpleRNN(3, activation="sigmoid", **Z))
-    with pytest.raises(KerasConversionError, match="stateful=True is refused"):
-        layer = keras.layers.LSTM(3, stateful=True, **Z)
-        layer.build((3, None, 4))
-        from_keras(layer)
+    with pytest.raises(KerasConversionError, match="stateful=True without its state is refused"):
+        from_keras(keras.layers.LSTM(3, stateful=True, **Z))
+    with pytest.raises(KerasConversionError, match="a stateful Bidirectional is refused"):
+        bi = keras.layers.Bidirectional(keras.layers.GRU(3, stateful=True, **Z))
+        bi.build((3, None, 4))
+        from_keras(bi)
+    with pytest.raises(KerasConversionError, match="not built"):
+        from_keras(keras.layers.Bidirectional(keras.layers.LSTM(3, **Z)))
     with pytest.raises(KerasConversionError, match=r"merge_mode=None\) is refused"):
         conv(keras.layers.Bidirectional(keras.layers.LSTM(3, **Z), merge_mode=None))
     with pytest.raises(KerasConversionError, match="not built"):
@@ -173,6 +177,9 @@ def test_refusals_name_the_option():
         from_keras(keras.Sequential([keras.Input((None, 4)), keras.layers.LSTM(2, **Z), keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros")]))
     with pytest.raises(KerasConversionError, match="dtype policy 'mixed_float16' is refused"):
         conv(keras.layers.GRU(3, dtype="mixed_float16", **Z))
+    with pytest.raises(KerasConversionError, match="an Embedding must come first"):
+        from_keras(keras.Sequential([keras.Input((None, 4)), keras.layers.LSTM(2, return_sequences=True, **Z),
+                                     keras.layers.Embedding(3, 2)]))
     with pytest.raises(TypeError, match="from_keras takes a Keras layer"):
         from_keras("lstm")
     with pytest.raises(TypeError, match="to_keras takes a KerasStack"):
@@ -233,3 +240,21 @@ def test_gru_reset_before_through_a_standin_of_the_user_cell(monkeypatch):
     back = to_keras(stack)
     for a, b in zip(layer.get_weights(), back.get_weights()):
         assert np.array_equal(a, b)
+
+
+def test_stateful_layer_carries_its_state_like_keras():
+    layer = keras.layers.GRU(5, stateful=True, return_sequences=True, unroll=True)
+    first, second = X, RNG.standard_normal(X.shape).astype(np.float32)
+    layer(first)  # Keras's state is now that of `first`
+    stack = from_keras(layer)  # brings it along
+    back = to_keras(stack)  # and back: the state too, bitwise
+    for a, b in zip(layer.states, back.layers[-1].states):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+    want = np.asarray(layer(second, mask=MASK))
+    assert rel(stack(second, mask=MASK), want) < 1e-5
+    assert rel(stack(first), np.asarray(layer(first))) < 1e-5  # and keeps being carried
+    stack.reset_states()
+    layer.reset_state() if hasattr(layer, "reset_state") else layer.reset_states()
+    assert rel(stack(first), np.asarray(layer(first))) < 1e-5
+    with pytest.raises(ValueError, match="batch size 2, but the stateful layer's state is for 3"):
+        stack(first[:2])

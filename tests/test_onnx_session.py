@@ -321,6 +321,7 @@ REFUSED = [
     ("GRU", {"activations": ["HardSigmoid", "Tanh"]}, r"activations=\['HardSigmoid', 'Tanh'\] are refused"),
     ("RNN", {"activations": ["Tanh"], "activation_alpha": [0.5]}, r"activation_alpha=\[0.5\] is refused"),
     ("GRU", {"activation_beta": [0.5]}, r"activation_beta=\[0.5\] is refused"),
+    ("LSTM", {"foo": 1}, r"unknown attribute\(s\) \['foo'\]"),
 ]
 
 

@@ -56,11 +56,11 @@ def _check_recurrent_options(layer, where):
             f"{where}: recurrent_activation={cfg.get('recurrent_activation')!r} is refused: "
             "rnnkit's gates are sigmoid"
         )
-    if cfg.get("stateful"):
+    if cfg.get("stateful") and getattr(layer, "states", None) is None:
         raise KerasConversionError(
-            f"{where}: stateful=True is refused: the layer carries its state between calls, "
-            "and from_keras does not carry it over; rebuild it with stateful=False and pass "
-            "the state explicitly (KerasStack(..., initial_state=...))"
+            f"{where}: stateful=True without its state is refused: the layer has no state "
+            "yet (build or call it with a fixed batch size first), and starting from zeros "
+            "would not be the model"
         )
     dtype = layer.dtype_policy
     if dtype.compute_dtype != dtype.variable_dtype or dtype.variable_dtype not in _FLOATS:
@@ -188,6 +188,13 @@ class KerasStack:
         self.steps = steps
         self.layers = [s[1] for s in steps if s[0] == "rnn"]
 
+    def reset_states(self) -> None:
+        """Zero the carried state of every stateful layer (Keras's reset_states)."""
+        for kind, _, opt in self.steps:
+            if kind == "rnn" and opt["state"] is not None:
+                for a in opt["state"]:
+                    a.fill(0)
+
     def __call__(self, x, mask=None):
         x = np.asarray(x)
         lengths = None if mask is None else _lengths_from_mask(mask, x.shape[:2])
@@ -245,14 +252,25 @@ def _flip_within(a, lengths):
 
 def _run_recurrent(layer, opt, x, lengths):
     x = np.ascontiguousarray(x, dtype=layer.dtype)
+    init = None
+    if opt["state"] is not None:  # a stateful layer: start where the last call ended
+        N = opt["state"][0].shape[0]
+        if x.shape[0] != N:
+            raise ValueError(
+                f"x has batch size {x.shape[0]}, but the stateful layer's state is for {N}"
+            )
+        parts = [s[None] for s in opt["state"]]  # 1,N,H each
+        init = tuple(parts) if len(parts) == 2 else parts[0]
     if opt["go_backwards"]:
         # Keras runs the whole padded sequence reversed: masked steps come first
         # and keep the state, so it starts at each sequence's own last step and
         # returns its outputs in the order it made them (reversed time).
-        y, st = layer(_flip_within(x, lengths), None, lengths)
+        y, st = layer(_flip_within(x, lengths), init, lengths)
     else:
-        y, st = layer(x, None, lengths)
+        y, st = layer(x, init, lengths)
     has_c = isinstance(st, tuple)
+    if opt["state"] is not None:
+        opt["state"] = [a[0].copy() for a in (st if has_c else (st,))]
     h, c = st if has_c else (st, None)
     H = layer.hidden_size
     if opt["return_sequences"] and lengths is not None and not opt["zero_output"] and not opt["go_backwards"]:
@@ -326,6 +344,12 @@ def _recurrent_step(layer, where):
                 "the directions, and applies sum, ave or mul after the layer; nothing else"
             )
         fw, bw = layer.forward_layer, layer.backward_layer
+        if fw.stateful or bw.stateful:
+            raise KerasConversionError(
+                f"{where}: a stateful Bidirectional is refused: its backward direction would "
+                "start each call from the previous call's state, which rnnkit's reverse "
+                "direction does not do"
+            )
         if type(fw) is not type(bw):
             raise KerasConversionError(f"{where}: forward and backward layers differ in type")
         cls, C, H, kw, sd, cfg = _keras_to_state(fw, where + ".forward_layer", "_l0")
@@ -337,6 +361,7 @@ def _recurrent_step(layer, where):
         sd.update(sd2)
         rnn = _build(cls, C, H, dict(kw, bidirectional=True), sd, where)
         opt = dict(
+            state=None,
             return_sequences=bool(fw.return_sequences),
             return_state=bool(layer.return_state),
             go_backwards=False,
@@ -350,7 +375,11 @@ def _recurrent_step(layer, where):
         return ("rnn", rnn, opt)
     cls, C, H, kw, sd, cfg = _keras_to_state(layer, where, "_l0")
     rnn = _build(cls, C, H, kw, sd, where)
+    state = None
+    if cfg.get("stateful"):  # carried from call to call, as Keras does
+        state = [_to_np(v).astype(rnn.dtype) for v in layer.states]
     opt = dict(
+        state=state,
         return_sequences=bool(cfg["return_sequences"]),
         return_state=bool(cfg["return_state"]),
         go_backwards=bool(cfg["go_backwards"]),
@@ -405,9 +434,13 @@ def from_keras(layer_or_model):
     ``ave``, ``mul`` applied after the layer); Masking, Embedding (first),
     Dropout (identity in inference) and Dense (linear, relu, tanh).
 
+    A ``stateful=True`` layer brings its current state, and the stack carries
+    it from call to call as Keras does (``stack.reset_states()`` zeroes it).
+
     Refused (KerasConversionError, naming the option): other activations and
-    merge modes, ``stateful=True``, mixed-precision policies, unbuilt layers,
-    other layer types. Keras's recurrent dropout only acts in training and is
+    merge modes, a stateful layer without its state (not built yet) and a
+    stateful Bidirectional, mixed-precision policies, unbuilt layers, other
+    layer types. Keras's recurrent dropout only acts in training and is
     not carried over.
     """
     if isinstance(layer_or_model, keras.Sequential):
@@ -436,7 +469,7 @@ def from_keras(layer_or_model):
 
 def _keras_layer_from(kind, H, cfg, dtype):
     cls = getattr(keras.layers, kind)
-    kw = dict(units=H, return_sequences=cfg["return_sequences"], return_state=cfg["return_state"],
+    kw = dict(units=H, stateful=bool(cfg.get("stateful", False)), return_sequences=cfg["return_sequences"], return_state=cfg["return_state"],
               go_backwards=cfg["go_backwards"], use_bias=cfg["use_bias"], dtype=dtype,
               unroll=bool(cfg.get("unroll", False)))
     if kind == "SimpleRNN":
@@ -555,7 +588,9 @@ def _stack_to_keras(stack):
                 break
             if kind == "rnn":
                 break
-        inp = keras.Input((None, C), dtype=np.dtype(rnn0.dtype).name)
+        states = [s[2]["state"] for s in stack.steps if s[0] == "rnn" and s[2]["state"] is not None]
+        batch = states[0][0].shape[0] if states else None
+        inp = keras.Input(batch_shape=(batch, None, C), dtype=np.dtype(rnn0.dtype).name)
     km = keras.Sequential([inp] + seq) if not any(
         s[0] == "rnn" and s[2]["return_state"] for s in stack.steps
     ) else None
@@ -572,6 +607,10 @@ def _stack_to_keras(stack):
         elif item[0] == "uni":
             _, layer, rnn, kk, ra = item
             _set_keras_weights(layer, rnn, "_l0", kk, ra)
+            opt = next(s[2] for s in stack.steps if s[1] is rnn)
+            if opt["state"] is not None:
+                for var, value in zip(layer.states, opt["state"]):
+                    var.assign(value)
         else:
             layer, ws = item
             layer.set_weights(ws)
