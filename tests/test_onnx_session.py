@@ -410,3 +410,22 @@ def test_a_pytorch_exported_model_runs_with_its_plain_ops(cell):
     with torch.no_grad():
         want = model(x).numpy()
     assert rel(y, want) < 1e-5
+
+
+def test_a_fed_initializer_overrides_the_built_layer_for_that_run():
+    """An initializer that the graph also lists as an input may be fed (as in
+    onnxruntime); the run uses the fed weights, never silently the built ones."""
+    rng = np.random.default_rng(4)
+    model, feeds = make_node_model("RNN", "forward", 0, np.float64, 4, 2, 3, 5,
+                                   initializers=True, rng=rng)
+    W = onnx.numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "W"))
+    model.graph.input.append(helper.make_tensor_value_info("W", TensorProto.DOUBLE, list(W.shape)))
+    sess = InferenceSession(model)
+    base = sess.run(["Y_h"], feeds)[0]
+    W2 = W * 0.5
+    got = sess.run(["Y_h"], {**feeds, "W": W2})[0]
+    from onnx.reference import ReferenceEvaluator
+
+    want = ReferenceEvaluator(model).run(["Y_h"], {**feeds, "W": W2})[0]
+    assert rel(got, want) < 1e-10 and not np.allclose(got, base)
+    np.testing.assert_array_equal(sess.run(["Y_h"], feeds)[0], base)  # the built layer is untouched

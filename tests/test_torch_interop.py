@@ -149,6 +149,11 @@ def test_a_pytorch_training_loop_trains_the_rnnkit_layer():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.2 * losses[0], (losses[0], losses[-1])
+    layer = rec.to_layer()  # the trained weights, back in rnnkit
+    for name, p in rec.named_parameters():
+        np.testing.assert_array_equal(layer.parameters[name], p.detach().numpy())
+    y_np, _ = layer(x.numpy())
+    np.testing.assert_array_equal(y_np, rec(x)[0].detach().numpy())
 
 
 def test_refusals_name_the_reason():

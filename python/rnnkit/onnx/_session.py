@@ -212,7 +212,7 @@ class _RecurrentNode:
 
     # ---- running ----
 
-    def run(self, env, get):
+    def run(self, env, get, overridden=frozenset()):
         where = f"{self.op} node {self.name!r}"
         X = get(self.inputs["X"])
         if X.dtype not in (np.float32, np.float64):
@@ -221,12 +221,19 @@ class _RecurrentNode:
             raise ValueError(f"{where}: X must be 3-D, got shape {X.shape}")
         dtype = X.dtype
         opt = {k: (get(v) if v else None) for k, v in self.inputs.items() if k != "X"}
+        weight_names = {self.inputs.get(k) for k in ("W", "R", "B", "P")} - {"", None}
         if self._static is None:
             W, R, B, P = (opt[k] if k in opt else None for k in ("W", "R", "B", "P"))
             key = tuple(None if a is None else (a.shape, a.dtype.str, a.tobytes()) for a in (W, R, B, P))
             if key != self._key:
                 self.layer, self._key = self.build(W, R, B, P, dtype), key
-        layer = self.layer
+            layer = self.layer
+        elif weight_names & overridden:
+            # an initializer fed in this run: a layer for these weights, this run only
+            W, R, B, P = (opt[k] if k in opt else None for k in ("W", "R", "B", "P"))
+            layer = self.build(W, R, B, P, dtype)
+        else:
+            layer = self.layer
         if layer.dtype != dtype:
             raise TypeError(f"{where}: X has dtype {dtype}, the weights {layer.dtype}")
         x = X if self.layout == 0 else X.transpose(1, 0, 2)  # T,N,C
@@ -611,9 +618,9 @@ class InferenceSession:
                 if not ok:
                     raise ValueError(f"input {arg.name!r} must have shape {arg.shape}, got {v.shape}")
             env[arg.name] = v
-        for name in list(input_feed):
-            if name in self._inits:  # an overridable initializer
-                env[name] = np.asarray(input_feed[name])
+        overridden = frozenset(n for n in input_feed if n in self._inits)
+        for name in overridden:  # an overridable initializer (the graph lists it as an input)
+            env[name] = np.asarray(input_feed[name])
 
         def get(name):
             if name not in env:
@@ -622,7 +629,7 @@ class InferenceSession:
 
         for step in self._steps:
             if isinstance(step, _RecurrentNode):
-                step.run(env, get)
+                step.run(env, get, overridden)
                 continue
             ins = [get(n) if n else None for n in step.input]
             a = _attrs(step)

@@ -203,5 +203,14 @@ class RNNModule(torch.nn.Module):
         outs = RNNFunction.apply(self.layer, lengths, x, h0, c0, *weights)
         return (outs[0], (outs[1], outs[2])) if has_c else (outs[0], outs[1])
 
+    def to_layer(self):
+        """The rnnkit layer with this module's current Parameters copied in
+        (after PyTorch's optimizer steps, the layer itself holds the weights
+        of the last forward). Returns ``self.layer``."""
+        dt = np.dtype(self.layer.dtype)
+        for name in self.layer.parameters:
+            np.copyto(self.layer.parameters[name], _np(getattr(self, name), dt))
+        return self.layer
+
     def extra_repr(self) -> str:
         return repr(self.layer)
