@@ -52,11 +52,25 @@ class GRUResetBeforeCell:
 
 
 class Recurrent:
-    def __init__(self, cell, input_size, hidden_size, num_layers=1, bidirectional=False,
-                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None):
+    def __init__(
+        self,
+        cell,
+        input_size,
+        hidden_size,
+        num_layers=1,
+        bidirectional=False,
+        batch_first=False,
+        dropout=0.0,
+        dtype=np.float32,
+        seed=None,
+    ):
         self.cell = cell
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bidirectional, self.batch_first, self.dtype = bidirectional, batch_first, np.dtype(dtype)
+        self.bidirectional, self.batch_first, self.dtype = (
+            bidirectional,
+            batch_first,
+            np.dtype(dtype),
+        )
         self.num_directions = 2 if bidirectional else 1
         self.has_c = isinstance(cell, PeepholeLSTMCell)
         rng = np.random.default_rng(seed)
@@ -66,8 +80,12 @@ class Recurrent:
             C = input_size if k == 0 else H * self.num_directions
             for d in range(self.num_directions):
                 s = f"_l{k}" + ("_reverse" if d else "")
-                shapes = {"weight_ih": (G * H, C), "weight_hh": (G * H, H), "bias_ih": (G * H,),
-                          "bias_hh": (G * H,)}
+                shapes = {
+                    "weight_ih": (G * H, C),
+                    "weight_hh": (G * H, H),
+                    "bias_ih": (G * H,),
+                    "bias_hh": (G * H,),
+                }
                 shapes.update({n: f(H) for n, f in cell.extra.items()})
                 for n, shp in shapes.items():
                     self.parameters[n + s] = rng.uniform(-0.3, 0.3, shp).astype(self.dtype)
@@ -89,7 +107,7 @@ class Recurrent:
         xw = x @ P["weight_ih" + s].T + P["bias_ih" + s]
         y = np.zeros((T, N, self.hidden_size), self.dtype)
         L = np.full(N, T) if lengths is None else np.asarray(lengths)
-        for t in (range(T - 1, -1, -1) if reverse else range(T)):
+        for t in range(T - 1, -1, -1) if reverse else range(T):
             h2, c2 = self.cell.step(xw[t], h, c, P["weight_hh" + s], P["bias_hh" + s], extra)
             act = (t < L)[:, None]
             h = np.where(act, h2, h)
@@ -111,8 +129,14 @@ class Recurrent:
             outs = []
             for d in range(D):
                 i = k * D + d
-                y, hs[i], c = self._direction(inp, h0[i], c0[i] if self.has_c else None,
-                                              f"_l{k}" + ("_reverse" if d else ""), lengths, d == 1)
+                y, hs[i], c = self._direction(
+                    inp,
+                    h0[i],
+                    c0[i] if self.has_c else None,
+                    f"_l{k}" + ("_reverse" if d else ""),
+                    lengths,
+                    d == 1,
+                )
                 if self.has_c:
                     cs[i] = c
                 outs.append(y)
@@ -124,6 +148,7 @@ class Recurrent:
 def install(monkeypatch, rnnkit):
     """Put the stand-in in place of the real API for one test (monkeypatch undoes it)."""
     monkeypatch.setattr(rnnkit, "Recurrent", Recurrent, raising=False)
-    cells = types.SimpleNamespace(PeepholeLSTMCell=PeepholeLSTMCell,
-                                  GRUResetBeforeCell=GRUResetBeforeCell)
+    cells = types.SimpleNamespace(
+        PeepholeLSTMCell=PeepholeLSTMCell, GRUResetBeforeCell=GRUResetBeforeCell
+    )
     monkeypatch.setattr(rnnkit, "cells", cells, raising=False)

@@ -96,13 +96,24 @@ class _Tty(io.StringIO):
         return True
 
 
-def test_progress_bar_without_tqdm_and_final_validation_progress(corpus, tmp_path, capsys, monkeypatch):
+def test_progress_bar_without_tqdm_and_final_validation_progress(
+    corpus, tmp_path, capsys, monkeypatch
+):
     monkeypatch.setattr(cli, "_import_tqdm", lambda: None)  # as after `pip install .`
     tty = _Tty()
     monkeypatch.setattr(cli.sys, "stderr", tty)
     rc, out, _ = run(
-        ["train-text", str(corpus), *SMALL, "--steps", "6", "--out", str(tmp_path / "m.npz"),
-         "--sample-length", "0"],
+        [
+            "train-text",
+            str(corpus),
+            *SMALL,
+            "--steps",
+            "6",
+            "--out",
+            str(tmp_path / "m.npz"),
+            "--sample-length",
+            "0",
+        ],
         capsys,
     )
     assert rc == 0
@@ -111,10 +122,22 @@ def test_progress_bar_without_tqdm_and_final_validation_progress(corpus, tmp_pat
     assert "train chars/s=" in bar and "final validation" in bar
 
 
-def test_plain_progress_labels_chars_per_second_and_reports_final_validation(corpus, tmp_path, capsys):
+def test_plain_progress_labels_chars_per_second_and_reports_final_validation(
+    corpus, tmp_path, capsys
+):
     rc, out, _ = run(
-        ["train-text", str(corpus), *SMALL, "--steps", "4", "--out", str(tmp_path / "m.npz"),
-         "--no-progress", "--sample-length", "30"],
+        [
+            "train-text",
+            str(corpus),
+            *SMALL,
+            "--steps",
+            "4",
+            "--out",
+            str(tmp_path / "m.npz"),
+            "--no-progress",
+            "--sample-length",
+            "30",
+        ],
         capsys,
     )
     assert rc == 0

@@ -46,8 +46,9 @@ def check_same(kmodel, stack, x=X, mask=MASK):
 @pytest.mark.parametrize("return_sequences,go_backwards", [(True, False), (False, True)])
 def test_single_layers_with_masks(kind, return_sequences, go_backwards):
     extra = {"activation": "relu"} if kind == "SimpleRNN" and go_backwards else {}
-    layer = getattr(keras.layers, kind)(5, return_sequences=return_sequences,
-                                        go_backwards=go_backwards, unroll=True, **extra)
+    layer = getattr(keras.layers, kind)(
+        5, return_sequences=return_sequences, go_backwards=go_backwards, unroll=True, **extra
+    )
     layer(X)
     stack = from_keras(layer)
     assert isinstance(stack, KerasStack) and len(stack.layers) == 1
@@ -65,7 +66,9 @@ def test_go_backwards_sequences_come_in_keras_order():
 
 
 def test_return_state_and_no_bias():
-    layer = keras.layers.LSTM(5, return_sequences=True, return_state=True, use_bias=False, unroll=True)
+    layer = keras.layers.LSTM(
+        5, return_sequences=True, return_state=True, use_bias=False, unroll=True
+    )
     layer(X)
     stack = from_keras(layer)
     assert not stack.layers[0].bias
@@ -74,7 +77,9 @@ def test_return_state_and_no_bias():
 
 @pytest.mark.parametrize("merge", ["concat", "sum", "ave", "mul"])
 def test_bidirectional_merge_modes(merge):
-    layer = keras.layers.Bidirectional(keras.layers.LSTM(5, return_sequences=True, unroll=True), merge_mode=merge)
+    layer = keras.layers.Bidirectional(
+        keras.layers.LSTM(5, return_sequences=True, unroll=True), merge_mode=merge
+    )
     layer(X)
     stack = from_keras(layer)
     assert stack.layers[0].bidirectional
@@ -82,14 +87,16 @@ def test_bidirectional_merge_modes(merge):
 
 
 def sequential():
-    model = keras.Sequential([
-        keras.Input((None, 4)),
-        keras.layers.Masking(0.0),
-        keras.layers.Bidirectional(keras.layers.GRU(5, return_sequences=True, unroll=True)),
-        keras.layers.Dropout(0.3),
-        keras.layers.LSTM(6, unroll=True),
-        keras.layers.Dense(2),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None, 4)),
+            keras.layers.Masking(0.0),
+            keras.layers.Bidirectional(keras.layers.GRU(5, return_sequences=True, unroll=True)),
+            keras.layers.Dropout(0.3),
+            keras.layers.LSTM(6, unroll=True),
+            keras.layers.Dense(2),
+        ]
+    )
     return model
 
 
@@ -106,11 +113,13 @@ def test_sequential_with_masking_round_trip_bitwise():
 
 
 def test_embedding_mask_zero_stack():
-    model = keras.Sequential([
-        keras.Input((None,), dtype="int64"),
-        keras.layers.Embedding(7, 4, mask_zero=True),
-        keras.layers.SimpleRNN(5, return_sequences=True, unroll=True),
-    ])
+    model = keras.Sequential(
+        [
+            keras.Input((None,), dtype="int64"),
+            keras.layers.Embedding(7, 4, mask_zero=True),
+            keras.layers.SimpleRNN(5, return_sequences=True, unroll=True),
+        ]
+    )
     ids = np.array([[1, 2, 3, 0, 0], [4, 5, 6, 1, 2]], np.int64)
     stack = from_keras(model)
     check_same(model, stack, x=ids, mask=None)
@@ -130,18 +139,27 @@ def test_rnnkit_to_keras_and_back(cls):
     for k, b in enumerate(back):
         for d in ("", "_reverse"):
             for w in ("weight_ih", "weight_hh"):
-                np.testing.assert_array_equal(b.parameters[f"{w}_l0{d}"], layer.parameters[f"{w}_l{k}{d}"])
+                np.testing.assert_array_equal(
+                    b.parameters[f"{w}_l0{d}"], layer.parameters[f"{w}_l{k}{d}"]
+                )
             if cls is rnnkit.GRU:  # GRU keeps both biases: bitwise
                 for w in ("bias_ih", "bias_hh"):
-                    np.testing.assert_array_equal(b.parameters[f"{w}_l0{d}"], layer.parameters[f"{w}_l{k}{d}"])
+                    np.testing.assert_array_equal(
+                        b.parameters[f"{w}_l0{d}"], layer.parameters[f"{w}_l{k}{d}"]
+                    )
             else:  # one Keras bias: the sum, once rounded
                 s = layer.parameters[f"bias_ih_l{k}{d}"] + layer.parameters[f"bias_hh_l{k}{d}"]
                 np.testing.assert_array_equal(b.parameters[f"bias_ih_l0{d}"], s)
 
 
 def rnnkit_layer_batch_first(layer):
-    twin = type(layer)(layer.input_size, layer.hidden_size, layer.num_layers,
-                       bidirectional=layer.bidirectional, batch_first=True)
+    twin = type(layer)(
+        layer.input_size,
+        layer.hidden_size,
+        layer.num_layers,
+        bidirectional=layer.bidirectional,
+        batch_first=True,
+    )
     twin.load_state_dict(layer.state_dict())
     return twin
 
@@ -155,7 +173,9 @@ def test_refusals_name_the_option():
 
     with pytest.raises(KerasConversionError, match="activation='relu' is refused"):
         conv(keras.layers.LSTM(3, activation="relu", **Z))
-    with pytest.raises(KerasConversionError, match="recurrent_activation='hard_sigmoid' is refused"):
+    with pytest.raises(
+        KerasConversionError, match="recurrent_activation='hard_sigmoid' is refused"
+    ):
         conv(keras.layers.GRU(3, recurrent_activation="hard_sigmoid", **Z))
     with pytest.raises(KerasConversionError, match="activation='sigmoid' is refused"):
         conv(keras.layers.SimpleRNN(3, activation="sigmoid", **Z))
@@ -172,14 +192,37 @@ def test_refusals_name_the_option():
     with pytest.raises(KerasConversionError, match="not built"):
         from_keras(keras.layers.LSTM(3))
     with pytest.raises(KerasConversionError, match="Conv1D is not supported"):
-        from_keras(keras.Sequential([keras.Input((None, 4)), keras.layers.Conv1D(2, 3, kernel_initializer="zeros"), keras.layers.LSTM(2, **Z)]))
+        from_keras(
+            keras.Sequential(
+                [
+                    keras.Input((None, 4)),
+                    keras.layers.Conv1D(2, 3, kernel_initializer="zeros"),
+                    keras.layers.LSTM(2, **Z),
+                ]
+            )
+        )
     with pytest.raises(KerasConversionError, match=r"Dense\(activation='softmax'\) is refused"):
-        from_keras(keras.Sequential([keras.Input((None, 4)), keras.layers.LSTM(2, **Z), keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros")]))
+        from_keras(
+            keras.Sequential(
+                [
+                    keras.Input((None, 4)),
+                    keras.layers.LSTM(2, **Z),
+                    keras.layers.Dense(2, activation="softmax", kernel_initializer="zeros"),
+                ]
+            )
+        )
     with pytest.raises(KerasConversionError, match="dtype policy 'mixed_float16' is refused"):
         conv(keras.layers.GRU(3, dtype="mixed_float16", **Z))
     with pytest.raises(KerasConversionError, match="an Embedding must come first"):
-        from_keras(keras.Sequential([keras.Input((None, 4)), keras.layers.LSTM(2, return_sequences=True, **Z),
-                                     keras.layers.Embedding(3, 2)]))
+        from_keras(
+            keras.Sequential(
+                [
+                    keras.Input((None, 4)),
+                    keras.layers.LSTM(2, return_sequences=True, **Z),
+                    keras.layers.Embedding(3, 2),
+                ]
+            )
+        )
     with pytest.raises(TypeError, match="from_keras takes a Keras layer"):
         from_keras("lstm")
     with pytest.raises(TypeError, match="to_keras takes a KerasStack"):
@@ -204,13 +247,18 @@ def test_gru_reset_before_without_the_user_cells_is_refused():
         pytest.skip("rnnkit.cells.GRUResetBeforeCell exists: the conversion runs (next test)")
     layer = keras.layers.GRU(3, reset_after=False)
     layer(X)
-    with pytest.raises(KerasConversionError, match=r"GRU\(reset_after=False\) needs rnnkit.cells.GRUResetBeforeCell"):
+    with pytest.raises(
+        KerasConversionError,
+        match=r"GRU\(reset_after=False\) needs rnnkit.cells.GRUResetBeforeCell",
+    ):
         from_keras(layer)
 
 
 def test_gru_reset_before_through_the_user_cell():
     if not _have_reset_before_cell():
-        pytest.skip("needs rnnkit.Recurrent and rnnkit.cells.GRUResetBeforeCell (the user-cells work)")
+        pytest.skip(
+            "needs rnnkit.Recurrent and rnnkit.cells.GRUResetBeforeCell (the user-cells work)"
+        )
     for bidi in (False, True):
         inner = keras.layers.GRU(5, reset_after=False, return_sequences=True, unroll=True)
         layer = keras.layers.Bidirectional(inner) if bidi else inner

@@ -15,8 +15,10 @@ from rnnkit.onnx import InferenceSession, export  # noqa: E402
 from test_onnx_session import CASES, make_node_model, needs_cell, rel  # noqa: E402
 
 if hasattr(rnnkit, "Recurrent"):
-    pytest.skip("the real rnnkit.Recurrent exists: test_onnx_session.py runs these cases",
-                allow_module_level=True)
+    pytest.skip(
+        "the real rnnkit.Recurrent exists: test_onnx_session.py runs these cases",
+        allow_module_level=True,
+    )
 
 NEEDING = sorted(n for n, c in CASES.items() if needs_cell(c))
 
@@ -41,10 +43,23 @@ def test_reset_before_gru_node_against_onnxruntime(direction, monkeypatch):
     ort = pytest.importorskip("onnxruntime")
     _cells_standin.install(monkeypatch, rnnkit)
     rng = np.random.default_rng(0)
-    model, feeds = make_node_model("GRU", direction, 0, np.float32, 5, 3, 3, 4, initializers=True,
-                                   rng=rng, extra=[("linear_before_reset", 0)])
+    model, feeds = make_node_model(
+        "GRU",
+        direction,
+        0,
+        np.float32,
+        5,
+        3,
+        3,
+        4,
+        initializers=True,
+        rng=rng,
+        extra=[("linear_before_reset", 0)],
+    )
     feeds["sequence_lens"] = np.array([5, 2, 4], np.int32)
-    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )
     sess = InferenceSession(model)
     assert type(next(iter(sess.layers.values()))).__name__ == "Recurrent"
     for g, w in zip(sess.run(None, feeds), want):
@@ -68,6 +83,8 @@ def test_export_of_the_cells_runs_on_onnxruntime(cell, monkeypatch):
     y, st = layer(x, (h0, c0) if has_c else h0, lengths)
     want = [y, *st] if has_c else [y, st]
     feeds = {"x": x, "lengths": lengths.astype(np.int32), "h0": h0, **({"c0": c0} if has_c else {})}
-    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, feeds)
+    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )
     for g, w in zip(got, want):
         assert rel(g, w) < 1e-5

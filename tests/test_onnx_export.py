@@ -115,7 +115,11 @@ def test_export_then_onnx_reference_float64(name, make):
     for n, L in enumerate(LENGTHS):
         f = feeds(layer, x[:L, n : n + 1], h0[:, n : n + 1], c0[:, n : n + 1], np.array([L]))
         got = _reference_run(proto, f)
-        assert rel(got[0][:, 0], want[0][:L, n]) < 1e-10, (name, n, rel(got[0][:, 0], want[0][:L, n]))
+        assert rel(got[0][:, 0], want[0][:L, n]) < 1e-10, (
+            name,
+            n,
+            rel(got[0][:, 0], want[0][:L, n]),
+        )
         assert not want[0][L:, n].any()  # rnnkit: zeros past the length, as ONNX
         for g, w in zip(got[1:], want[1:]):
             assert rel(g[:, 0], w[:, n]) < 1e-10
@@ -138,7 +142,9 @@ def test_export_graph_shape_one_node_per_layer_and_attributes():
         assert a["hidden_size"] == 4
     ind = export(rnnkit.IndRNN(3, 4, seed=0), None)
     (node,) = [n for n in ind.graph.node if n.op_type == "RNN"]
-    R = onnx.numpy_helper.to_array(next(t for t in ind.graph.initializer if t.name == node.input[2]))
+    R = onnx.numpy_helper.to_array(
+        next(t for t in ind.graph.initializer if t.name == node.input[2])
+    )
     assert np.count_nonzero(R[0] - np.diag(np.diag(R[0]))) == 0  # diagonal R
     x = proto.graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_param for d in x[:2]] == ["T", "N"]

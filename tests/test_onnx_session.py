@@ -179,7 +179,9 @@ def make_node_model(op, direction, layout, dtype, T, N, C, H, *, initializers, r
     }
     xs = (N, T, C) if layout else (T, N, C)
     hs = (N, D, H) if layout else (D, N, H)
-    names = ["X", "W", "R", "B", "sequence_lens", "initial_h"] + (["initial_c"] if op == "LSTM" else [])
+    names = ["X", "W", "R", "B", "sequence_lens", "initial_h"] + (
+        ["initial_c"] if op == "LSTM" else []
+    )
     outs = ["Y", "Y_h"] + (["Y_c"] if op == "LSTM" else [])
     attrs = dict(hidden_size=H, direction=direction, layout=layout, **dict(extra))
     if op == "GRU":
@@ -214,8 +216,9 @@ def test_random_nodes_against_onnx_reference_float64(op, direction, layout):
     from onnx.reference import ReferenceEvaluator
 
     rng = np.random.default_rng(hash((op, direction, layout)) % 2**32)
-    model, feeds = make_node_model(op, direction, layout, np.float64, 5, 3, 4, 6,
-                                   initializers=layout == 1, rng=rng)
+    model, feeds = make_node_model(
+        op, direction, layout, np.float64, 5, 3, 4, 6, initializers=layout == 1, rng=rng
+    )
     want = ReferenceEvaluator(model).run(None, feeds)
     sess = InferenceSession(model)
     got = sess.run(None, feeds)
@@ -233,8 +236,9 @@ def test_random_nodes_against_onnx_reference_float64(op, direction, layout):
 def test_random_nodes_with_sequence_lens_against_onnxruntime(op, direction):
     ort = pytest.importorskip("onnxruntime")
     rng = np.random.default_rng(hash((op, direction)) % 2**32)
-    model, feeds = make_node_model(op, direction, 0, np.float32, 7, 4, 3, 5,
-                                   initializers=False, rng=rng)
+    model, feeds = make_node_model(
+        op, direction, 0, np.float32, 7, 4, 3, 5, initializers=False, rng=rng
+    )
     feeds["sequence_lens"] = np.array([7, 2, 5, 1], np.int32)
     want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
         None, feeds
@@ -250,12 +254,14 @@ def test_zero_length_keeps_the_initial_state_where_onnxruntime_writes_zeros():
     says nothing. Y is 0 in both."""
     ort = pytest.importorskip("onnxruntime")
     rng = np.random.default_rng(0)
-    model, feeds = make_node_model("LSTM", "forward", 0, np.float32, 4, 2, 3, 5,
-                                   initializers=True, rng=rng)
+    model, feeds = make_node_model(
+        "LSTM", "forward", 0, np.float32, 4, 2, 3, 5, initializers=True, rng=rng
+    )
     feeds["sequence_lens"] = np.array([4, 0], np.int32)
     Y, Y_h, Y_c = InferenceSession(model).run(None, feeds)
-    oY, oY_h, _ = ort.InferenceSession(model.SerializeToString(),
-                                      providers=["CPUExecutionProvider"]).run(None, feeds)
+    oY, oY_h, _ = ort.InferenceSession(
+        model.SerializeToString(), providers=["CPUExecutionProvider"]
+    ).run(None, feeds)
     np.testing.assert_array_equal(Y_h[:, 1], feeds["initial_h"][:, 1])
     np.testing.assert_array_equal(Y_c[:, 1], feeds["initial_c"][:, 1])
     assert not oY_h[:, 1].any() and not Y[:, :, 1].any() and not oY[:, :, 1].any()
@@ -264,8 +270,9 @@ def test_zero_length_keeps_the_initial_state_where_onnxruntime_writes_zeros():
 
 def test_layers_are_live_for_fine_tuning_and_diagonal_R_is_an_indrnn():
     rng = np.random.default_rng(1)
-    model, feeds = make_node_model("GRU", "forward", 0, np.float64, 5, 2, 3, 4,
-                                   initializers=True, rng=rng)
+    model, feeds = make_node_model(
+        "GRU", "forward", 0, np.float64, 5, 2, 3, 4, initializers=True, rng=rng
+    )
     sess = InferenceSession(model)
     (layer,) = sess.layers.values()
     y, h = layer(feeds["X"], feeds["initial_h"])
@@ -273,7 +280,9 @@ def test_layers_are_live_for_fine_tuning_and_diagonal_R_is_an_indrnn():
     np.testing.assert_array_equal(Y[:, 0], y)
     np.testing.assert_array_equal(Y_h, h)
     layer.parameters["bias_ih_l0"][...] += 1.0  # fine-tune in place: the session follows
-    np.testing.assert_array_equal(sess.run(["Y"], feeds)[0][:, 0], layer(feeds["X"], feeds["initial_h"])[0])
+    np.testing.assert_array_equal(
+        sess.run(["Y"], feeds)[0][:, 0], layer(feeds["X"], feeds["initial_h"])[0]
+    )
     # an RNN whose R is diagonal is an IndRNN, exactly
     ind = rnnkit.IndRNN(3, 4, dtype=np.float64, seed=0)
     proto = rnnkit.onnx.export(ind, None, lengths=False)
@@ -285,8 +294,9 @@ def test_layers_are_live_for_fine_tuning_and_diagonal_R_is_an_indrnn():
 
 def test_interface_like_onnxruntime(tmp_path):
     rng = np.random.default_rng(2)
-    model, feeds = make_node_model("LSTM", "bidirectional", 0, np.float32, 3, 2, 3, 4,
-                                   initializers=True, rng=rng)
+    model, feeds = make_node_model(
+        "LSTM", "bidirectional", 0, np.float32, 3, 2, 3, 4, initializers=True, rng=rng
+    )
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))
     sess = InferenceSession(str(path))
@@ -317,9 +327,21 @@ REFUSED = [
     ("GRU", {"clip": 1.0}, "attribute clip=1.0 is refused"),
     ("LSTM", {"input_forget": 1}, "attribute input_forget=1 is refused"),
     ("RNN", {"activations": ["Sigmoid"]}, r"activations=\['Sigmoid'\] are refused"),
-    ("LSTM", {"activations": ["Sigmoid", "Relu", "Tanh"]}, r"activations=\['Sigmoid', 'Relu', 'Tanh'\] are refused"),
-    ("GRU", {"activations": ["HardSigmoid", "Tanh"]}, r"activations=\['HardSigmoid', 'Tanh'\] are refused"),
-    ("RNN", {"activations": ["Tanh"], "activation_alpha": [0.5]}, r"activation_alpha=\[0.5\] is refused"),
+    (
+        "LSTM",
+        {"activations": ["Sigmoid", "Relu", "Tanh"]},
+        r"activations=\['Sigmoid', 'Relu', 'Tanh'\] are refused",
+    ),
+    (
+        "GRU",
+        {"activations": ["HardSigmoid", "Tanh"]},
+        r"activations=\['HardSigmoid', 'Tanh'\] are refused",
+    ),
+    (
+        "RNN",
+        {"activations": ["Tanh"], "activation_alpha": [0.5]},
+        r"activation_alpha=\[0.5\] is refused",
+    ),
     ("GRU", {"activation_beta": [0.5]}, r"activation_beta=\[0.5\] is refused"),
     ("LSTM", {"foo": 1}, r"unknown attribute\(s\) \['foo'\]"),
 ]
@@ -328,29 +350,49 @@ REFUSED = [
 @pytest.mark.parametrize("op,extra,message", REFUSED)
 def test_math_changing_attributes_are_refused_by_name(op, extra, message):
     rng = np.random.default_rng(0)
-    model, _ = make_node_model(op, "forward", 0, np.float32, 3, 2, 3, 4,
-                               initializers=True, rng=rng, extra=extra.items())
+    model, _ = make_node_model(
+        op, "forward", 0, np.float32, 3, 2, 3, 4, initializers=True, rng=rng, extra=extra.items()
+    )
     with pytest.raises(UnsupportedModelError, match=message):
         InferenceSession(model)
 
 
 def test_default_activations_spelt_out_are_accepted():
     rng = np.random.default_rng(0)
-    for op, acts in (("RNN", ["Relu", "Relu"]), ("LSTM", ["Sigmoid", "Tanh", "Tanh"] * 2),
-                     ("GRU", ["Sigmoid", "Tanh"] * 2)):
-        model, feeds = make_node_model(op, "bidirectional", 0, np.float32, 3, 2, 3, 4,
-                                       initializers=True, rng=rng, extra=[("activations", acts)])
+    for op, acts in (
+        ("RNN", ["Relu", "Relu"]),
+        ("LSTM", ["Sigmoid", "Tanh", "Tanh"] * 2),
+        ("GRU", ["Sigmoid", "Tanh"] * 2),
+    ):
+        model, feeds = make_node_model(
+            op,
+            "bidirectional",
+            0,
+            np.float32,
+            3,
+            2,
+            3,
+            4,
+            initializers=True,
+            rng=rng,
+            extra=[("activations", acts)],
+        )
         InferenceSession(model).run(None, feeds)
 
 
 def test_unsupported_ops_and_domains_are_refused_by_name():
     X = helper.make_tensor_value_info("X", TensorProto.FLOAT, [2])
     Y = helper.make_tensor_value_info("Y", TensorProto.FLOAT, [2])
-    m = helper.make_model(helper.make_graph([helper.make_node("Erf", ["X"], ["Y"], name="e")], "g", [X], [Y]))
+    m = helper.make_model(
+        helper.make_graph([helper.make_node("Erf", ["X"], ["Y"], name="e")], "g", [X], [Y])
+    )
     with pytest.raises(UnsupportedModelError, match="op Erf is not supported"):
         InferenceSession(m)
-    m = helper.make_model(helper.make_graph(
-        [helper.make_node("Foo", ["X"], ["Y"], name="f", domain="com.example")], "g", [X], [Y]))
+    m = helper.make_model(
+        helper.make_graph(
+            [helper.make_node("Foo", ["X"], ["Y"], name="f", domain="com.example")], "g", [X], [Y]
+        )
+    )
     with pytest.raises(UnsupportedModelError, match="com.example::Foo"):
         InferenceSession(m)
 
@@ -360,19 +402,36 @@ def test_reset_before_gru_and_peepholes_without_the_user_cells_are_refused_by_na
     need; with it (after the user-cells merge) they map to the cells and run."""
     have = user_cell("GRUResetBeforeCell") is not None
     rng = np.random.default_rng(0)
-    model, feeds = make_node_model("GRU", "forward", 0, np.float32, 3, 2, 3, 4,
-                                   initializers=True, rng=rng, extra=[("linear_before_reset", 0)])
+    model, feeds = make_node_model(
+        "GRU",
+        "forward",
+        0,
+        np.float32,
+        3,
+        2,
+        3,
+        4,
+        initializers=True,
+        rng=rng,
+        extra=[("linear_before_reset", 0)],
+    )
     if have:
         InferenceSession(model).run(None, feeds)
     else:
-        with pytest.raises(UnsupportedModelError, match="linear_before_reset=0 .* needs rnnkit.cells.GRUResetBeforeCell"):
+        with pytest.raises(
+            UnsupportedModelError,
+            match="linear_before_reset=0 .* needs rnnkit.cells.GRUResetBeforeCell",
+        ):
             InferenceSession(model)
     case = CASES["test_lstm_with_peepholes"]
     if user_cell("PeepholeLSTMCell") is not None:
         return  # test_onnx_node_case_* run it
     ins, _ = case.data_sets[0]
     sess = InferenceSession(case.model)  # P is a feed: refused when it arrives
-    with pytest.raises(UnsupportedModelError, match=r"peepholes \(input P, nonzero\) need rnnkit.cells.PeepholeLSTMCell"):
+    with pytest.raises(
+        UnsupportedModelError,
+        match=r"peepholes \(input P, nonzero\) need rnnkit.cells.PeepholeLSTMCell",
+    ):
         sess.run(None, {a.name: v for a, v in zip(sess.get_inputs(), ins)})
     # all-zero peepholes are a plain LSTM: exact, no cell needed
     feeds = {a.name: v for a, v in zip(sess.get_inputs(), ins)}
@@ -416,8 +475,9 @@ def test_a_fed_initializer_overrides_the_built_layer_for_that_run():
     """An initializer that the graph also lists as an input may be fed (as in
     onnxruntime); the run uses the fed weights, never silently the built ones."""
     rng = np.random.default_rng(4)
-    model, feeds = make_node_model("RNN", "forward", 0, np.float64, 4, 2, 3, 5,
-                                   initializers=True, rng=rng)
+    model, feeds = make_node_model(
+        "RNN", "forward", 0, np.float64, 4, 2, 3, 5, initializers=True, rng=rng
+    )
     W = onnx.numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "W"))
     model.graph.input.append(helper.make_tensor_value_info("W", TensorProto.DOUBLE, list(W.shape)))
     sess = InferenceSession(model)

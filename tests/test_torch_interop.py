@@ -87,7 +87,11 @@ def test_gradcheck_float64(cls):
     mod = RNNModule(layer)
     x = torch.randn(3, 2, 2, dtype=torch.float64, requires_grad=True)
     h0 = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
-    c0 = torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True) if cls is rnnkit.LSTM else None
+    c0 = (
+        torch.randn(4, 2, 2, dtype=torch.float64, requires_grad=True)
+        if cls is rnnkit.LSTM
+        else None
+    )
     weights = [getattr(mod, n) for n in layer.parameters]
     lengths = np.array([3, 2])
 
@@ -174,5 +178,7 @@ def test_refusals_name_the_reason():
     with pytest.raises(TypeError, match="layer must be an rnnkit RNN"):
         RNNModule(object())
     mod = RNNModule(rnnkit.LSTM(3, 4))
-    with pytest.raises(TypeError, match="tensor has dtype float64 but the rnnkit layer's dtype is float32"):
+    with pytest.raises(
+        TypeError, match="tensor has dtype float64 but the rnnkit layer's dtype is float32"
+    ):
         mod(torch.zeros(2, 1, 3, dtype=torch.float64))

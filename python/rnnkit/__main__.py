@@ -332,8 +332,11 @@ class _Progress:
         last = getattr(self, "_eval_last", -math.inf)
         if done == total or now - last >= self.every:
             self._eval_last = now
-            print(f"final validation: {done:,}/{total:,} characters ({pct:.0f}%)",
-                  file=self.out, flush=True)
+            print(
+                f"final validation: {done:,}/{total:,} characters ({pct:.0f}%)",
+                file=self.out,
+                flush=True,
+            )
 
     def close(self) -> None:
         if self.bar is not None:

@@ -608,8 +608,7 @@ class CharModel:
         except ValueError as err:
             if "pickle" not in str(err):
                 raise CheckpointError(
-                    f"{what}: the file is unreadable, truncated or corrupt "
-                    f"(ValueError: {err})"
+                    f"{what}: the file is unreadable, truncated or corrupt (ValueError: {err})"
                 ) from None
             # NumPy's message advises allow_pickle=True, which would run code
             # from the file: our checkpoints never hold Python objects.

@@ -33,7 +33,9 @@ class KerasConversionError(ValueError):
 
 
 def _blocks(a, order, H, axis):
-    return np.concatenate([np.take(a, range(g * H, (g + 1) * H), axis=axis) for g in order], axis=axis)
+    return np.concatenate(
+        [np.take(a, range(g * H, (g + 1) * H), axis=axis) for g in order], axis=axis
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -86,14 +88,13 @@ def _keras_to_state(layer, where, suffix):
     sd = {}
     extra = {}
     if kind == "LSTM":
-        cls, G = LSTM, 4
+        cls = LSTM
         sd["weight_ih" + suffix] = W.T.copy()
         sd["weight_hh" + suffix] = U.T.copy()
         if use_bias:
             sd["bias_ih" + suffix] = b.copy()
             sd["bias_hh" + suffix] = np.zeros_like(b)
     elif kind == "GRU":
-        G = 3
         sd["weight_ih" + suffix] = _blocks(W.T, _GRU_FROM_KERAS, H, 0)
         sd["weight_hh" + suffix] = _blocks(U.T, _GRU_FROM_KERAS, H, 0)
         if cfg.get("reset_after", True):
@@ -107,7 +108,7 @@ def _keras_to_state(layer, where, suffix):
             sd["bias_ih" + suffix] = _blocks(b, _GRU_FROM_KERAS, H, 0) if use_bias else z
             sd["bias_hh" + suffix] = z.copy()
     elif kind == "SimpleRNN":
-        cls, G = RNN, 1
+        cls = RNN
         extra["nonlinearity"] = cfg["activation"]
         sd["weight_ih" + suffix] = W.T.copy()
         sd["weight_hh" + suffix] = U.T.copy()
@@ -206,7 +207,9 @@ class KerasStack:
                     lengths = _lengths_from_mask(ids != 0, ids.shape)
                 out = obj[ids]
             elif kind == "masking":
-                lengths = _lengths_from_mask(np.any(out != opt["mask_value"], axis=-1), out.shape[:2])
+                lengths = _lengths_from_mask(
+                    np.any(out != opt["mask_value"], axis=-1), out.shape[:2]
+                )
             elif kind == "dropout":
                 continue  # inference: identity, as in Keras
             elif kind == "dense":
@@ -227,7 +230,9 @@ class KerasStack:
 def _lengths_from_mask(mask, shape):
     m = np.asarray(mask)
     if m.shape != tuple(shape) or m.dtype != np.bool_:
-        raise ValueError(f"mask must be a bool array of shape {tuple(shape)}, got {m.dtype} {m.shape}")
+        raise ValueError(
+            f"mask must be a bool array of shape {tuple(shape)}, got {m.dtype} {m.shape}"
+        )
     lengths = m.sum(axis=1)
     prefix = np.arange(m.shape[1])[None, :] < lengths[:, None]
     bad = np.flatnonzero(np.any(prefix != m, axis=1))
@@ -273,7 +278,12 @@ def _run_recurrent(layer, opt, x, lengths):
         opt["state"] = [a[0].copy() for a in (st if has_c else (st,))]
     h, c = st if has_c else (st, None)
     H = layer.hidden_size
-    if opt["return_sequences"] and lengths is not None and not opt["zero_output"] and not opt["go_backwards"]:
+    if (
+        opt["return_sequences"]
+        and lengths is not None
+        and not opt["zero_output"]
+        and not opt["go_backwards"]
+    ):
         # Keras repeats the last output at masked steps (zero_output_for_mask=False,
         # or any unrolled layer). A backward direction saw the padding first, so
         # its masked outputs are zeros either way: only the forward half carries.
@@ -444,8 +454,12 @@ def from_keras(layer_or_model):
     not carried over.
     """
     if isinstance(layer_or_model, keras.Sequential):
-        items = [(f"{layer_or_model.name}.layers[{i}]", l) for i, l in enumerate(layer_or_model.layers)]
-    elif isinstance(layer_or_model, keras.layers.Layer) and not isinstance(layer_or_model, keras.Model):
+        items = [
+            (f"{layer_or_model.name}.layers[{i}]", l) for i, l in enumerate(layer_or_model.layers)
+        ]
+    elif isinstance(layer_or_model, keras.layers.Layer) and not isinstance(
+        layer_or_model, keras.Model
+    ):
         items = [(layer_or_model.name, layer_or_model)]
     else:
         raise TypeError(
@@ -469,9 +483,16 @@ def from_keras(layer_or_model):
 
 def _keras_layer_from(kind, H, cfg, dtype):
     cls = getattr(keras.layers, kind)
-    kw = dict(units=H, stateful=bool(cfg.get("stateful", False)), return_sequences=cfg["return_sequences"], return_state=cfg["return_state"],
-              go_backwards=cfg["go_backwards"], use_bias=cfg["use_bias"], dtype=dtype,
-              unroll=bool(cfg.get("unroll", False)))
+    kw = dict(
+        units=H,
+        stateful=bool(cfg.get("stateful", False)),
+        return_sequences=cfg["return_sequences"],
+        return_state=cfg["return_state"],
+        go_backwards=cfg["go_backwards"],
+        use_bias=cfg["use_bias"],
+        dtype=dtype,
+        unroll=bool(cfg.get("unroll", False)),
+    )
     if kind == "SimpleRNN":
         kw["activation"] = cfg["activation"]
     if kind == "GRU":
@@ -520,8 +541,15 @@ def to_keras(model, *, unroll=False):
             f"to_keras takes a KerasStack or an rnnkit LSTM, GRU or RNN, got {type(model).__name__}"
         )
     dtype = np.dtype(model.dtype).name
-    cfg = dict(return_sequences=True, return_state=False, go_backwards=False, use_bias=model.bias,
-               activation=model.nonlinearity, reset_after=True, unroll=bool(unroll))
+    cfg = dict(
+        return_sequences=True,
+        return_state=False,
+        go_backwards=False,
+        use_bias=model.bias,
+        activation=model.nonlinearity,
+        reset_after=True,
+        unroll=bool(unroll),
+    )
     seq = [keras.Input((None, model.input_size), dtype=dtype)]
     built = []
     for k in range(model.num_layers):
@@ -551,8 +579,9 @@ def _stack_to_keras(stack):
     first = stack.steps[0]
     for kind, obj, opt in stack.steps:
         if kind == "embedding":
-            layer = keras.layers.Embedding(obj.shape[0], obj.shape[1], mask_zero=opt["mask_zero"],
-                                           dtype=obj.dtype.name)
+            layer = keras.layers.Embedding(
+                obj.shape[0], obj.shape[1], mask_zero=opt["mask_zero"], dtype=obj.dtype.name
+            )
             todo.append((layer, [obj]))
         elif kind == "masking":
             layer = keras.layers.Masking(opt["mask_value"])
@@ -560,8 +589,9 @@ def _stack_to_keras(stack):
             layer = keras.layers.Dropout(opt["rate"])
         elif kind == "dense":
             W, b = obj
-            layer = keras.layers.Dense(W.shape[1], activation=opt["activation"], use_bias=b is not None,
-                                       dtype=W.dtype.name)
+            layer = keras.layers.Dense(
+                W.shape[1], activation=opt["activation"], use_bias=b is not None, dtype=W.dtype.name
+            )
             todo.append((layer, [W] + ([b] if b is not None else [])))
         else:
             rnn = obj
@@ -569,8 +599,18 @@ def _stack_to_keras(stack):
             dtype = np.dtype(rnn.dtype).name
             ra = cfg.get("reset_after", True)
             if opt["merge"] is not None:
-                fw = _keras_layer_from(kk, rnn.hidden_size, dict(cfg, go_backwards=False, return_state=opt["return_state"]), dtype)
-                bw = _keras_layer_from(kk, rnn.hidden_size, dict(cfg, go_backwards=True, return_state=opt["return_state"]), dtype)
+                fw = _keras_layer_from(
+                    kk,
+                    rnn.hidden_size,
+                    dict(cfg, go_backwards=False, return_state=opt["return_state"]),
+                    dtype,
+                )
+                bw = _keras_layer_from(
+                    kk,
+                    rnn.hidden_size,
+                    dict(cfg, go_backwards=True, return_state=opt["return_state"]),
+                    dtype,
+                )
                 layer = keras.layers.Bidirectional(fw, backward_layer=bw, merge_mode=opt["merge"])
                 todo.append(("bi", layer, rnn, kk, ra))
             else:
@@ -591,9 +631,11 @@ def _stack_to_keras(stack):
         states = [s[2]["state"] for s in stack.steps if s[0] == "rnn" and s[2]["state"] is not None]
         batch = states[0][0].shape[0] if states else None
         inp = keras.Input(batch_shape=(batch, None, C), dtype=np.dtype(rnn0.dtype).name)
-    km = keras.Sequential([inp] + seq) if not any(
-        s[0] == "rnn" and s[2]["return_state"] for s in stack.steps
-    ) else None
+    km = (
+        keras.Sequential([inp] + seq)
+        if not any(s[0] == "rnn" and s[2]["return_state"] for s in stack.steps)
+        else None
+    )
     if km is None:  # a layer returning its state: a functional model around it
         x = inp
         for layer in seq:

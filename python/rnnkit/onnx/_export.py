@@ -36,7 +36,14 @@ class _Spec:
 
     def __init__(self, op, D, H, W, R, B, attrs, P=None):
         self.op, self.D, self.H, self.W, self.R, self.B, self.attrs, self.P = (
-            op, D, H, W, R, B, attrs, P,
+            op,
+            D,
+            H,
+            W,
+            R,
+            B,
+            attrs,
+            P,
         )
 
 
@@ -284,7 +291,11 @@ def export(model, path, *, opset=None, lengths=True, initial_state=False):
         modules = modules[1:]
         offset = 1
     else:
-        C = recurrent[0][3].input_size if recurrent[0][0] == 0 else first.parameters["weight"].shape[1]
+        C = (
+            recurrent[0][3].input_size
+            if recurrent[0][0] == 0
+            else first.parameters["weight"].shape[1]
+        )
         g.inputs.append(helper.make_tensor_value_info("x", elem, axes + [C]))
         cur, offset = "x", 0
     if batch_first:
@@ -302,7 +313,7 @@ def export(model, path, *, opset=None, lengths=True, initial_state=False):
             if "bias" in m.parameters:
                 cur = g.node("Add", [cur, g.const("head_bias", m.parameters["bias"])], base="head")
             continue
-        specs, has_c, layer = by_index[j]
+        specs, has_c, _ = by_index[j]
         r = recurrent.index(next(t for t in recurrent if t[3] is m))
         tag = f".{r}" if multi else ""
         L, D, H = len(specs), specs[0].D, specs[0].H
@@ -319,12 +330,14 @@ def export(model, path, *, opset=None, lengths=True, initial_state=False):
             # ONNX Runtime writes Y_h = Y_c = 0 for a sequence of length 0 (the
             # spec is silent); rnnkit keeps the initial state, so say so in the graph.
             is0 = g.node("Equal", [seq_lens, g.const("zero", np.array(0, np.int32))], base="len0")
-            zero_len = g.node("Reshape", [is0, g.const("shape", np.array([1, -1, 1], np.int64))], base="len0")
+            zero_len = g.node(
+                "Reshape", [is0, g.const("shape", np.array([1, -1, 1], np.int64))], base="len0"
+            )
         for k, s in enumerate(specs):
             ins = [cur, g.const("W", s.W), g.const("R", s.R)]
             ins.append(g.const("B", s.B) if s.B is not None else "")
             ins.append(seq_lens)
-            for st in ([h0, c0] if has_c else [h0]):
+            for st in [h0, c0] if has_c else [h0]:
                 if st is None:
                     ins.append("")
                 elif L == 1:
@@ -349,7 +362,9 @@ def export(model, path, *, opset=None, lengths=True, initial_state=False):
             attrs = dict(s.attrs)
             if D == 2:
                 attrs["direction"] = "bidirectional"
-            outs = g.node(s.op, ins, n_out=3 if has_c else 2, base=s.op.lower(), hidden_size=H, **attrs)
+            outs = g.node(
+                s.op, ins, n_out=3 if has_c else 2, base=s.op.lower(), hidden_size=H, **attrs
+            )
             Y = outs[0]
             finals = outs[1:]
             if zero_len is not None:
@@ -362,7 +377,9 @@ def export(model, path, *, opset=None, lengths=True, initial_state=False):
                 cs.append(finals[1])
             # Y [T, D, N, H] -> [T, N, D, H] -> [T, N, D*H]
             Y = g.node("Transpose", [Y], base="y_tndh", perm=[0, 2, 1, 3])
-            cur = g.node("Reshape", [Y, g.const("shape", np.array([0, 0, D * H], np.int64))], base="y")
+            cur = g.node(
+                "Reshape", [Y, g.const("shape", np.array([0, 0, D * H], np.int64))], base="y"
+            )
         for name, parts in (("h_n", hs), ("c_n", cs)):
             if not parts:
                 continue
@@ -370,7 +387,9 @@ def export(model, path, *, opset=None, lengths=True, initial_state=False):
             if len(parts) == 1:
                 g.nodes.append(helper.make_node("Identity", parts, [out], name=g.name("Identity")))
             else:
-                g.nodes.append(helper.make_node("Concat", parts, [out], name=g.name("Concat"), axis=0))
+                g.nodes.append(
+                    helper.make_node("Concat", parts, [out], name=g.name("Concat"), axis=0)
+                )
             g.outputs.append(helper.make_tensor_value_info(out, elem, [L * D, "N", H]))
     if batch_first:
         cur = g.node("Transpose", [cur], base="y_ntc", perm=[1, 0, 2])

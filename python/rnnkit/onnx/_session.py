@@ -70,12 +70,35 @@ _DEFAULT_ACTIVATIONS = {
     "GRU": (("Sigmoid", "Tanh"),),
 }
 _KNOWN_ATTRS = {
-    "RNN": {"activations", "activation_alpha", "activation_beta", "clip", "direction",
-            "hidden_size", "layout"},
-    "LSTM": {"activations", "activation_alpha", "activation_beta", "clip", "direction",
-             "hidden_size", "input_forget", "layout"},
-    "GRU": {"activations", "activation_alpha", "activation_beta", "clip", "direction",
-            "hidden_size", "layout", "linear_before_reset"},
+    "RNN": {
+        "activations",
+        "activation_alpha",
+        "activation_beta",
+        "clip",
+        "direction",
+        "hidden_size",
+        "layout",
+    },
+    "LSTM": {
+        "activations",
+        "activation_alpha",
+        "activation_beta",
+        "clip",
+        "direction",
+        "hidden_size",
+        "input_forget",
+        "layout",
+    },
+    "GRU": {
+        "activations",
+        "activation_alpha",
+        "activation_beta",
+        "clip",
+        "direction",
+        "hidden_size",
+        "layout",
+        "linear_before_reset",
+    },
 }
 _INPUTS = {
     "RNN": ("X", "W", "R", "B", "sequence_lens", "initial_h"),
@@ -224,7 +247,9 @@ class _RecurrentNode:
         weight_names = {self.inputs.get(k) for k in ("W", "R", "B", "P")} - {"", None}
         if self._static is None:
             W, R, B, P = (opt[k] if k in opt else None for k in ("W", "R", "B", "P"))
-            key = tuple(None if a is None else (a.shape, a.dtype.str, a.tobytes()) for a in (W, R, B, P))
+            key = tuple(
+                None if a is None else (a.shape, a.dtype.str, a.tobytes()) for a in (W, R, B, P)
+            )
             if key != self._key:
                 self.layer, self._key = self.build(W, R, B, P, dtype), key
             layer = self.layer
@@ -244,7 +269,9 @@ class _RecurrentNode:
         if lengths is not None:
             lengths = np.asarray(lengths)
             if lengths.shape != (N,):
-                raise ValueError(f"{where}: sequence_lens must have shape ({N},), got {lengths.shape}")
+                raise ValueError(
+                    f"{where}: sequence_lens must have shape ({N},), got {lengths.shape}"
+                )
         has_c = self.op == "LSTM"
 
         def state(name):
@@ -340,7 +367,7 @@ def _peephole_lstm_layer(where, C, H, sd, P, kw):
         )
     if not kw["bias"]:  # the cell layer always has biases: zeros are exact
         G = 4 * H
-        for s in [k[len("weight_ih"):] for k in sd if k.startswith("weight_ih")]:
+        for s in [k[len("weight_ih") :] for k in sd if k.startswith("weight_ih")]:
             sd["bias_ih" + s] = np.zeros(G, kw["dtype"])
             sd["bias_hh" + s] = np.zeros(G, kw["dtype"])
     for d in range(P.shape[0]):
@@ -360,7 +387,7 @@ def _gru_reset_before_layer(where, C, H, sd, kw):
             "have; rnnkit's GRU is reset-after (linear_before_reset=1)"
         )
     if not kw["bias"]:
-        for s in [k[len("weight_ih"):] for k in sd if k.startswith("weight_ih")]:
+        for s in [k[len("weight_ih") :] for k in sd if k.startswith("weight_ih")]:
             sd["bias_ih" + s] = np.zeros(3 * H, kw["dtype"])
             sd["bias_hh" + s] = np.zeros(3 * H, kw["dtype"])
     _load_matching(layer, sd)
@@ -436,7 +463,9 @@ def _op_slice(a, ins, opset):
 
 def _op_split(a, ins, opset, n_out):
     x, axis = ins[0], a.get("axis", 0)
-    split = (ins[1] if len(ins) > 1 and ins[1] is not None else None) if opset >= 13 else a.get("split")
+    split = (
+        (ins[1] if len(ins) > 1 and ins[1] is not None else None) if opset >= 13 else a.get("split")
+    )
     if split is None:
         return np.array_split(x, n_out, axis=axis)
     return np.split(x, np.cumsum([int(s) for s in split])[:-1], axis=axis)
@@ -595,11 +624,15 @@ class InferenceSession:
         """Evaluate the graph: a list of arrays, one per name in ``output_names``
         (None: every graph output), as onnxruntime's ``InferenceSession.run``."""
         if not isinstance(input_feed, dict):
-            raise TypeError(f"input_feed must be a dict name -> array, got {type(input_feed).__name__}")
+            raise TypeError(
+                f"input_feed must be a dict name -> array, got {type(input_feed).__name__}"
+            )
         known = {a.name for a in self._inputs}
         unknown = sorted(set(input_feed) - known - set(self._inits))
         if unknown:
-            raise ValueError(f"input_feed has unknown input(s) {unknown}; the inputs are {sorted(known)}")
+            raise ValueError(
+                f"input_feed has unknown input(s) {unknown}; the inputs are {sorted(known)}"
+            )
         env = dict(self._inits)
         for arg in self._inputs:
             if arg.name not in input_feed:
@@ -610,13 +643,17 @@ class InferenceSession:
             v = np.asarray(v)
             want = _np_dtype(self._input_types[arg.name])
             if v.dtype != want:
-                raise TypeError(f"input {arg.name!r} must have dtype {want} ({arg.type}), got {v.dtype}")
+                raise TypeError(
+                    f"input {arg.name!r} must have dtype {want} ({arg.type}), got {v.dtype}"
+                )
             if arg.shape is not None:
                 ok = v.ndim == len(arg.shape) and all(
                     not isinstance(d, int) or d == 0 or d == s for d, s in zip(arg.shape, v.shape)
                 )
                 if not ok:
-                    raise ValueError(f"input {arg.name!r} must have shape {arg.shape}, got {v.shape}")
+                    raise ValueError(
+                        f"input {arg.name!r} must have shape {arg.shape}, got {v.shape}"
+                    )
             env[arg.name] = v
         overridden = frozenset(n for n in input_feed if n in self._inits)
         for name in overridden:  # an overridable initializer (the graph lists it as an input)

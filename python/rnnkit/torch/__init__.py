@@ -70,9 +70,7 @@ def from_torch(module, *, backend=None):
     if cls is RNN:
         kw["nonlinearity"] = module.nonlinearity
     layer = cls(module.input_size, module.hidden_size, module.num_layers, **kw)
-    layer.load_state_dict(
-        {k: v.detach().cpu().numpy() for k, v in module.state_dict().items()}
-    )
+    layer.load_state_dict({k: v.detach().cpu().numpy() for k, v in module.state_dict().items()})
     return layer
 
 
@@ -82,9 +80,11 @@ def to_torch(layer):
     PyTorch module and are refused."""
     tcls = {RNN: torch.nn.RNN, LSTM: torch.nn.LSTM, GRU: torch.nn.GRU}.get(type(layer))
     if tcls is None:
-        what = "IndRNN (PyTorch has no independently recurrent layer)" if isinstance(
-            layer, IndRNN
-        ) else type(layer).__name__
+        what = (
+            "IndRNN (PyTorch has no independently recurrent layer)"
+            if isinstance(layer, IndRNN)
+            else type(layer).__name__
+        )
         raise TypeError(f"to_torch takes an rnnkit RNN, LSTM or GRU, got {what}")
     kw = dict(
         num_layers=layer.num_layers,
@@ -135,8 +135,10 @@ class RNNFunction(torch.autograd.Function):
         state = None
         if h0 is not None or (has_c and c0 is not None):
             state = (_np(h0, dt), _np(c0, dt)) if has_c else _np(h0, dt)
-        lengths_np = None if lengths is None else np.asarray(
-            lengths.cpu().numpy() if isinstance(lengths, torch.Tensor) else lengths
+        lengths_np = (
+            None
+            if lengths is None
+            else np.asarray(lengths.cpu().numpy() if isinstance(lengths, torch.Tensor) else lengths)
         )
         y, st, tape = layer.forward(_np(x, dt), state, lengths_np)
         ctx.layer, ctx.tape, ctx.has_c = layer, tape, has_c
