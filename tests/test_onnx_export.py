@@ -170,6 +170,12 @@ def test_export_stack_with_heads_and_char_model():
         # past a length y is 0, so the head gives its bias there too: same as rnnkit
         assert rel(g, w) < 1e-5, k
 
+    # rnnkit.nn's {name: module} convention, in order
+    proto = export({"rnn": lstm, "rnn2": gru, "head": head}, None)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    got = sess.run(["y"], {"x": x, "lengths": LENGTHS.astype(np.int32)})[0]
+    assert rel(got, want[0]) < 1e-5
+
     from rnnkit.text import CharModel
 
     model = CharModel("gru", 8, 2, embedding_dim=4, seed=0, vocab="abcdef")
@@ -187,7 +193,9 @@ def test_export_refusals_name_the_reason(tmp_path):
         export(lstm, None, opset=7)
     with pytest.raises(TypeError, match="opset must be an int"):
         export(lstm, None, opset="17")
-    with pytest.raises(TypeError, match="model\\[0\\] is a dict, which has no ONNX form"):
+    with pytest.raises(TypeError, match="model\\[1\\] is a str, which has no ONNX form"):
+        export([lstm, "head"], None)
+    with pytest.raises(ValueError, match="empty sequence"):
         export({}, None)
     with pytest.raises(TypeError, match="lengths must be a bool"):
         export(lstm, None, lengths=None)

@@ -10,6 +10,7 @@ graphs only; it runs nothing (InferenceSession and the tests run them).
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 import numpy as np
 import onnx
@@ -200,6 +201,8 @@ def _flatten_model(model):
         if not model.built:
             raise ValueError("the CharModel has no weights yet: fit() or load() it first")
         return [model.embedding, model.rnn, model.head]
+    if isinstance(model, Mapping):  # rnnkit.nn's convention: {name: module}, in order
+        model = list(model.values())
     if isinstance(model, (list, tuple)):
         if not model:
             raise ValueError("model is an empty sequence: nothing to export")
@@ -216,7 +219,8 @@ def export(model, path, *, opset=None, lengths=True, initial_state=False):
         An ``RNN``, ``LSTM``, ``GRU`` or ``IndRNN`` (any ``num_layers``,
         bidirectional, ``batch_first``, with or without bias); a list or tuple
         of such layers and ``rnnkit.nn.Linear`` heads, optionally led by an
-        ``rnnkit.nn.Embedding`` (input: integer ids); or a ``CharModel``.
+        ``rnnkit.nn.Embedding`` (input: integer ids), or a dict name -> module
+        of them in order (rnnkit.nn's convention); or a ``CharModel``.
     path : str or os.PathLike or None
         Where to write; None writes nothing (the ModelProto is returned).
     opset : int, optional
