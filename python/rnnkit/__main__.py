@@ -12,6 +12,7 @@ import importlib
 import math
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -229,6 +230,8 @@ class _TextBar:
         else:
             bar = f"{self.n:.0f} {self.unit}"
         line = f"{bar} [{elapsed}] {self.postfix}".rstrip()
+        # one terminal row: a wrapped line could not be redrawn in place
+        line = line[: max(shutil.get_terminal_size((100, 24)).columns - 1, 20)]
         pad = " " * max(self.width - len(line), 0)
         self.width = len(line)
         self.stream.write("\r" + line + pad)
