@@ -102,6 +102,7 @@ def test_progress_bar_without_tqdm_and_final_validation_progress(
     monkeypatch.setattr(cli, "_import_tqdm", lambda: None)  # as after `pip install .`
     tty = _Tty()
     monkeypatch.setattr(cli.sys, "stderr", tty)
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: the bar is cut to its width
     rc, out, _ = run(
         [
             "train-text",
@@ -120,6 +121,10 @@ def test_progress_bar_without_tqdm_and_final_validation_progress(
     bar = tty.getvalue()
     assert "\r" in bar and re.search(r"100% \|#{24}\| 6/6 steps", bar), bar
     assert "train chars/s=" in bar and "final validation" in bar
+    monkeypatch.setenv("COLUMNS", "40")
+    narrow = cli._TextBar(10, "steps", _Tty())
+    narrow.set_postfix_str("x" * 100)
+    assert max(len(line) for line in narrow.stream.getvalue().split("\r")) <= 39
 
 
 def test_plain_progress_labels_chars_per_second_and_reports_final_validation(
