@@ -3,6 +3,7 @@ kind of bad input (a one-line error, never a traceback), and the installed
 console script once, in a subprocess."""
 
 import os
+import re
 import subprocess
 import sys
 import types
@@ -61,7 +62,9 @@ def test_train_text_then_sample(corpus, tmp_path, capsys):
     assert "unigram entropy of the corpus:" in out
     assert "validation loss:" in out and "nats/char" in out
     assert f"saved {out_path}" in out
-    assert "--- sample at step" in out and "--- sample (temperature 0.8) ---\ndef " in out
+    assert "--- sample at step" in out
+    # the final sample's prime is the start of one of the corpus's lines
+    assert re.search(r"--- sample \(temperature 0\.8\) ---\n(def |    return )", out), out
     assert "step 12/12  loss" in out  # plain progress lines
     model = CharModel.load(out_path)
     assert model.steps_trained == 12 and model.hidden_size == 8
@@ -148,7 +151,6 @@ def test_train_text_bad_files(tmp_path, capsys, setup, message):
         (["train-text", "--cell", "lstmx"], "invalid choice: 'lstmx'"),
         (["train-text", "--dropout", "1.5"], "expected a fraction in [0, 1)"),
         (["frobnicate"], "invalid choice: 'frobnicate'"),
-        ([], "the following arguments are required: COMMAND"),
     ],
 )
 def test_bad_arguments_exit_2_with_usage(capsys, argv, message):

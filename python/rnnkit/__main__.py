@@ -10,6 +10,9 @@ from __future__ import annotations
 import argparse
 import importlib
 import math
+import os
+import re
+import shutil
 import sys
 import time
 
@@ -70,10 +73,13 @@ def _fraction(s: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="rnnkit: RNN, LSTM, GRU and IndRNN layers for NumPy, with a SIMD C++ core.",
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
@@ -89,7 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "file", nargs="?", metavar="FILE", help="UTF-8 text file (default: stdlib sources)"
     )
-    t.add_argument("--cell", choices=("lstm", "gru", "rnn"), default="lstm")
+    t.add_argument(
+        "--cell", choices=("lstm", "gru", "rnn"), default="lstm", help="recurrent cell (lstm)"
+    )
     t.add_argument("--hidden", type=_positive_int, default=256, help="hidden units per layer (256)")
     t.add_argument("--layers", type=_positive_int, default=2, help="stacked recurrent layers (2)")
     t.add_argument("--embedding", type=_positive_int, default=64, help="embedding size (64)")
@@ -111,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=0.1,
         help="fraction of the text held out, from its end (0.1)",
     )
-    t.add_argument("--seed", type=_nonneg_int, default=0)
+    t.add_argument(
+        "--seed", type=_nonneg_int, default=0, help="seeds the weights, batches and samples (0)"
+    )
     t.add_argument(
         "--backend",
         choices=("reference", "native"),
@@ -151,19 +161,46 @@ def build_parser() -> argparse.ArgumentParser:
         help="generate text from a saved character model",
         description="Print PRIME followed by LENGTH generated characters.",
     )
-    s.add_argument("checkpoint", metavar="MODEL.npz")
-    s.add_argument("--prime", default=None, help="text to start from (default: a newline)")
-    s.add_argument("--length", type=_nonneg_int, default=500)
+    s.add_argument("checkpoint", metavar="MODEL.npz", help="a model saved by train-text")
     s.add_argument(
-        "--temperature", type=_nonneg_float, default=0.8, help="0 = always the likeliest"
+        "--prime",
+        default=None,
+        help="text to start from, printed before the sample (default: a newline)",
     )
-    s.add_argument("--top-k", type=_positive_int, default=None)
-    s.add_argument("--seed", type=_nonneg_int, default=None)
-    s.add_argument("--backend", choices=("reference", "native"), default=None)
+    s.add_argument(
+        "--length", type=_nonneg_int, default=500, help="characters to generate (default: 500)"
+    )
+    s.add_argument(
+        "--temperature",
+        type=_nonneg_float,
+        default=0.8,
+        help="divides the logits; 0 = always the likeliest character (default: 0.8)",
+    )
+    s.add_argument(
+        "--top-k",
+        type=_positive_int,
+        default=None,
+        help="sample among the K likeliest characters only (default: all)",
+    )
+    s.add_argument(
+        "--seed",
+        type=_nonneg_int,
+        default=None,
+        help="seed of the sampling, for a repeatable sample (default: fresh each run)",
+    )
+    s.add_argument(
+        "--backend",
+        choices=("reference", "native"),
+        default=None,
+        help="recurrent layers' backend (default: the layers' default, native)",
+    )
 
     sub.add_parser("info", help="print rnnkit's build and CPU configuration")
     sub.add_parser(
-        "bench", add_help=False, help="benchmark against the NumPy reference (rnnkit.bench)"
+        "bench",
+        add_help=False,
+        help="benchmark against the peers installed: the NumPy reference (numpy-ref), "
+        "PyTorch (torch) and ONNX Runtime (onnxruntime); rnnkit bench --help",
     )
     return parser
 
@@ -182,18 +219,70 @@ def _import_tqdm():
     return tqdm
 
 
-class _Progress:
-    """A tqdm bar when tqdm is installed and wanted, else a log line every
-    ``every`` seconds and at each evaluation. Messages (samples) go to stdout."""
+class _TextBar:
+    """A one-line progress bar for a terminal when tqdm is not installed (it
+    is optional): the same facts as tqdm's bar, redrawn in place with ``\\r``
+    at most every ``every`` seconds."""
 
-    def __init__(self, steps, minutes, plain: bool, out, every: float = 10.0):
+    def __init__(self, total, unit, stream, every: float = 0.2):
+        self.total, self.unit, self.stream, self.every = total, unit, stream, every
+        self.n, self.postfix, self.start, self.last = 0, "", time.perf_counter(), -math.inf
+        self.width = 0
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        self.postfix = text
+        self.refresh(force=refresh)
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if not force and now - self.last < self.every:
+            return
+        self.last = now
+        elapsed = _hms(now - self.start)
+        if self.total:
+            frac = min(max(self.n / self.total, 0.0), 1.0)
+            filled = round(24 * frac)
+            bar = f"{frac:4.0%} |{'#' * filled}{'.' * (24 - filled)}| {self.n:.0f}/{self.total:.0f} {self.unit}"
+        else:
+            bar = f"{self.n:.0f} {self.unit}"
+        line = f"{bar} [{elapsed}] {self.postfix}".rstrip()
+        # one terminal row: a wrapped line could not be redrawn in place
+        line = line[: max(shutil.get_terminal_size((100, 24)).columns - 1, 20)]
+        pad = " " * max(self.width - len(line), 0)
+        self.width = len(line)
+        self.stream.write("\r" + line + pad)
+        self.stream.flush()
+
+    def write(self, msg: str, file=None) -> None:
+        self.stream.write("\r" + " " * self.width + "\r")
+        print(msg, file=file or sys.stdout, flush=True)
+        self.width = 0
+        self.refresh(force=True)
+
+    def close(self) -> None:
+        self.refresh(force=True)
+        self.stream.write("\n")
+        self.stream.flush()
+
+
+class _Progress:
+    """A progress bar (tqdm's when installed, else rnnkit's own on a terminal)
+    unless ``plain``, else a log line every ``every`` seconds and at each
+    evaluation. Messages (samples) go to stdout. The throughput shown is of the
+    training steps alone ("train chars/s"), evaluations excluded."""
+
+    def __init__(self, steps, minutes, plain: bool, out, every: float = 10.0, bar_stream=None):
         self.out = out
         self.steps, self.minutes = steps, minutes
-        tqdm = None if plain else _import_tqdm()
         self.bar = None
         self.val = None
         self.every = every
         self.last_line = -math.inf
+        self.post = {}
+        if plain:
+            return
+        tqdm = _import_tqdm()
+        stream = sys.stderr if bar_stream is None else bar_stream
         if tqdm is not None:
             if steps is not None:
                 self.bar = tqdm(total=steps, unit="step", dynamic_ncols=True)
@@ -206,6 +295,11 @@ class _Progress:
                 )
             else:
                 self.bar = tqdm(unit="step", dynamic_ncols=True)
+        elif getattr(stream, "isatty", lambda: False)():
+            if minutes is not None and steps is None:
+                self.bar = _TextBar(round(minutes * 60), "s", stream)
+            else:
+                self.bar = _TextBar(steps, "steps", stream)
 
     def write(self, msg: str) -> None:
         if self.bar is not None:
@@ -224,8 +318,9 @@ class _Progress:
             post = {"loss": f"{info['smooth_loss']:.3f}"}
             if self.val is not None:
                 post["val"] = f"{self.val:.3f}"
-            post["chars/s"] = f"{info['chars_per_sec']:,.0f}"
-            self.bar.set_postfix(post, refresh=True)
+            post["train chars/s"] = f"{info['chars_per_sec']:,.0f}"
+            self.post = post
+            self.bar.set_postfix_str(", ".join(f"{k}={v}" for k, v in post.items()), refresh=True)
             return
         now = info["elapsed"]
         if info["val_loss"] is not None or info["final"] or now - self.last_line >= self.every:
@@ -234,7 +329,30 @@ class _Progress:
             val = f"  val {self.val:.3f}" if self.val is not None else ""
             print(
                 f"step {info['step']}{total}  loss {info['smooth_loss']:.3f}{val}  "
-                f"{info['chars_per_sec']:,.0f} chars/s  {_hms(now)}",
+                f"{info['chars_per_sec']:,.0f} train chars/s  {_hms(now)}",
+                file=self.out,
+                flush=True,
+            )
+
+    def eval_progress(self, done: int, total: int, final: bool) -> None:
+        """During an evaluation: the final one (all of the held-out text) can
+        take a while, so it reports how far it is."""
+        if not final:
+            return
+        pct = 100.0 * done / max(total, 1)
+        if self.bar is not None:
+            items = ", ".join(f"{k}={v}" for k, v in self.post.items())
+            self.bar.set_postfix_str(
+                f"{items}, final validation {pct:.0f}% of {total:,} chars".lstrip(", "),
+                refresh=True,
+            )
+            return
+        now = time.perf_counter()
+        last = getattr(self, "_eval_last", -math.inf)
+        if done == total or now - last >= self.every:
+            self._eval_last = now
+            print(
+                f"final validation: {done:,}/{total:,} characters ({pct:.0f}%)",
                 file=self.out,
                 flush=True,
             )
@@ -250,6 +368,42 @@ def _hms(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def _check_writable(path: str) -> None:
+    """Refuse an --out that cannot be written, before any training is spent.
+
+    Creates (and removes) a scratch file beside it, as model.save() will."""
+    target = os.path.abspath(path)
+    if os.path.isdir(target):
+        raise _UserError(f"--out {path!r} is a directory; give a file name such as model.npz")
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        raise _UserError(f"--out {path!r}: the folder {folder!r} does not exist")
+    if os.path.exists(target) and not os.access(target, os.W_OK):
+        raise _UserError(f"--out {path!r} exists and is not writable")
+    probe = os.path.join(folder, f".{os.path.basename(target)}.rnnkit-probe{os.getpid()}")
+    try:
+        with open(probe, "wb"):
+            pass
+    except OSError as err:
+        raise _UserError(
+            f"cannot write --out {path!r}: {err.strerror or err}; nothing was trained"
+        ) from None
+    finally:
+        if os.path.exists(probe):
+            os.remove(probe)
+
+
+def _corpus_prime(text: str, rng) -> str | None:
+    """A prime taken from the corpus: the start of one of its lines (its
+    indentation and first word), so it reads like the text trained on."""
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return None
+    line = lines[int(rng.integers(len(lines)))]
+    m = re.match(r"\s*\S+\s?", line)
+    return m.group(0)[:32] if m else None
+
+
 def _train_text(args) -> int:
     import numpy as np
 
@@ -257,6 +411,7 @@ def _train_text(args) -> int:
     from .text import CharModel
 
     out = sys.stdout
+    _check_writable(args.out)
     if args.file is None:
         try:
             text = default_corpus()
@@ -381,7 +536,10 @@ def _train_text(args) -> int:
         except OSError as err:
             raise _UserError(f"cannot write {args.out!r}: {err.strerror or err}") from None
 
+    last_info = {}
+
     def callback(m, info):
+        last_info.update(info)
         progress.update(info)
         # Checkpoints at step boundaries only, where the weights, the optimizer
         # and the data position agree: a resumed run continues exactly.
@@ -419,9 +577,10 @@ def _train_text(args) -> int:
     try:
         if resumed_from is not None:
             model.fit(train_text, steps=steps, minutes=minutes, validation_text=val_text or None,
-                      callback=callback)
+                      callback=callback, eval_progress=progress.eval_progress)
         else:
-            model.fit(text, steps=steps, minutes=minutes, callback=callback)
+            model.fit(text, steps=steps, minutes=minutes, callback=callback,
+                      eval_progress=progress.eval_progress)
         interrupted = bool(stop_requested)
     except KeyboardInterrupt:
         interrupted = True
@@ -439,9 +598,11 @@ def _train_text(args) -> int:
         print("interrupted: saving the model as it is", file=out)
     steps_done = model.steps_trained - (resumed_from or 0)
     chars = steps_done * args.seq_len * args.batch
+    train_rate = last_info.get("chars_per_sec")
+    in_steps = f"{train_rate:,.0f} train chars/s (the steps alone), " if train_rate else ""
     print(
-        f"trained {steps_done} steps ({chars:,} characters) in {_hms(elapsed)}, "
-        f"{chars / max(elapsed, 1e-9):,.0f} chars/s overall",
+        f"trained {steps_done} steps ({chars:,} characters) in {_hms(elapsed)}: {in_steps}"
+        f"{chars / max(elapsed, 1e-9):,.0f} chars/s overall (with evaluations and samples)",
         file=out,
     )
     if last is not None:
@@ -459,11 +620,7 @@ def _train_text(args) -> int:
         raise _UserError(f"cannot write {args.out!r}: {err.strerror or err}") from None
     print(f"saved {args.out}", file=out)
     if args.sample_length:
-        prime = "def "
-        try:
-            model.encode(prime)
-        except ValueError:
-            prime = None
+        prime = _corpus_prime(text, rng)
         sample = model.sample(
             prime, max(args.sample_length, 400), temperature=args.temperature, seed=rng
         )
@@ -522,6 +679,9 @@ def main(argv: list[str] | None = None) -> int:
     passes it to ``sys.exit``); bad arguments raise ``SystemExit``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv else None
+    if not argv:  # bare `rnnkit`: the help, not an error
+        build_parser().print_help()
+        return 0
     # Generated text may hold characters the terminal's encoding lacks (an
     # ASCII locale, PYTHONIOENCODING=ascii): escape them rather than crash.
     for stream in (sys.stdout, sys.stderr):

@@ -255,6 +255,7 @@ class CharModel:
         eval_every: int | None = None,
         eval_chars: int = 25_000,
         callback: Callable | None = None,
+        eval_progress: Callable | None = None,
     ) -> CharModel:
         """Train on ``text`` with truncated BPTT and Adam.
 
@@ -284,6 +285,11 @@ class CharModel:
             was evaluated, else None), ``chars``, ``elapsed``,
             ``chars_per_sec`` (training throughput), ``final`` (the last call).
             A truthy return stops training.
+        eval_progress : callable, optional
+            ``eval_progress(done, total, final)`` during each evaluation, after
+            each window of the validation text: ``done`` of ``total``
+            characters predicted; ``final`` is True for the evaluation on all
+            of it when training stops (the long one).
 
         Returns
         -------
@@ -379,7 +385,10 @@ class CharModel:
             val_loss = None
             if do_eval:
                 if val_ids is not None:
-                    val_loss = self._evaluate_ids(val_ids if stop else val_ids[:eval_chars])
+                    val_loss = self._evaluate_ids(
+                        val_ids if stop else val_ids[:eval_chars],
+                        progress=_bind_final(eval_progress, stop),
+                    )
                 self.history.append(
                     {
                         "step": self.steps_trained,
@@ -406,7 +415,9 @@ class CharModel:
                 if callback(self, info) and not stop:
                     stop = True
                     if val_ids is not None:  # a final evaluation on all of it
-                        val_loss = self._evaluate_ids(val_ids)
+                        val_loss = self._evaluate_ids(
+                            val_ids, progress=_bind_final(eval_progress, True)
+                        )
                         self.history.append(
                             {
                                 "step": self.steps_trained,
@@ -467,7 +478,7 @@ class CharModel:
             )
         return self._evaluate_ids(self.encode(text))
 
-    def _evaluate_ids(self, ids: np.ndarray, window: int = 256) -> float:
+    def _evaluate_ids(self, ids: np.ndarray, window: int = 256, progress=None) -> float:
         n = ids.size - 1  # predictions
         chunks = chunk_for_evaluation(n, min_chunk=2000, max_chunks=64)
         X, lengths = pad_ids([ids[a:b] for a, b in chunks])  # L,N
@@ -480,6 +491,8 @@ class CharModel:
             out, state = self.rnn(self.embedding(X[sl]), state)
             logits = self.head(out)  # w,N,V
             total += _cross_entropy_sum(logits, Y[sl], mask[sl])
+            if progress is not None:
+                progress(int(mask[: t0 + window].sum()), n)
         return total / n
 
     # ---- generation ----
@@ -652,6 +665,17 @@ class CharModel:
                 data = {k: z[k] for k in z.files}
         except CheckpointError:
             raise
+        except ValueError as err:
+            if "pickle" not in str(err):
+                raise CheckpointError(
+                    f"{what}: the file is unreadable, truncated or corrupt (ValueError: {err})"
+                ) from None
+            # NumPy's message advises allow_pickle=True, which would run code
+            # from the file: our checkpoints never hold Python objects.
+            raise CheckpointError(
+                f"{what}: it holds pickled Python objects, which rnnkit checkpoints never "
+                "contain (rnnkit does not unpickle files)"
+            ) from None
         except (
             zipfile.BadZipFile,
             ValueError,
@@ -922,6 +946,11 @@ def _restore_batcher(b: TokenBatcher, st: dict) -> None:
     b._reset = bool(st["reset"])
     b.epoch = int(st["epoch"])
     b._rng.bit_generator.state = st["rng"]
+def _bind_final(eval_progress, final: bool):
+    """eval_progress(done, total, final) as progress(done, total), or None."""
+    if eval_progress is None:
+        return None
+    return lambda done, total: eval_progress(done, total, final)
 
 
 def _cross_entropy_sum(logits: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> float:

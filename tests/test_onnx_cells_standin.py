@@ -1,0 +1,90 @@
+"""The two ONNX variants that need user cells (linear_before_reset=0 and
+peepholes), run in a tree without them through a NumPy stand-in of the
+user-cells API (tests/_cells_standin.py): the shipped node cases and
+ONNX Runtime check the weight mapping of rnnkit.onnx, in and out. When the
+real rnnkit.Recurrent exists these are skipped, since test_onnx_session.py
+then runs the same cases on it."""
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+import _cells_standin  # noqa: E402
+import rnnkit  # noqa: E402
+from rnnkit.onnx import InferenceSession, export  # noqa: E402
+from test_onnx_session import CASES, make_node_model, needs_cell, rel  # noqa: E402
+
+if hasattr(rnnkit, "Recurrent"):
+    pytest.skip(
+        "the real rnnkit.Recurrent exists: test_onnx_session.py runs these cases",
+        allow_module_level=True,
+    )
+
+NEEDING = sorted(n for n, c in CASES.items() if needs_cell(c))
+
+
+def test_seven_cases_need_the_cells():
+    assert len(NEEDING) == 7, NEEDING
+
+
+@pytest.mark.parametrize("name", NEEDING)
+def test_node_cases_through_the_standin_cells(name, monkeypatch):
+    _cells_standin.install(monkeypatch, rnnkit)
+    case = CASES[name]
+    ins, outs = case.data_sets[0]
+    sess = InferenceSession(case.model)
+    got = sess.run(None, {a.name: v for a, v in zip(sess.get_inputs(), ins)})
+    for g, w in zip(got, outs):
+        assert g.shape == w.shape and rel(g, w) < 1e-5, (name, rel(g, w))
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
+def test_reset_before_gru_node_against_onnxruntime(direction, monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    _cells_standin.install(monkeypatch, rnnkit)
+    rng = np.random.default_rng(0)
+    model, feeds = make_node_model(
+        "GRU",
+        direction,
+        0,
+        np.float32,
+        5,
+        3,
+        3,
+        4,
+        initializers=True,
+        rng=rng,
+        extra=[("linear_before_reset", 0)],
+    )
+    feeds["sequence_lens"] = np.array([5, 2, 4], np.int32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )
+    sess = InferenceSession(model)
+    assert type(next(iter(sess.layers.values()))).__name__ == "Recurrent"
+    for g, w in zip(sess.run(None, feeds), want):
+        assert rel(g, w) < 1e-5
+
+
+@pytest.mark.parametrize("cell", ["PeepholeLSTMCell", "GRUResetBeforeCell"])
+def test_export_of_the_cells_runs_on_onnxruntime(cell, monkeypatch):
+    ort = pytest.importorskip("onnxruntime")
+    _cells_standin.install(monkeypatch, rnnkit)
+    layer = rnnkit.Recurrent(getattr(rnnkit.cells, cell)(), 3, 4, 2, bidirectional=True, seed=1)
+    proto = export(layer, None, initial_state=True)
+    ops = [n.op_type for n in proto.graph.node if n.op_type in ("LSTM", "GRU")]
+    assert ops == (["LSTM"] * 2 if cell == "PeepholeLSTMCell" else ["GRU"] * 2)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 3, 3)).astype(np.float32)
+    h0 = rng.standard_normal((4, 3, 4)).astype(np.float32)
+    c0 = rng.standard_normal((4, 3, 4)).astype(np.float32)
+    lengths = np.array([5, 1, 3])
+    has_c = cell == "PeepholeLSTMCell"
+    y, st = layer(x, (h0, c0) if has_c else h0, lengths)
+    want = [y, *st] if has_c else [y, st]
+    feeds = {"x": x, "lengths": lengths.astype(np.int32), "h0": h0, **({"c0": c0} if has_c else {})}
+    got = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, feeds
+    )
+    for g, w in zip(got, want):
+        assert rel(g, w) < 1e-5
