@@ -157,12 +157,16 @@ def check_backward(cell, cache, dy, dh_n, dc_n) -> BackwardArgs:
     return BackwardArgs(dy, dh_n, dc_n)
 
 
-def check_tape(tape, num_layers, num_directions, hidden_size, dtype):
+def check_tape(tape, num_layers, num_directions, hidden_size, dtype, cache_type=None):
     """Check that a layer's tape still holds what its backward reads: (T, N),
     batch_first, one Cache per (layer, direction) and 0 or num_layers - 1
     dropout masks. A Tape is a plain object a caller can change; a missing
     piece is a ValueError naming it (the caches themselves are checked by the
-    cell's backward), never a bare KeyError or IndexError."""
+    cell's backward), never a bare KeyError or IndexError. ``cache_type`` is
+    the class each cache must be (default: Cache, what the fused kernels and
+    the reference keep; a Python-step cell's layer passes its own)."""
+    if cache_type is None:
+        cache_type = Cache
     shape = getattr(tape, "shape", None)
     if (
         not isinstance(shape, tuple)
@@ -183,9 +187,10 @@ def check_tape(tape, num_layers, num_directions, hidden_size, dtype):
                     f"tape.caches has no cache for layer {k}, direction {d} (key {(k, d)}): "
                     f"the tape is not a complete record of forward (it has {sorted(caches)!r})"
                 )
-            if not isinstance(caches[(k, d)], Cache):
+            if not isinstance(caches[(k, d)], cache_type):
                 raise TypeError(
-                    f"tape.caches[{(k, d)}] must be a Cache, got {type(caches[(k, d)]).__name__}"
+                    f"tape.caches[{(k, d)}] must be a {cache_type.__name__}, "
+                    f"got {type(caches[(k, d)]).__name__}"
                 )
     masks = getattr(tape, "masks", None)
     if not isinstance(masks, (list, tuple)) or len(masks) not in (0, num_layers - 1):

@@ -596,7 +596,8 @@ class Recurrent:
                 "tape was made by another layer's forward(); use that layer's backward()"
             )
         # A Tape is plain and mutable: a missing cache or mask is a ValueError here.
-        check_tape(tape, self._num_layers, self.num_directions, self._hidden_size, self._dtype)
+        check_tape(tape, self._num_layers, self.num_directions, self._hidden_size, self._dtype,
+                   cache_type=None if self._fused else tuple)
         T, N = tape.shape
         L, D, H, dt = self._num_layers, self.num_directions, self._hidden_size, self._dtype
         S = self._spec.S
