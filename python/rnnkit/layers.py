@@ -1,10 +1,13 @@
-"""Layers: ``RNN``, ``LSTM``, ``GRU`` and ``IndRNN``, stacked and bidirectional.
+"""Layers: ``Recurrent`` (any ``rnnkit.Cell``) and ``RNN``, ``LSTM``, ``GRU``
+and ``IndRNN`` (``Recurrent`` with a built-in cell), stacked and bidirectional.
 
-This is where policy lives, once, in Python: parameters and their PyTorch
-names, stacking, directions, dropout between layers, ``batch_first``, dtype and
-shape checks, default states. Each (layer, direction) is one call to a
-functional backend (``rnnkit.reference`` or the native ``rnnkit.functional``);
-this file does no cell math of its own.
+This is where policy lives, once, in Python, for every cell: parameters and
+their PyTorch names, stacking, directions, dropout between layers,
+``batch_first``, dtype and shape checks, states. Each (layer, direction) is
+one call: of a fused functional backend (``rnnkit.reference`` or the native
+``rnnkit.functional``) for the built-in cells, or of the Python-step engine
+(``rnnkit.cells._engine``: the cell's pointwise step in Python, native GEMMs).
+This file does no cell math of its own.
 """
 
 from __future__ import annotations
@@ -194,9 +197,11 @@ class Tape:
 
     Attributes
     ----------
-    caches : dict[(int, int), rnnkit.Cache]
-        The backend cache of layer ``k``, direction ``d`` (0 forward,
-        1 reverse), under key ``(k, d)``.
+    caches : dict[(int, int), rnnkit.Cache or tuple]
+        What backward needs of layer ``k``, direction ``d`` (0 forward,
+        1 reverse), under key ``(k, d)``: the backend cache on the fused
+        path, ``(CellSpec, StepCache)`` on the Python-step path (the cell's
+        saved values per step, the packed weights).
     masks : list[numpy.ndarray]
         ``masks[k]`` multiplies layer ``k``'s output before it feeds layer
         ``k+1``: shape ``[T, N, D*H]`` (time-major), values ``0`` or
