@@ -429,6 +429,18 @@ class BackwardWrongShape(_Base):
         return da[:1], da, (None,), {}
 
 
+class BackwardWrongDtype(_Base):
+    def backward(self, dstate, saved, params):
+        da = dstate[0] * (1 - saved * saved)
+        return da, da.astype(np.float64), (None,), {}
+
+
+class BackwardTooManyStates(_Base):
+    def backward(self, dstate, saved, params):
+        da = dstate[0] * (1 - saved * saved)
+        return da, da, (None, None), {}
+
+
 class BackwardNotATuple(_Base):
     def backward(self, dstate, saved, params):
         return None
@@ -457,6 +469,8 @@ class GroupsWithoutInput(_Base):
         (WrongShape(), ValueError, r"WrongShape\.forward.*new_state\[0\] \(h\) of shape \(2, 3\), expected \(2, 4\)", "call"),
         (WrongDtype(), TypeError, r"WrongDtype\.forward.*dtype float64, expected float32", "call"),
         (BackwardWrongShape(), ValueError, r"BackwardWrongShape\.backward.*dgx of shape \(1, 4\)", "backward"),
+        (BackwardWrongDtype(), TypeError, r"BackwardWrongDtype\.backward returned dgh of dtype float64", "backward"),
+        (BackwardTooManyStates(), TypeError, r"BackwardTooManyStates\.backward returned dstate_prev with 2 states", "backward"),
         (BackwardNotATuple(), TypeError, r"BackwardNotATuple\.backward must return", "backward"),
         (MissingDparams(), TypeError, r"MissingDparams\.backward.*dparams.*scale", "backward"),
         (NoBackward(), TypeError, r"NoBackward\.backward is missing", "build"),
