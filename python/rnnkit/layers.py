@@ -826,6 +826,11 @@ _LAYER_DOC = """{summary}
 
 {equations}
 
+The layer is ``rnnkit.Recurrent`` with ``rnnkit.cells.{name}Cell`` on its fused
+native kernel; ``rnnkit.Recurrent(rnnkit.cells.{name}Cell(), ..., fused=False)``
+runs the same cell step by step in Python (same results) and is where a
+cell of your own plugs in (docs/cells.md).
+
 Parameters
 ----------
 input_size : int
