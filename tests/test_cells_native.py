@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import rnnkit
-from rnnkit import _core, cells
-
 from _native_util import ISAS, TOL, fresh_seed, isa, threads
+from rnnkit import _core, cells
 
 DTYPES = [np.float32, np.float64]
 # (M rows, R weight rows, K weight cols): T*N = 1, H = 1, odd sizes, a real LSTM shape

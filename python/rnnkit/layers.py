@@ -12,6 +12,7 @@ This file does no cell math of its own.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import numbers
@@ -301,7 +302,7 @@ class Recurrent:
         backend=None,
     ):
         from rnnkit.cells import _library
-        from rnnkit.cells._protocol import CellSpec
+        from rnnkit.cells._protocol import Cell, CellError, CellSpec
 
         self._input_size = _check_positive_int("input_size", input_size)
         self._hidden_size = _check_positive_int("hidden_size", hidden_size)
@@ -393,15 +394,9 @@ class Recurrent:
                     w = self.generator.uniform(-bound, bound, size=shape)
                     self._params[name] = w.astype(self._dtype)
                 for pname, shape in extra.items():
-                    init = getattr(cell, "init_param", None)
-                    if init is None:
-                        from rnnkit.cells._protocol import Cell
-
-                        init = lambda n, s, g, b: Cell.init_param(cell, n, s, g, b)  # noqa: E731
+                    init = getattr(cell, "init_param", None) or functools.partial(Cell.init_param, cell)
                     w = np.asarray(init(pname, shape, self.generator, bound))
                     if w.shape != shape:
-                        from rnnkit.cells._protocol import CellError
-
                         raise CellError(
                             f"{type(cell).__name__}.init_param returned shape {w.shape} for {pname!r}, "
                             f"expected {shape}"

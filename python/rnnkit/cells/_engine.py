@@ -39,8 +39,8 @@ class StepCache:
     the (processing-order) input, the states h before every step, the group
     inputs, what the cell saved at each step, the packed weights, the params."""
 
-    __slots__ = ("xs", "hs", "us", "saved", "w_ih", "w_hh", "w_diag", "params", "active", "lengths",
-                 "reverse", "has_bias")
+    __slots__ = ("active", "has_bias", "hs", "lengths", "params", "reverse", "saved", "us", "w_diag", "w_hh",
+                 "w_ih", "xs")
 
     def __init__(self, **kw):
         for k, v in kw.items():
