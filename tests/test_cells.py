@@ -67,12 +67,14 @@ def train_pass(layer, x, state, lengths, dy_seed=3):
 
 
 @pytest.mark.parametrize("cls,make,kw", BUILTINS, ids=BUILTIN_IDS)
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_builtin_cells_through_the_protocol_equal_the_fused_layers(cls, make, kw, batch_first):
+@pytest.mark.parametrize("batch_first,bias", [(False, True), (True, True), (False, False)],
+                         ids=["time-major", "batch-first", "no-bias"])
+def test_builtin_cells_through_the_protocol_equal_the_fused_layers(cls, make, kw, batch_first, bias):
     rng = np.random.default_rng(11)
     T, N, C, H, L = 5, 4, 3, 6, 2
-    fused = cls(C, H, L, bidirectional=True, batch_first=batch_first, dtype=F64, seed=1, **kw)
-    steps = rnnkit.Recurrent(make(), C, H, L, bidirectional=True, batch_first=batch_first, dtype=F64, fused=False)
+    fused = cls(C, H, L, bidirectional=True, batch_first=batch_first, dtype=F64, seed=1, bias=bias, **kw)
+    steps = rnnkit.Recurrent(make(), C, H, L, bidirectional=True, batch_first=batch_first, dtype=F64, seed=2,
+                             bias=bias, fused=False)
     assert fused.fused and not steps.fused
     steps.load_state_dict(fused.state_dict())
     x = rng.standard_normal((N, T, C) if batch_first else (T, N, C))
