@@ -350,6 +350,21 @@ def test_lengths_rule_padding_is_ignored_and_reverse_is_per_sequence():
     assert np.all(np.isfinite(dx)) and np.all(dx[2:, 0] == 0) and np.all(dx[:, 2] == 0)
 
 
+@pytest.mark.parametrize("cell", ALL_CELLS[6:], ids=lambda c: type(c).__name__)
+def test_a_tape_backpropagates_twice_to_the_same_gradients(cell):
+    rng = np.random.default_rng(6)
+    layer = rnnkit.Recurrent(cell, 3, 4, 2, bidirectional=True, dtype=F64, seed=0)
+    x = rng.standard_normal((4, 2, 3))
+    y, _, tape = layer.forward(x, None, np.array([4, 2]))
+    dy = rng.standard_normal(y.shape)
+    dx1, _ = layer.backward(tape, dy)
+    g1 = {k: v.copy() for k, v in layer.grads.items()}
+    dx2, _ = layer.backward(tape, dy)
+    np.testing.assert_array_equal(dx1, dx2)
+    for k, v in layer.grads.items():
+        np.testing.assert_allclose(v, 2 * g1[k], rtol=1e-14, atol=1e-300)
+
+
 def test_dropout_between_layers_replays_with_the_generator_state():
     layer = rnnkit.Recurrent(cells.MGUCell(), 3, 4, 2, dropout=0.5, dtype=F64, seed=0)
     x = np.random.default_rng(0).standard_normal((5, 2, 3))
