@@ -696,9 +696,12 @@ class Recurrent:
         suffix = self._suffix(k, d)
         extra = {p: self._params[p + suffix] for p in self._extra_specs[k]}
         if training:
-            w_ih, w_hh = w_ih.copy(), w_hh.copy()
-            b_ih = None if b_ih is None else b_ih.copy()
-            b_hh = None if b_hh is None else b_hh.copy()
+            # (The Python-step engine copies the weights it keeps itself:
+            # UserWeight holds its own copy, and the biases are not kept.)
+            if self._fused:
+                w_ih, w_hh = w_ih.copy(), w_hh.copy()
+                b_ih = None if b_ih is None else b_ih.copy()
+                b_hh = None if b_hh is None else b_hh.copy()
             extra = {p: v.copy() for p, v in extra.items()}
         return w_ih, w_hh, b_ih, b_hh, extra
 
