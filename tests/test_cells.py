@@ -398,13 +398,24 @@ def test_inputs_are_not_modified_and_tape_keeps_its_weights():
     np.testing.assert_array_equal(x, x0)
     before = train_pass(layer, x, None, None)
     _, _, tape = layer.forward(x)
-    layer.parameters["peephole_l0"] += 1.0  # after forward: backward must not see it
+    for name in ("peephole_l0", "weight_ih_l0", "weight_hh_l0", "bias_hh_l0"):
+        layer.parameters[name] += 1.0  # after forward: backward must not see it
     layer.zero_grad()
     rng2 = np.random.default_rng(3)
     dy = rng2.standard_normal(y.shape)
     ds = tuple(rng2.standard_normal(a.shape) for a in st)
     layer.backward(tape, dy, ds)
-    assert rel(layer.grads["peephole_l0"], before["grad peephole_l0"]) <= 1e-14
+    for name in layer.grads:
+        assert rel(layer.grads[name], before[f"grad {name}"]) <= 1e-14, name
+    diag = rnnkit.Recurrent(cells.IndRNNCell(), 3, 4, dtype=F64, seed=0, fused=False)
+    want = train_pass(diag, x, None, None)
+    _, _, tape = diag.forward(x)
+    diag.parameters["weight_hh_l0"] += 1.0
+    diag.zero_grad()
+    rng2 = np.random.default_rng(3)
+    diag.backward(tape, rng2.standard_normal(y.shape), rng2.standard_normal(st[0].shape))
+    for name in diag.grads:
+        assert rel(diag.grads[name], want[f"grad {name}"]) <= 1e-14, name
 
 
 # --- bad cells: clear errors naming the cell and the method
