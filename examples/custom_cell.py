@@ -10,11 +10,10 @@ natively. Prints the test accuracy. Needs scikit-learn.
 import time
 
 import numpy as np
-from sklearn.datasets import load_digits
-from sklearn.model_selection import train_test_split
-
 import rnnkit
 from rnnkit import nn
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
 
 
 def main(epochs=30, hidden=64, batch=64, seed=0):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import rnnkit
 from rnnkit import cells
 
@@ -68,12 +67,14 @@ def train_pass(layer, x, state, lengths, dy_seed=3):
 
 
 @pytest.mark.parametrize("cls,make,kw", BUILTINS, ids=BUILTIN_IDS)
-@pytest.mark.parametrize("batch_first", [False, True])
-def test_builtin_cells_through_the_protocol_equal_the_fused_layers(cls, make, kw, batch_first):
+@pytest.mark.parametrize("batch_first,bias", [(False, True), (True, True), (False, False)],
+                         ids=["time-major", "batch-first", "no-bias"])
+def test_builtin_cells_through_the_protocol_equal_the_fused_layers(cls, make, kw, batch_first, bias):
     rng = np.random.default_rng(11)
     T, N, C, H, L = 5, 4, 3, 6, 2
-    fused = cls(C, H, L, bidirectional=True, batch_first=batch_first, dtype=F64, seed=1, **kw)
-    steps = rnnkit.Recurrent(make(), C, H, L, bidirectional=True, batch_first=batch_first, dtype=F64, fused=False)
+    fused = cls(C, H, L, bidirectional=True, batch_first=batch_first, dtype=F64, seed=1, bias=bias, **kw)
+    steps = rnnkit.Recurrent(make(), C, H, L, bidirectional=True, batch_first=batch_first, dtype=F64, seed=2,
+                             bias=bias, fused=False)
     assert fused.fused and not steps.fused
     steps.load_state_dict(fused.state_dict())
     x = rng.standard_normal((N, T, C) if batch_first else (T, N, C))
@@ -349,6 +350,21 @@ def test_lengths_rule_padding_is_ignored_and_reverse_is_per_sequence():
     assert np.all(np.isfinite(dx)) and np.all(dx[2:, 0] == 0) and np.all(dx[:, 2] == 0)
 
 
+@pytest.mark.parametrize("cell", ALL_CELLS, ids=lambda c: repr(c))
+def test_a_tape_backpropagates_twice_to_the_same_gradients(cell):
+    rng = np.random.default_rng(6)
+    layer = rnnkit.Recurrent(cell, 3, 4, 2, bidirectional=True, dtype=F64, seed=0, fused=False)
+    x = rng.standard_normal((4, 2, 3))
+    y, _, tape = layer.forward(x, None, np.array([4, 2]))
+    dy = rng.standard_normal(y.shape)
+    dx1, _ = layer.backward(tape, dy)
+    g1 = {k: v.copy() for k, v in layer.grads.items()}
+    dx2, _ = layer.backward(tape, dy)
+    np.testing.assert_array_equal(dx1, dx2)
+    for k, v in layer.grads.items():
+        np.testing.assert_allclose(v, 2 * g1[k], rtol=1e-14, atol=1e-300)
+
+
 def test_dropout_between_layers_replays_with_the_generator_state():
     layer = rnnkit.Recurrent(cells.MGUCell(), 3, 4, 2, dropout=0.5, dtype=F64, seed=0)
     x = np.random.default_rng(0).standard_normal((5, 2, 3))
@@ -382,13 +398,24 @@ def test_inputs_are_not_modified_and_tape_keeps_its_weights():
     np.testing.assert_array_equal(x, x0)
     before = train_pass(layer, x, None, None)
     _, _, tape = layer.forward(x)
-    layer.parameters["peephole_l0"] += 1.0  # after forward: backward must not see it
+    for name in ("peephole_l0", "weight_ih_l0", "weight_hh_l0", "bias_hh_l0"):
+        layer.parameters[name] += 1.0  # after forward: backward must not see it
     layer.zero_grad()
     rng2 = np.random.default_rng(3)
     dy = rng2.standard_normal(y.shape)
     ds = tuple(rng2.standard_normal(a.shape) for a in st)
     layer.backward(tape, dy, ds)
-    assert rel(layer.grads["peephole_l0"], before["grad peephole_l0"]) <= 1e-14
+    for name in layer.grads:
+        assert rel(layer.grads[name], before[f"grad {name}"]) <= 1e-14, name
+    diag = rnnkit.Recurrent(cells.IndRNNCell(), 3, 4, dtype=F64, seed=0, fused=False)
+    want = train_pass(diag, x, None, None)
+    _, _, tape = diag.forward(x)
+    diag.parameters["weight_hh_l0"] += 1.0
+    diag.zero_grad()
+    rng2 = np.random.default_rng(3)
+    diag.backward(tape, rng2.standard_normal(y.shape), rng2.standard_normal(st[0].shape))
+    for name in diag.grads:
+        assert rel(diag.grads[name], want[f"grad {name}"]) <= 1e-14, name
 
 
 # --- bad cells: clear errors naming the cell and the method
@@ -429,6 +456,18 @@ class BackwardWrongShape(_Base):
         return da[:1], da, (None,), {}
 
 
+class BackwardWrongDtype(_Base):
+    def backward(self, dstate, saved, params):
+        da = dstate[0] * (1 - saved * saved)
+        return da, da.astype(np.float64), (None,), {}
+
+
+class BackwardTooManyStates(_Base):
+    def backward(self, dstate, saved, params):
+        da = dstate[0] * (1 - saved * saved)
+        return da, da, (None, None), {}
+
+
 class BackwardNotATuple(_Base):
     def backward(self, dstate, saved, params):
         return None
@@ -457,6 +496,8 @@ class GroupsWithoutInput(_Base):
         (WrongShape(), ValueError, r"WrongShape\.forward.*new_state\[0\] \(h\) of shape \(2, 3\), expected \(2, 4\)", "call"),
         (WrongDtype(), TypeError, r"WrongDtype\.forward.*dtype float64, expected float32", "call"),
         (BackwardWrongShape(), ValueError, r"BackwardWrongShape\.backward.*dgx of shape \(1, 4\)", "backward"),
+        (BackwardWrongDtype(), TypeError, r"BackwardWrongDtype\.backward returned dgh of dtype float64", "backward"),
+        (BackwardTooManyStates(), TypeError, r"BackwardTooManyStates\.backward returned dstate_prev with 2 states", "backward"),
         (BackwardNotATuple(), TypeError, r"BackwardNotATuple\.backward must return", "backward"),
         (MissingDparams(), TypeError, r"MissingDparams\.backward.*dparams.*scale", "backward"),
         (NoBackward(), TypeError, r"NoBackward\.backward is missing", "build"),

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import rnnkit
-from rnnkit import _core, cells
-
 from _native_util import ISAS, TOL, fresh_seed, isa, threads
+from rnnkit import _core, cells
 
 DTYPES = [np.float32, np.float64]
 # (M rows, R weight rows, K weight cols): T*N = 1, H = 1, odd sizes, a real LSTM shape
@@ -131,3 +129,44 @@ def test_python_step_layer_is_bitwise_across_threads(isa_name, dtype):
     for r in results[1:]:
         for a, b in zip(r, results[0]):
             assert np.array_equal(a, b)
+
+
+def test_steps_allocate_no_workspace_and_release_the_gil():
+    import threading
+    import time
+
+    rng = np.random.default_rng(1)
+    W = _core.UserWeight(rng.standard_normal((1024, 512)).astype(np.float32))
+    h = rng.standard_normal((64, 512)).astype(np.float32)
+    gh = np.empty((64, 1024), np.float32)
+    dh = np.empty((64, 512), np.float32)
+    W.matmul_t(h, gh)  # first use packs
+    W.matmul(gh, dh)
+    before = _core.counters()["workspace_allocations"]
+    for _ in range(20):  # what a step calls: nothing allocated in C++
+        W.matmul_t(h, gh)
+        W.matmul(gh, dh, accumulate=True)
+    assert _core.counters()["workspace_allocations"] == before
+
+    big = rng.standard_normal((4096, 512)).astype(np.float32)
+    out = np.empty((4096, 1024), np.float32)
+    spinning, done, duration = threading.Event(), threading.Event(), []
+
+    def work():
+        spinning.wait()
+        t0 = time.perf_counter()
+        for _ in range(3):
+            W.matmul_t(big, out)
+        duration.append(time.perf_counter() - t0)
+        done.set()
+
+    with threads(1):
+        t = threading.Thread(target=work)
+        t.start()
+        last, longest = time.perf_counter(), 0.0
+        spinning.set()
+        while not done.is_set():
+            now = time.perf_counter()
+            longest, last = max(longest, now - last), now
+        t.join()
+    assert longest < 0.5 * duration[0], (longest, duration[0])

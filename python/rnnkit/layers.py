@@ -1,14 +1,18 @@
-"""Layers: ``RNN``, ``LSTM``, ``GRU`` and ``IndRNN``, stacked and bidirectional.
+"""Layers: ``Recurrent`` (any ``rnnkit.Cell``) and ``RNN``, ``LSTM``, ``GRU``
+and ``IndRNN`` (``Recurrent`` with a built-in cell), stacked and bidirectional.
 
-This is where policy lives, once, in Python: parameters and their PyTorch
-names, stacking, directions, dropout between layers, ``batch_first``, dtype and
-shape checks, default states. Each (layer, direction) is one call to a
-functional backend (``rnnkit.reference`` or the native ``rnnkit.functional``);
-this file does no cell math of its own.
+This is where policy lives, once, in Python, for every cell: parameters and
+their PyTorch names, stacking, directions, dropout between layers,
+``batch_first``, dtype and shape checks, states. Each (layer, direction) is
+one call: of a fused functional backend (``rnnkit.reference`` or the native
+``rnnkit.functional``) for the built-in cells, or of the Python-step engine
+(``rnnkit.cells._engine``: the cell's pointwise step in Python, native GEMMs).
+This file does no cell math of its own.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import math
 import numbers
@@ -196,9 +200,11 @@ class Tape:
 
     Attributes
     ----------
-    caches : dict[(int, int), rnnkit.Cache]
-        The backend cache of layer ``k``, direction ``d`` (0 forward,
-        1 reverse), under key ``(k, d)``.
+    caches : dict[(int, int), rnnkit.Cache or tuple]
+        What backward needs of layer ``k``, direction ``d`` (0 forward,
+        1 reverse), under key ``(k, d)``: the backend cache on the fused
+        path, ``(CellSpec, StepCache)`` on the Python-step path (the cell's
+        saved values per step, the packed weights).
     masks : list[numpy.ndarray]
         ``masks[k]`` multiplies layer ``k``'s output before it feeds layer
         ``k+1``: shape ``[T, N, D*H]`` (time-major), values ``0`` or
@@ -298,7 +304,7 @@ class Recurrent:
         backend=None,
     ):
         from rnnkit.cells import _library
-        from rnnkit.cells._protocol import CellSpec
+        from rnnkit.cells._protocol import Cell, CellError, CellSpec
 
         self._input_size = _check_positive_int("input_size", input_size)
         self._hidden_size = _check_positive_int("hidden_size", hidden_size)
@@ -390,15 +396,9 @@ class Recurrent:
                     w = self.generator.uniform(-bound, bound, size=shape)
                     self._params[name] = w.astype(self._dtype)
                 for pname, shape in extra.items():
-                    init = getattr(cell, "init_param", None)
-                    if init is None:
-                        from rnnkit.cells._protocol import Cell
-
-                        init = lambda n, s, g, b: Cell.init_param(cell, n, s, g, b)  # noqa: E731
+                    init = getattr(cell, "init_param", None) or functools.partial(Cell.init_param, cell)
                     w = np.asarray(init(pname, shape, self.generator, bound))
                     if w.shape != shape:
-                        from rnnkit.cells._protocol import CellError
-
                         raise CellError(
                             f"{type(cell).__name__}.init_param returned shape {w.shape} for {pname!r}, "
                             f"expected {shape}"
@@ -711,9 +711,12 @@ class Recurrent:
         suffix = self._suffix(k, d)
         extra = {p: self._params[p + suffix] for p in self._extra_specs[k]}
         if training:
-            w_ih, w_hh = w_ih.copy(), w_hh.copy()
-            b_ih = None if b_ih is None else b_ih.copy()
-            b_hh = None if b_hh is None else b_hh.copy()
+            # (The Python-step engine copies the weights it keeps itself:
+            # UserWeight holds its own copy, and the biases are not kept.)
+            if self._fused:
+                w_ih, w_hh = w_ih.copy(), w_hh.copy()
+                b_ih = None if b_ih is None else b_ih.copy()
+                b_hh = None if b_hh is None else b_hh.copy()
             extra = {p: v.copy() for p, v in extra.items()}
         return w_ih, w_hh, b_ih, b_hh, extra
 
@@ -835,6 +838,11 @@ _RNNBase = Recurrent  # the name this class had before user cells
 _LAYER_DOC = """{summary}
 
 {equations}
+
+The layer is ``rnnkit.Recurrent`` with ``rnnkit.cells.{name}Cell`` on its fused
+native kernel; ``rnnkit.Recurrent(rnnkit.cells.{name}Cell(), ..., fused=False)``
+runs the same cell step by step in Python (same results) and is where a
+cell of your own plugs in (docs/cells.md).
 
 Parameters
 ----------

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -164,26 +165,35 @@ private:
 
     template <class Real>
     void run_typed(bool t, const Mat& A, const Mat& O, const char* bias, bool accumulate) {
-        Buffer& panels = t ? t_ : n_;
+        // Each packing fills a fresh buffer, published (with the GIL held)
+        // only once complete: two Python threads sharing a handle (one tape,
+        // two backward calls) may both pack at first use, never into the
+        // same buffer. Each call holds its own reference to the panels it
+        // reads, so a repack after set_isa cannot free them under a GEMM.
+        std::shared_ptr<Buffer>& slot = t ? t_ : n_;
         const void*& token = t ? t_token_ : n_token_;
         const void* now = rnnkit::user_isa_token();
-        {
-            py::gil_scoped_release release;
-            if (token != now) {   // first use, or the ISA changed since packing
-                const int64_t U = rnnkit::user_panel_width<Real>();
-                const int64_t count = t ? (R_ + U - 1) / U * K_ * U : (K_ + U - 1) / U * R_ * U;
-                panels.resize(static_cast<std::size_t>(count) * sizeof(Real));
-                const Real* w = static_cast<const Real*>(w_.p);
+        if (!slot || token != now) {
+            const int64_t U = rnnkit::user_panel_width<Real>();
+            const int64_t count = t ? (R_ + U - 1) / U * K_ * U : (K_ + U - 1) / U * R_ * U;
+            auto fresh = std::make_shared<Buffer>();
+            fresh->resize(static_cast<std::size_t>(count) * sizeof(Real));
+            const Real* w = static_cast<const Real*>(w_.p);
+            {
+                py::gil_scoped_release release;
                 if (t)
-                    rnnkit::user_pack_t<Real>(w, R_, K_, static_cast<Real*>(panels.p));
+                    rnnkit::user_pack_t<Real>(w, R_, K_, static_cast<Real*>(fresh->p));
                 else
-                    rnnkit::user_pack_n<Real>(w, R_, K_, static_cast<Real*>(panels.p));
-                token = now;
+                    rnnkit::user_pack_n<Real>(w, R_, K_, static_cast<Real*>(fresh->p));
             }
-            rnnkit::user_gemm<Real>(A.rows, t ? R_ : K_, t ? K_ : R_, reinterpret_cast<const Real*>(A.data), A.ld,
-                                    static_cast<const Real*>(panels.p), reinterpret_cast<const Real*>(bias),
-                                    reinterpret_cast<Real*>(O.data), O.ld, accumulate);
+            slot = fresh;
+            token = now;
         }
+        const std::shared_ptr<Buffer> panels = slot;
+        py::gil_scoped_release release;
+        rnnkit::user_gemm<Real>(A.rows, t ? R_ : K_, t ? K_ : R_, reinterpret_cast<const Real*>(A.data), A.ld,
+                                static_cast<const Real*>(panels->p), reinterpret_cast<const Real*>(bias),
+                                reinterpret_cast<Real*>(O.data), O.ld, accumulate);
     }
 
     void run(bool t, const Mat& A, const Mat& O, const char* bias, bool accumulate) {
@@ -195,7 +205,8 @@ private:
 
     bool double_ = false;
     int64_t R_ = 0, K_ = 0;
-    Buffer w_, t_, n_;
+    Buffer w_;
+    std::shared_ptr<Buffer> t_, n_;
     const void* t_token_ = nullptr;
     const void* n_token_ = nullptr;
 };

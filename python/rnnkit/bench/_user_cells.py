@@ -39,7 +39,7 @@ class StepCellImpl(Impl):
         from rnnkit import Recurrent
 
         x = inputs["x"]
-        T, N, C = x.shape
+        C = x.shape[2]
         H = inputs["h0"].shape[1]
         layer = Recurrent(_cell(cell), C, H, dtype=np.float32, fused=False)
         layer.load_state_dict(

@@ -113,7 +113,9 @@ def _step_check(spec, C, H, dt, rng, eps, tol, max_entries):
         wu = rng.standard_normal((N, H)).astype(dt)
         ghj = gh[:, :lo]
 
-        def loss_u():
+        ghj = np.ascontiguousarray(ghj)
+
+        def loss_u(j=j, ghj=ghj, wu=wu):
             u = cell.recurrent_input(j, gx.copy(), ghj.copy(), tuple(a.copy() for a in state), params)
             spec.array("recurrent_input", "u", u, (N, H), dt)
             return float(np.sum(wu * u))
@@ -128,7 +130,6 @@ def _step_check(spec, C, H, dt, rng, eps, tol, max_entries):
         e_dprev = [None] * S if e_dprev is None else spec.state_tuple(
             "recurrent_input_backward", "dstate_prev", e_dprev, N, H, dt, True)
         e_dp = spec.dparams("recurrent_input_backward", e_dp, params, allow_missing=True)
-        ghj = np.ascontiguousarray(ghj)
         arrays = [gx, ghj, *state, *params.values()]
         analytic = [e_dgx, e_dgh] + [np.zeros((N, H), dt) if d is None else d for d in e_dprev] + [
             np.zeros_like(params[k]) if e_dp.get(k) is None else e_dp[k] for k in params]
@@ -162,7 +163,7 @@ def _layer_check(cell, C, H, dt, rng, eps, tol, max_entries, *, L, bidirectional
         return float(np.sum(wy * y) + sum(np.sum(w * s) for w, s in zip(ws, unpack(s_n))))
 
     layer.zero_grad()
-    y, s_n, tape = layer.forward(x, pack(st), lengths)
+    _, _, tape = layer.forward(x, pack(st), lengths)
     dx, ds0 = layer.backward(tape, wy, pack(ws))
     ds0 = unpack(ds0)
     where = f"(layer: L={L}, bidirectional={bidirectional}, lengths={None if lengths is None else list(lengths)})"

@@ -39,8 +39,8 @@ class StepCache:
     the (processing-order) input, the states h before every step, the group
     inputs, what the cell saved at each step, the packed weights, the params."""
 
-    __slots__ = ("xs", "hs", "us", "saved", "w_ih", "w_hh", "w_diag", "params", "active", "lengths",
-                 "reverse", "has_bias")
+    __slots__ = ("active", "has_bias", "hs", "lengths", "params", "reverse", "saved", "us", "w_diag", "w_hh",
+                 "w_ih", "xs")
 
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -196,12 +196,13 @@ def backward_direction(spec, cache, dy, dfinal):
             spec.array("backward", "dgx", dgx, (N, GH), dt)
         if dgh is not dgx and (type(dgh) is not np.ndarray or dgh.shape != (N, GH) or dgh.dtype != dt):
             spec.array("backward", "dgh", dgh, (N, GH), dt)
-        if type(dprev) is tuple and len(dprev) == S and all(
-            a is None or (type(a) is np.ndarray and a.shape == shape and a.dtype == dt) for a in dprev
-        ):
-            dprev = list(dprev)
-        else:
-            dprev = list(spec.state_tuple("backward", "dstate_prev", dprev, N, H, dt, True))
+        ok = type(dprev) is tuple and len(dprev) == S
+        if ok:
+            for a in dprev:
+                if a is not None and (type(a) is not np.ndarray or a.shape != shape or a.dtype != dt):
+                    ok = False
+                    break
+        dprev = list(dprev) if ok else list(spec.state_tuple("backward", "dstate_prev", dprev, N, H, dt, True))
         if dp or params:
             dp = spec.dparams("backward", dp, params)
             for k, g in dp.items():
