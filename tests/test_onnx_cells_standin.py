@@ -1,9 +1,8 @@
 """The two ONNX variants that need user cells (linear_before_reset=0 and
-peepholes), run in a tree without them through a NumPy stand-in of the
-user-cells API (tests/_cells_standin.py): the shipped node cases and
-ONNX Runtime check the weight mapping of rnnkit.onnx, in and out. When the
-real rnnkit.Recurrent exists these are skipped, since test_onnx_session.py
-then runs the same cases on it."""
+peepholes), in and out of rnnkit.onnx: on the real rnnkit.Recurrent and
+rnnkit.cells when they exist, else on a NumPy stand-in of that API
+(tests/_cells_standin.py), so that the weight mapping is checked in a tree
+without them too, against the shipped node cases and ONNX Runtime."""
 
 import numpy as np
 import pytest
@@ -12,13 +11,18 @@ onnx = pytest.importorskip("onnx")
 import _cells_standin  # noqa: E402
 import rnnkit  # noqa: E402
 from rnnkit.onnx import InferenceSession, export  # noqa: E402
+from rnnkit.onnx._session import user_cell  # noqa: E402
 from test_onnx_session import CASES, make_node_model, needs_cell, rel  # noqa: E402
 
-if hasattr(rnnkit, "Recurrent"):
-    pytest.skip(
-        "the real rnnkit.Recurrent exists: test_onnx_session.py runs these cases",
-        allow_module_level=True,
-    )
+REAL = user_cell("PeepholeLSTMCell") is not None and user_cell("GRUResetBeforeCell") is not None
+
+
+@pytest.fixture
+def cells_api(monkeypatch):
+    """The user-cells API: the real one, or the stand-in for this test."""
+    if not REAL:
+        _cells_standin.install(monkeypatch, rnnkit)
+
 
 NEEDING = sorted(n for n, c in CASES.items() if needs_cell(c))
 
@@ -28,8 +32,7 @@ def test_seven_cases_need_the_cells():
 
 
 @pytest.mark.parametrize("name", NEEDING)
-def test_node_cases_through_the_standin_cells(name, monkeypatch):
-    _cells_standin.install(monkeypatch, rnnkit)
+def test_node_cases_through_the_cells(name, cells_api):
     case = CASES[name]
     ins, outs = case.data_sets[0]
     sess = InferenceSession(case.model)
@@ -39,9 +42,8 @@ def test_node_cases_through_the_standin_cells(name, monkeypatch):
 
 
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
-def test_reset_before_gru_node_against_onnxruntime(direction, monkeypatch):
+def test_reset_before_gru_node_against_onnxruntime(direction, cells_api):
     ort = pytest.importorskip("onnxruntime")
-    _cells_standin.install(monkeypatch, rnnkit)
     rng = np.random.default_rng(0)
     model, feeds = make_node_model(
         "GRU",
@@ -67,10 +69,9 @@ def test_reset_before_gru_node_against_onnxruntime(direction, monkeypatch):
 
 
 @pytest.mark.parametrize("cell", ["PeepholeLSTMCell", "GRUResetBeforeCell"])
-def test_export_of_the_cells_runs_on_onnxruntime(cell, monkeypatch):
+def test_export_of_the_cells_runs_on_onnxruntime(cell, cells_api):
     ort = pytest.importorskip("onnxruntime")
-    _cells_standin.install(monkeypatch, rnnkit)
-    layer = rnnkit.Recurrent(getattr(rnnkit.cells, cell)(), 3, 4, 2, bidirectional=True, seed=1)
+    layer = rnnkit.Recurrent(user_cell(cell)(), 3, 4, 2, bidirectional=True, seed=1)
     proto = export(layer, None, initial_state=True)
     ops = [n.op_type for n in proto.graph.node if n.op_type in ("LSTM", "GRU")]
     assert ops == (["LSTM"] * 2 if cell == "PeepholeLSTMCell" else ["GRU"] * 2)
@@ -88,3 +89,18 @@ def test_export_of_the_cells_runs_on_onnxruntime(cell, monkeypatch):
     )
     for g, w in zip(got, want):
         assert rel(g, w) < 1e-5
+
+
+@pytest.mark.parametrize("cell", ["LSTMCell", "GRUCell", "RNNCell", "IndRNNCell"])
+def test_export_of_a_recurrent_with_a_builtin_cell(cell):
+    """rnnkit.Recurrent(rnnkit.cells.LSTMCell(), ...) is the built-in math:
+    written as the built-in layer would be."""
+    if user_cell(cell) is None:
+        pytest.skip(f"needs rnnkit.Recurrent and rnnkit.cells.{cell} (the user-cells work)")
+    ort = pytest.importorskip("onnxruntime")
+    layer = rnnkit.Recurrent(user_cell(cell)(), 3, 4, 2, bidirectional=True, seed=3)
+    proto = export(layer, None, lengths=False)
+    x = np.random.default_rng(4).standard_normal((5, 2, 3)).astype(np.float32)
+    y, _ = layer(x)
+    sess = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    assert rel(sess.run(["y"], {"x": x})[0], y) < 1e-5

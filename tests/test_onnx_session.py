@@ -489,3 +489,38 @@ def test_a_fed_initializer_overrides_the_built_layer_for_that_run():
     want = ReferenceEvaluator(model).run(["Y_h"], {**feeds, "W": W2})[0]
     assert rel(got, want) < 1e-10 and not np.allclose(got, base)
     np.testing.assert_array_equal(sess.run(["Y_h"], feeds)[0], base)  # the built layer is untouched
+
+
+@pytest.mark.parametrize("op", ["LSTM", "GRU"])
+def test_layout_1_with_sequence_lens_and_states_matches_layout_0_on_onnxruntime(op):
+    """ONNX Runtime has no layout=1 kernel and onnx.reference ignores
+    sequence_lens, so layout=1 with lengths is held to ONNX Runtime's layout=0
+    run of the same node, transposed."""
+    ort = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(9)
+    m0, f0 = make_node_model(
+        op, "bidirectional", 0, np.float32, 6, 3, 4, 5, initializers=True, rng=rng
+    )
+    m1 = onnx.ModelProto()
+    m1.CopyFrom(m0)
+    node = m1.graph.node[0]
+    keep = [a for a in node.attribute if a.name != "layout"]
+    del node.attribute[:]
+    node.attribute.extend(keep + [helper.make_attribute("layout", 1)])
+    for vi in m1.graph.input:
+        dims = vi.type.tensor_type.shape.dim
+        if vi.name in ("X", "initial_h", "initial_c"):
+            a, b = dims[0].dim_value, dims[1].dim_value
+            dims[0].dim_value, dims[1].dim_value = b, a
+    f0["sequence_lens"] = np.array([6, 2, 4], np.int32)
+    f1 = {
+        k: (v.transpose(1, 0, 2) if k in ("X", "initial_h", "initial_c") else v)
+        for k, v in f0.items()
+    }
+    want = ort.InferenceSession(m0.SerializeToString(), providers=["CPUExecutionProvider"]).run(
+        None, f0
+    )
+    got = InferenceSession(m1).run(None, f1)
+    assert rel(got[0], want[0].transpose(2, 0, 1, 3)) < 1e-5  # Y [N, T, D, H]
+    for g, w in zip(got[1:], want[1:]):
+        assert rel(g, w.transpose(1, 0, 2)) < 1e-5  # Y_h, Y_c [N, D, H]

@@ -163,6 +163,14 @@ def test_a_pytorch_training_loop_trains_the_rnnkit_layer():
 def test_refusals_name_the_reason():
     with pytest.raises(ValueError, match="proj_size=2 is refused"):
         from_torch(torch.nn.LSTM(3, 4, proj_size=2))
+    from torch.nn.utils import parametrizations
+
+    with pytest.raises(ValueError, match="a parametrized module .* is refused"):
+        from_torch(parametrizations.weight_norm(torch.nn.GRU(3, 4), "weight_hh_l0"))
+    hooked = torch.nn.RNN(3, 4)
+    hooked.register_forward_hook(lambda m, i, o: o)
+    with pytest.raises(ValueError, match="a module with forward hooks .* is refused"):
+        from_torch(hooked)
     with pytest.raises(TypeError, match="must all be float32 or float64"):
         from_torch(torch.nn.GRU(3, 4).to(torch.float16))
     with pytest.raises(TypeError, match="must be a torch.nn.RNN, LSTM or GRU"):

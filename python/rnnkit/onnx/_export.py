@@ -48,13 +48,12 @@ class _Spec:
         )
 
 
-def _stack_dirs(params, names, fn, D):
-    return np.stack([fn(params[names[d]]) for d in range(D)])
-
-
-def _builtin_specs(layer) -> list[_Spec]:
-    """The ONNX nodes of a built-in layer (RNN, LSTM, GRU, IndRNN)."""
-    cell = {RNN: "rnn", LSTM: "lstm", GRU: "gru", IndRNN: "indrnn"}[type(layer)]
+def _builtin_specs(layer, cell=None, nonlinearity=None) -> list[_Spec]:
+    """The ONNX nodes of a built-in layer (RNN, LSTM, GRU, IndRNN), or of a
+    Recurrent running one of the four built-in cells (``cell`` given)."""
+    if cell is None:
+        cell = {RNN: "rnn", LSTM: "lstm", GRU: "gru", IndRNN: "indrnn"}[type(layer)]
+        nonlinearity = layer.nonlinearity
     H, D, P = layer.hidden_size, layer.num_directions, layer.parameters
     onnx_cell = "rnn" if cell == "indrnn" else cell
     op = {"rnn": "RNN", "lstm": "LSTM", "gru": "GRU"}[onnx_cell]
@@ -68,7 +67,7 @@ def _builtin_specs(layer) -> list[_Spec]:
         else:
             R = np.stack([to_onnx_order(onnx_cell, P["weight_hh" + s], H) for s in sfx])
         B = None
-        if layer.bias:
+        if "bias_ih" + sfx[0] in P:
             B = np.stack(
                 [
                     np.concatenate(
@@ -79,7 +78,7 @@ def _builtin_specs(layer) -> list[_Spec]:
             )
         attrs = {}
         if cell in ("rnn", "indrnn"):
-            attrs["activations"] = [_ACT[layer.nonlinearity]] * D
+            attrs["activations"] = [_ACT[nonlinearity]] * D
         if cell == "gru":
             attrs["linear_before_reset"] = 1  # rnnkit's GRU is reset-after
         specs.append(_Spec(op, D, H, W, R, B, attrs))
@@ -141,6 +140,8 @@ _RECURRENT_CELLS = {
     "PeepholeLSTMCell": (_peephole_lstm_specs, True),
     "GRUResetBeforeCell": (_gru_reset_before_specs, False),
 }
+# rnnkit.Recurrent(rnnkit.cells.LSTMCell(), ...) and friends: the built-in math.
+_BUILTIN_CELLS = {"LSTMCell": "lstm", "GRUCell": "gru", "RNNCell": "rnn", "IndRNNCell": "indrnn"}
 
 
 def _is_recurrent(obj) -> bool:
@@ -155,8 +156,17 @@ def _recurrent_info(obj):
     if type(obj) in (RNN, LSTM, GRU, IndRNN):
         return _builtin_specs(obj), isinstance(obj, LSTM)
     if _is_recurrent(obj):
+        from ._session import user_cell
+
         name = _recurrent_cell_name(obj)
-        if name not in _RECURRENT_CELLS:
+        cell = getattr(obj, "cell", None)
+        cell = getattr(obj, "_cell", None) if cell is None else cell
+        # the very class rnnkit.cells ships, not a subclass or a namesake
+        exact = user_cell(name) is not None and type(cell) is user_cell(name)
+        if exact and name in _BUILTIN_CELLS:
+            kind = _BUILTIN_CELLS[name]
+            return _builtin_specs(obj, kind, getattr(cell, "nonlinearity", None)), kind == "lstm"
+        if name not in _RECURRENT_CELLS or not exact:
             raise ValueError(
                 f"cannot export rnnkit.Recurrent with cell {name}: ONNX's RNN, LSTM and GRU "
                 f"nodes express exactly only {sorted(_RECURRENT_CELLS)} among user cells, and "

@@ -44,14 +44,29 @@ def from_torch(module, *, backend=None):
     ``num_layers``, ``bidirectional``, ``batch_first``, ``bias`` and
     ``dropout``, in float32 or float64, on any device (weights are copied to
     the CPU). Refused: ``proj_size`` (an LSTM with projections: rnnkit has
-    none), other dtypes, subclasses and other module types.
+    none), parametrizations and forward hooks (weight_norm and the like),
+    other dtypes, subclasses and other module types.
     """
+    from torch.nn.utils import parametrize
+
+    if isinstance(module, torch.nn.Module) and parametrize.is_parametrized(module):
+        raise ValueError(
+            "a parametrized module (e.g. weight_norm or spectral_norm through "
+            "torch.nn.utils.parametrize) is refused: its weights are recomputed at each "
+            "forward, so a copy of them would be a different model; remove the "
+            "parametrization first (parametrize.remove_parametrizations)"
+        )
     cls = _layer_class(module)
     proj = getattr(module, "proj_size", 0)
     if proj:
         raise ValueError(
             f"torch.nn.LSTM with proj_size={proj} is refused: rnnkit's LSTM has no output "
             "projection (h would be [.., proj_size] = W_hr h), so the math would differ"
+        )
+    if module._forward_pre_hooks or module._forward_hooks:
+        raise ValueError(
+            "a module with forward hooks (e.g. the old torch.nn.utils.weight_norm) is "
+            "refused: hooks may change its weights or outputs, which a copy would not follow"
         )
     dtypes = {p.dtype for p in module.parameters()}
     if len(dtypes) != 1 or next(iter(dtypes)) not in _TORCH_DTYPES:
