@@ -555,3 +555,20 @@ def test_ops_match_numpy_and_allow_in_place(dtype):
     np.testing.assert_allclose(cells.ops.dtanh(y, dy), dy * (1 - y * y), rtol=tol)
     c = rng.standard_normal((2, 3, 4)).astype(dtype)  # 3-D: the NumPy fallback
     np.testing.assert_allclose(cells.ops.tanh(c), np.tanh(c), rtol=tol)
+
+
+def test_python_step_tape_damage_is_a_value_error():
+    layer = rnnkit.Recurrent(rnnkit.cells.PeepholeLSTMCell(), 3, 4, num_layers=2, dtype=np.float64, seed=0)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    y, _, tape = layer.forward(x)
+    layer.backward(tape, np.ones_like(y))
+    tape.caches[(1, 0)] = (tape.caches[(1, 0)][0],)
+    with pytest.raises(ValueError, match="damaged"):
+        layer.backward(tape, np.ones_like(y))
+    del tape.caches[(0, 0)]
+    with pytest.raises(ValueError, match="no cache for layer 0"):
+        layer.backward(tape, np.ones_like(y))
+    y, _, tape = layer.forward(x)
+    tape.caches[(0, 0)] = "junk"
+    with pytest.raises(TypeError, match="must be a tuple"):
+        layer.backward(tape, np.ones_like(y))

@@ -743,7 +743,17 @@ class Recurrent:
         """Back through one (layer, direction): ``(dx, dstate0 list, grads by unsuffixed name)``."""
         if not self._fused:
             from rnnkit.cells import _engine
+            from rnnkit.cells._protocol import CellSpec
 
+            if not (
+                len(cache) == 2
+                and isinstance(cache[0], CellSpec)
+                and isinstance(cache[1], _engine.StepCache)
+            ):
+                raise ValueError(
+                    "tape.caches holds a damaged entry: a Python-step layer's cache is a "
+                    "(CellSpec, StepCache) pair made by its forward()"
+                )
             dx, ds0, grads = _engine.backward_direction(cache[0], cache[1], g_d, dfinal)
             return dx, ds0, grads
         if self._spec.S == 2:
