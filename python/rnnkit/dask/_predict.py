@@ -136,5 +136,6 @@ def predict(model, X, lengths=None, *, method=None):
         concatenate=True,
         dtype=out.dtype,
         meta=np.empty((0,) * (1 + len(trail)), dtype=out.dtype),
-        name=f"rnnkit-predict-{type(runner).__name__.lower()}",
+        name="rnnkit-predict-"
+        + dask.base.tokenize(model_key.key, X.name, None if L is None else L.name, method),
     )

@@ -47,6 +47,10 @@ class FitResult:
         return f"FitResult(steps={self.steps}{last})"
 
 
+def _value(obj):
+    return obj
+
+
 class _Cluster:
     """The data and the replica on the cluster, and one synchronous step."""
 
@@ -59,7 +63,10 @@ class _Cluster:
         # Shard j lives on worker j mod P; its gradient tasks prefer that worker
         # (loosely: a lost worker's shards are recomputed wherever Dask likes).
         self.placement = [workers[j % len(workers)] for j in range(len(shards))]
-        self.template = client.scatter(program, broadcast=True, hash=False)
+        # The replica and each step's weights enter the graph as tasks that return
+        # a value, not as scattered data: if every worker holding one dies, the
+        # scheduler recomputes it from its task (scattered data would be lost).
+        self.template = client.submit(_value, program, key=f"rnnkit-model-{self.run}", pure=False)
         self.shards = [
             client.compute(s, workers=[w], allow_other_workers=True)
             for s, w in zip(shards, self.placement)
@@ -84,7 +91,7 @@ class _Cluster:
         current weights: the fixed-order total over the shards."""
         c = self.client
         weights = Weights(step, {k: p.copy() for k, p in self.params.items()})
-        wf = c.scatter(weights, broadcast=True, hash=False)
+        wf = c.submit(_value, weights, key=f"rnnkit-weights-{self.run}-{step}", pure=False)
         parts = []
         for j, (lo, hi) in enumerate(self.bounds):
             rows = idx[(idx >= lo) & (idx < hi)] - lo  # this shard's rows, in batch order
@@ -106,29 +113,32 @@ class _Cluster:
             )
         # A binary tree whose shape depends only on which shards hold rows:
         # ((g0 + g1) + (g2 + g3)) + ..., whatever order the tasks finish in.
+        # Its lower levels run on the workers (partial sums travel, never
+        # shards); the last <= 4 partial sums come to the driver, which adds
+        # them in the same tree: one hop less per step, the same association.
         level = 0
-        while len(parts) > 1:
-            nxt = []
-            for i in range(0, len(parts) - 1, 2):
-                nxt.append(
-                    c.submit(
-                        add,
-                        parts[i],
-                        parts[i + 1],
-                        key=f"rnnkit-sum-{self.run}-{step}-{level}-{i // 2}",
-                        pure=False,
-                    )
-                )
+        while len(parts) > 4:
+            nxt = [
+                c.submit(add, parts[i], parts[i + 1], pure=False,
+                         key=f"rnnkit-sum-{self.run}-{step}-{level}-{i // 2}")
+                for i in range(0, len(parts) - 1, 2)
+            ]
             if len(parts) % 2:
                 nxt.append(parts[-1])
             parts, level = nxt, level + 1
         try:
-            return parts[0].result(timeout=self.timeout)
+            parts = [f.result(timeout=self.timeout) for f in parts]
         except TimeoutError:
             raise TimeoutError(
                 f"training step {step} did not finish within timeout={self.timeout:g} s "
                 "(workers lost, or the cluster too busy)"
             ) from None
+        while len(parts) > 1:
+            nxt = [add(parts[i], parts[i + 1]) for i in range(0, len(parts) - 1, 2)]
+            if len(parts) % 2:
+                nxt.append(parts[-1])
+            parts = nxt
+        return parts[0]
 
     def close(self):
         for f in self.shards:
