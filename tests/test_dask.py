@@ -363,3 +363,58 @@ def test_errors_closed_client_and_bad_arguments(client):
         rd.predict(_model()["rnn"], X.astype(np.float32))
     with pytest.raises(ValueError, match=r"brings its own optimizer"):
         rd.fit(RNNClassifier(), X, da.zeros(8, chunks=4), client=client, epochs=3)
+
+
+# ---------------------------------------------------------------------------
+# the character model: truncated BPTT on the cluster, and train-text --dask
+# ---------------------------------------------------------------------------
+
+_TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs.\n" * 25
+
+
+def test_fit_text_equals_one_process(client):
+    from rnnkit.text import CharModel
+
+    kw = dict(cell="lstm", hidden_size=8, num_layers=2, embedding_dim=5, seq_len=10,
+              batch_size=6, dtype="float64", seed=3, lr=0.01)
+    a = CharModel(**kw).fit(_TEXT, steps=32)  # 29 windows a pass: crosses a reset
+    seen = []
+    b = rd.fit_text(CharModel(**kw), _TEXT, client=client, steps=32, timeout=TIMEOUT,
+                    callback=lambda m, info: seen.append(info["step"]))
+    assert seen == list(range(1, 33)) and b.steps_trained == 32
+    assert _relerr(b.parameters, a.parameters) < 1e-10
+    assert abs(b.history[-1]["val_loss"] - a.history[-1]["val_loss"]) < 1e-10
+
+
+def test_cli_train_text_dask(client, tmp_path, capsys):
+    from rnnkit.__main__ import main
+    from rnnkit.text import CharModel
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(_TEXT, encoding="utf-8")
+    out = tmp_path / "m.npz"
+    rc = main(["train-text", str(corpus), "--dask", client.scheduler.address, "--steps", "3",
+               "--hidden", "8", "--layers", "1", "--embedding", "4", "--seq-len", "8",
+               "--batch", "4", "--no-progress", "--sample-length", "0", "--out", str(out)])
+    text = capsys.readouterr().out
+    assert rc == 0, text
+    assert "2 worker(s)" in text and "step 3/3" in text and "saved" in text
+    assert CharModel.load(out).steps_trained == 3
+
+
+def test_cli_train_text_dask_unreachable(tmp_path, capsys):
+    from rnnkit.__main__ import main
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(_TEXT, encoding="utf-8")
+    t = time.perf_counter()
+    with pytest.raises(SystemExit) as exc:
+        main(["train-text", str(corpus), "--dask", f"tcp://127.0.0.1:{port}", "--dask-timeout",
+              "1", "--steps", "2", "--batch", "2", "--seq-len", "8"])
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert f"cannot reach the Dask scheduler at 'tcp://127.0.0.1:{port}' within 1 s" in err
+    assert time.perf_counter() - t < 20

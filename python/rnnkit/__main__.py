@@ -129,6 +129,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-progress", action="store_true", help="plain log lines instead of a progress bar"
     )
     t.add_argument("--out", default="model.npz", help="checkpoint to write (model.npz)")
+    t.add_argument(
+        "--dask",
+        metavar="SCHEDULER_ADDRESS",
+        default=None,
+        help="train data-parallel on this Dask cluster (tcp://host:8786; needs rnnkit[dask])",
+    )
+    t.add_argument(
+        "--dask-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds to reach the scheduler, and x30 per training step (10)",
+    )
 
     s = sub.add_parser(
         "sample",
@@ -301,6 +313,9 @@ def _train_text(args) -> int:
         flush=True,
     )
 
+    fit = model.fit
+    if args.dask is not None:
+        fit = _dask_fit(args, model)
     progress = _Progress(args.steps, args.minutes, args.no_progress, out)
     rng = np.random.default_rng(args.seed)
 
@@ -315,11 +330,11 @@ def _train_text(args) -> int:
     interrupted = False
     started = time.perf_counter()
     try:
-        model.fit(text, steps=args.steps, minutes=args.minutes, callback=callback)
+        fit(text, steps=args.steps, minutes=args.minutes, callback=callback)
     except KeyboardInterrupt:
         interrupted = True
-    except (FloatingPointError, ValueError) as err:  # e.g. sizes past memory, from the layers
-        raise _UserError(str(err)) from None
+    except (FloatingPointError, ValueError, TimeoutError, ConnectionError) as err:
+        raise _UserError(str(err)) from None  # e.g. sizes past memory, a lost cluster
     finally:
         progress.close()
     elapsed = time.perf_counter() - started
@@ -360,6 +375,31 @@ def _train_text(args) -> int:
         )
         print(f"--- sample (temperature {args.temperature:g}) ---\n{prime or ''}{sample}", file=out)
     return 130 if interrupted else 0
+
+
+def _dask_fit(args, model):
+    """model.fit's stand-in that trains on the cluster at --dask (rnnkit.dask.fit_text)."""
+    try:
+        import rnnkit.dask as rnnkit_dask
+    except ImportError as err:
+        raise _UserError(f"--dask needs the dask extra: {err}") from None
+    try:
+        client = rnnkit_dask.connect(args.dask, timeout=args.dask_timeout)
+    except (ConnectionError, TypeError) as err:
+        raise _UserError(str(err)) from None
+    n = len(client.scheduler_info(n_workers=-1)["workers"])
+    print(f"dask: {args.dask}, {n} worker(s); the {args.batch} lanes are split among them",
+          file=sys.stdout, flush=True)
+
+    def fit(text, **kw):
+        try:
+            return rnnkit_dask.fit_text(
+                model, text, client=client, timeout=30 * args.dask_timeout, **kw
+            )
+        finally:
+            client.close()
+
+    return fit
 
 
 # ---------------------------------------------------------------------------

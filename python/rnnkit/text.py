@@ -246,6 +246,7 @@ class CharModel:
         eval_every: int | None = None,
         eval_chars: int = 25_000,
         callback: Callable | None = None,
+        _trainer: Callable | None = None,
     ) -> CharModel:
         """Train on ``text`` with truncated BPTT and Adam.
 
@@ -275,6 +276,10 @@ class CharModel:
             was evaluated, else None), ``chars``, ``elapsed``,
             ``chars_per_sec`` (training throughput), ``final`` (the last call).
             A truthy return stops training.
+        _trainer : callable, optional (private)
+            ``_trainer(model, batcher)`` returns the step function to use instead
+            of one-process training, ``step(x, y, state) -> (loss, state)``:
+            the hook by which ``rnnkit.dask.fit_text`` trains on a cluster.
 
         Returns
         -------
@@ -318,6 +323,7 @@ class CharModel:
         if self.optimizer is None:
             self.optimizer = nn.Adam(self._params, lr=self.lr)
         self.optimizer.lr = self.lr
+        train_step = self._train_step if _trainer is None else _trainer(self, batcher)
 
         start = time.perf_counter()
         next_eval_time = start + eval_seconds if eval_seconds is not None else math.inf
@@ -330,7 +336,7 @@ class CharModel:
             batch = next(batcher)
             if batch.reset:
                 state = None
-            loss, state = self._train_step(batch.x, batch.y, state)
+            loss, state = train_step(batch.x, batch.y, state)
             step += 1
             self.steps_trained += 1
             chars += batch.x.size
