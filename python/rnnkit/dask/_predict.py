@@ -90,9 +90,10 @@ def predict(model, X, lengths=None, *, method=None):
     -------
     dask.array, chunks ``(X.chunks[0], <whole trailing axes>)``: a layer's or
     chain's output ``[N, T, K]`` in its dtype, or the estimator method's
-    result. Each cell equals the single-process result bit for bit (rows are
-    independent, and the native kernels' per-row results do not depend on
-    the batch they run in).
+    result. Each cell equals the single-process result bit for bit: each
+    chunk runs in calls shaped like the one-process call (see _run_block and
+    docs/distributed.md), so chunks of >= 16 rows (layers, chains) or of a
+    multiple of 512 rows (estimators) run unpadded.
     """
     X = check_X(X, "X")
     if _is_estimator(model):
