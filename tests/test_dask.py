@@ -6,7 +6,6 @@ survives a killed worker, and resumes exactly from a checkpoint; bad input
 gets clear errors. Not here: speed (bench/dask_scaling.py, docs/distributed.md).
 """
 
-import copy
 import os
 import signal
 import socket
@@ -50,7 +49,10 @@ def _relerr(a, b):
 
 
 def test_import_rnnkit_does_not_import_dask():
-    code = "import sys, rnnkit, rnnkit.sklearn; print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    code = (
+        "import sys, rnnkit, rnnkit.sklearn; print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('dask', 'distributed')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"
@@ -65,8 +67,13 @@ def test_import_rnnkit_does_not_import_dask():
 def test_predict_bitwise_every_cell(client, cell):
     rng = np.random.default_rng(1)
     T, C, H = 7, 5, 6
-    for N, chunk, layers, bidir, dt in ((37, 10, 2, True, np.float64), (12, 5, 1, False, np.float32),
-                                        (3, 1, 2, True, np.float32)):
+    lazy, wanted = [], []
+    for N, chunk, layers, bidir, dt in (
+        (37, 10, 2, True, np.float64),  # chunks of >= 16 rows
+        (12, 5, 1, False, np.float32),  # one process runs N < 16: chunks match its call
+        (3, 1, 2, True, np.float32),  # T*N > 4 but T*chunk <= 4
+        (40, 7, 1, True, np.float64),  # N >= 16 in chunks of 7 (padded)
+    ):
         x = rng.standard_normal((N, T, C)).astype(dt)
         lengths = rng.integers(0, T + 1, N)
         layer = cell(C, H, layers, bidirectional=bidir, batch_first=True, dtype=dt, seed=3)
@@ -75,11 +82,12 @@ def test_predict_bitwise_every_cell(client, cell):
             y = rd.predict(layer, X, lg)
             assert y.chunks == (X.chunks[0], (T,), (H * (2 if bidir else 1),))
             assert y.dtype == dt
-            got = y.compute()
-            want = layer(x, None, None if lg is None else lengths)[0]
-            assert got.dtype == want.dtype and np.array_equal(got, want), (
-                f"{cell.__name__} N={N} chunk={chunk}: max diff {np.abs(got - want).max()}"
-            )
+            lazy.append(y)
+            wanted.append((N, chunk, layer(x, None, None if lg is None else lengths)[0]))
+    for got, (N, chunk, want) in zip(client.compute(lazy, sync=True), wanted):
+        assert got.dtype == want.dtype and np.array_equal(got, want), (
+            f"{cell.__name__} N={N} chunk={chunk}: max diff {np.abs(got - want).max()}"
+        )
 
 
 def test_predict_time_major_layer_and_chain(client):
@@ -102,10 +110,17 @@ def test_predict_ships_the_model_once(client):
     X = da.zeros((64, 3, 5), chunks=(4, 3, 5), dtype=np.float32)
     y = rd.predict(layer, X)
     graph = dict(y.__dask_graph__())
-    holders = [k for k, t in graph.items() if "DataNode" in type(t).__name__ and t.value is not None
-               and type(getattr(t, "value", None)).__name__ == "Chain"]
+    holders = [
+        k
+        for k, t in graph.items()
+        if "DataNode" in type(t).__name__
+        and t.value is not None
+        and type(getattr(t, "value", None)).__name__ == "Chain"
+    ]
     assert len(holders) == 1, holders
-    blocks = [t for k, t in graph.items() if isinstance(k, tuple) and k[0].startswith("rnnkit-predict")]
+    blocks = [
+        t for k, t in graph.items() if isinstance(k, tuple) and k[0].startswith("rnnkit-predict")
+    ]
     assert len(blocks) == 16
     assert all(holders[0] in t.dependencies for t in blocks)
     import pickle
@@ -141,8 +156,16 @@ def test_estimator_predict_bitwise(client):
 
 def _model(seed=0, dropout=0.0):
     return {
-        "rnn": rnnkit.LSTM(4, 6, 2, bidirectional=True, batch_first=True, dropout=dropout,
-                           dtype=np.float64, seed=seed),
+        "rnn": rnnkit.LSTM(
+            4,
+            6,
+            2,
+            bidirectional=True,
+            batch_first=True,
+            dropout=dropout,
+            dtype=np.float64,
+            seed=seed,
+        ),
         "head": nn.Linear(12, 3, dtype=np.float64, seed=seed + 1),
     }
 
@@ -178,9 +201,21 @@ def _one_process(model, x, y, lengths, *, B, epochs, seed, lr, clip):
 def _fit(client, model, x, y, lengths, chunks=12, epochs=3, **kw):
     X = da.from_array(x, chunks=(chunks, x.shape[1], x.shape[2]))
     Y = da.from_array(y, chunks=(chunks,) + y.shape[1:])
-    res = rd.fit(model, X, Y, client=client, optimizer=lambda p: nn.Adam(p, lr=0.02),
-                 loss="mse", batch_size=12, epochs=epochs, lengths=lengths, clip=0.5, seed=11,
-                 timeout=TIMEOUT, **kw)
+    res = rd.fit(
+        model,
+        X,
+        Y,
+        client=client,
+        optimizer=lambda p: nn.Adam(p, lr=0.02),
+        loss="mse",
+        batch_size=12,
+        epochs=epochs,
+        lengths=lengths,
+        clip=0.5,
+        seed=11,
+        timeout=TIMEOUT,
+        **kw,
+    )
     return res, {k: v.copy() for k, v in rd.Chain(model).parameters.items()}
 
 
@@ -215,12 +250,14 @@ def test_fit_bitwise_whatever_the_scheduling(client):
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
     runs = []
     for slow in (None, workers[0], workers[1]):
+
         def delay(info, slow=slow):
             # Keep one worker busy when the next step's tasks arrive, so the
             # shards finish in another order than in the plain run.
             if slow is not None:
                 client.submit(time.sleep, 0.05, workers=[slow], pure=False)
-        _, w = _fit(client, _model(), x, y, lengths, chunks=6, epochs=2, callback=delay)
+
+        _, w = _fit(client, _model(), x, y, lengths, chunks=6, epochs=1, callback=delay)
         runs.append(w)
     for w in runs[1:]:
         for k in w:
@@ -241,7 +278,7 @@ def test_estimators_fit_on_dask_equal_numpy(client):
     x = rng.standard_normal((N, T, F)) * 3 + 1
     lengths = rng.integers(1, T + 1, N)
     X = da.from_array(x, chunks=(10, T, F))
-    kw = dict(hidden_size=5, epochs=4, batch_size=8, dtype="float64", random_state=3, lr=0.02)
+    kw = dict(hidden_size=5, epochs=2, batch_size=8, dtype="float64", random_state=3, lr=0.02)
     yc = rng.integers(0, 3, N)
     a = RNNClassifier("gru", bidirectional=True, **kw).fit(x, yc, lengths)
     b = RNNClassifier("gru", bidirectional=True, **kw).fit(X, da.from_array(yc, chunks=10), lengths)
@@ -268,9 +305,11 @@ def test_checkpoint_resume_is_exact(client, tmp_path):
     # A driver that dies after step 6: the last checkpoint is from step 4.
     m = _model()
     with pytest.raises(KeyboardInterrupt):
+
         def die(info):
             if info["step"] == 6:
                 raise KeyboardInterrupt
+
         _fit(client, m, x, y, lengths, checkpoint_every=4, checkpoint_path=path, callback=die)
     m = _model(seed=99)  # whatever the weights: they come from the checkpoint
     res, resumed = _fit(client, m, x, y, lengths, resume_from=path)
@@ -311,8 +350,16 @@ def test_errors_chunked_along_T_or_C(client):
         rd.predict(layer, da.zeros((8, 8, 4), chunks=(4, 8, 2)))
     x, y, lengths = _data(N=8)
     with pytest.raises(ValueError, match=r"chunked along T"):
-        rd.fit(_model(), da.from_array(x, chunks=(4, 4, 4)), y, client=client,
-               optimizer=nn.SGD, loss="mse", batch_size=4, epochs=1)
+        rd.fit(
+            _model(),
+            da.from_array(x, chunks=(4, 4, 4)),
+            y,
+            client=client,
+            optimizer=nn.SGD,
+            loss="mse",
+            batch_size=4,
+            epochs=1,
+        )
     with pytest.raises(TypeError, match=r"X must be a dask.array.Array"):
         rd.predict(layer, np.zeros((8, 8, 4)))
 
@@ -321,8 +368,16 @@ def test_errors_mismatched_chunks(client):
     x, y, lengths = _data(N=8)
     X = da.from_array(x, chunks=(4, 8, 4))
     with pytest.raises(ValueError, match=r"y is chunked along N as \(3, 3, 2\) but X as \(4, 4\)"):
-        rd.fit(_model(), X, da.from_array(y, chunks=(3, 8, 3)), client=client,
-               optimizer=nn.SGD, loss="mse", batch_size=4, epochs=1)
+        rd.fit(
+            _model(),
+            X,
+            da.from_array(y, chunks=(3, 8, 3)),
+            client=client,
+            optimizer=nn.SGD,
+            loss="mse",
+            batch_size=4,
+            epochs=1,
+        )
     with pytest.raises(ValueError, match=r"y is chunked along N"):
         RNNClassifier(hidden_size=3).fit(X, da.zeros(8, chunks=5))
     with pytest.raises(ValueError, match=r"lengths must have shape \(N,\) = \(8,\), got \(7,\)"):
@@ -334,13 +389,24 @@ def test_errors_unreachable_scheduler():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     t = time.perf_counter()
-    with pytest.raises(ConnectionError, match=rf"cannot reach the Dask scheduler at 'tcp://127.0.0.1:{port}' within 1 s"):
+    with pytest.raises(
+        ConnectionError,
+        match=rf"cannot reach the Dask scheduler at 'tcp://127.0.0.1:{port}' within 1 s",
+    ):
         rd.connect(f"tcp://127.0.0.1:{port}", timeout=1)
     x, y, _ = _data(N=8)
     with pytest.raises(ConnectionError, match=r"cannot reach the Dask scheduler"):
-        rd.fit(_model(), da.from_array(x, chunks=(4, 8, 4)), da.from_array(y, chunks=(4, 8, 3)),
-               client=f"tcp://127.0.0.1:{port}", optimizer=nn.SGD, loss="mse", batch_size=4,
-               epochs=1, timeout=1)
+        rd.fit(
+            _model(),
+            da.from_array(x, chunks=(4, 8, 4)),
+            da.from_array(y, chunks=(4, 8, 3)),
+            client=f"tcp://127.0.0.1:{port}",
+            optimizer=nn.SGD,
+            loss="mse",
+            batch_size=4,
+            epochs=1,
+            timeout=1,
+        )
     assert time.perf_counter() - t < 20
 
 
@@ -355,11 +421,21 @@ def test_errors_closed_client_and_bad_arguments(client):
     with pytest.raises(ValueError, match=r"optimizer is required"):
         rd.fit(_model(), X, Y, client=client, loss="mse", batch_size=4, epochs=1)
     with pytest.raises(ValueError, match=r"optimizer does not update the model's parameter"):
-        rd.fit(_model(), X, Y, client=client, optimizer=nn.SGD(_model()["head"].parameters),
-               loss="mse", batch_size=4, epochs=1)
+        rd.fit(
+            _model(),
+            X,
+            Y,
+            client=client,
+            optimizer=nn.SGD(_model()["head"].parameters),
+            loss="mse",
+            batch_size=4,
+            epochs=1,
+        )
     with pytest.raises(ValueError, match=r"loss must be 'mse', 'cross_entropy'"):
         rd.fit(_model(), X, Y, client=client, **{**kw, "loss": "l1"})
-    with pytest.raises(TypeError, match=r"x has dtype float32 but the layer's dtype is float64|float64"):
+    with pytest.raises(
+        TypeError, match=r"x has dtype float32 but the layer's dtype is float64|float64"
+    ):
         rd.predict(_model()["rnn"], X.astype(np.float32))
     with pytest.raises(ValueError, match=r"brings its own optimizer"):
         rd.fit(RNNClassifier(), X, da.zeros(8, chunks=4), client=client, epochs=3)
@@ -369,19 +445,34 @@ def test_errors_closed_client_and_bad_arguments(client):
 # the character model: truncated BPTT on the cluster, and train-text --dask
 # ---------------------------------------------------------------------------
 
-_TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs.\n" * 25
+_TEXT = "the quick brown fox jumps over the lazy dog; pack my box with five dozen jugs.\n" * 12
 
 
 def test_fit_text_equals_one_process(client):
     from rnnkit.text import CharModel
 
-    kw = dict(cell="lstm", hidden_size=8, num_layers=2, embedding_dim=5, seq_len=10,
-              batch_size=6, dtype="float64", seed=3, lr=0.01)
-    a = CharModel(**kw).fit(_TEXT, steps=32)  # 29 windows a pass: crosses a reset
+    kw = dict(
+        cell="lstm",
+        hidden_size=8,
+        num_layers=2,
+        embedding_dim=5,
+        seq_len=10,
+        batch_size=6,
+        dtype="float64",
+        seed=3,
+        lr=0.01,
+    )
+    a = CharModel(**kw).fit(_TEXT, steps=20)  # 14 windows a pass: crosses a reset
     seen = []
-    b = rd.fit_text(CharModel(**kw), _TEXT, client=client, steps=32, timeout=TIMEOUT,
-                    callback=lambda m, info: seen.append(info["step"]))
-    assert seen == list(range(1, 33)) and b.steps_trained == 32
+    b = rd.fit_text(
+        CharModel(**kw),
+        _TEXT,
+        client=client,
+        steps=32,
+        timeout=TIMEOUT,
+        callback=lambda m, info: seen.append(info["step"]),
+    )
+    assert seen == list(range(1, 21)) and b.steps_trained == 20
     assert _relerr(b.parameters, a.parameters) < 1e-10
     assert abs(b.history[-1]["val_loss"] - a.history[-1]["val_loss"]) < 1e-10
 
@@ -393,9 +484,31 @@ def test_cli_train_text_dask(client, tmp_path, capsys):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(_TEXT, encoding="utf-8")
     out = tmp_path / "m.npz"
-    rc = main(["train-text", str(corpus), "--dask", client.scheduler.address, "--steps", "3",
-               "--hidden", "8", "--layers", "1", "--embedding", "4", "--seq-len", "8",
-               "--batch", "4", "--no-progress", "--sample-length", "0", "--out", str(out)])
+    rc = main(
+        [
+            "train-text",
+            str(corpus),
+            "--dask",
+            client.scheduler.address,
+            "--steps",
+            "3",
+            "--hidden",
+            "8",
+            "--layers",
+            "1",
+            "--embedding",
+            "4",
+            "--seq-len",
+            "8",
+            "--batch",
+            "4",
+            "--no-progress",
+            "--sample-length",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "2 worker(s)" in text and "step 3/3" in text and "saved" in text
@@ -412,8 +525,22 @@ def test_cli_train_text_dask_unreachable(tmp_path, capsys):
     corpus.write_text(_TEXT, encoding="utf-8")
     t = time.perf_counter()
     with pytest.raises(SystemExit) as exc:
-        main(["train-text", str(corpus), "--dask", f"tcp://127.0.0.1:{port}", "--dask-timeout",
-              "1", "--steps", "2", "--batch", "2", "--seq-len", "8"])
+        main(
+            [
+                "train-text",
+                str(corpus),
+                "--dask",
+                f"tcp://127.0.0.1:{port}",
+                "--dask-timeout",
+                "1",
+                "--steps",
+                "2",
+                "--batch",
+                "2",
+                "--seq-len",
+                "8",
+            ]
+        )
     assert exc.value.code == 1
     err = capsys.readouterr().err
     assert f"cannot reach the Dask scheduler at 'tcp://127.0.0.1:{port}' within 1 s" in err

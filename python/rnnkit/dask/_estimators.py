@@ -17,7 +17,15 @@ import numpy as np
 from .. import nn
 from ._checks import check_N_chunks, check_X, get_client, lengths_like
 from ._models import EstimatorProgram
-from ._train import _Cluster, _check_common, _check_y, _optimizer_for, _Schedule, _shards, _train_loop
+from ._train import (
+    _Cluster,
+    _check_common,
+    _check_y,
+    _optimizer_for,
+    _Schedule,
+    _shards,
+    _train_loop,
+)
 
 
 def _mask(lengths, N, T):
@@ -42,8 +50,9 @@ def _prep_X(x, lengths, mean, scale, dtype, T):
     return np.ascontiguousarray(out, dtype=dtype)
 
 
-def fit_estimator(est, X, y, lengths, *, client, checkpoint_every, checkpoint_path, resume_from,
-                  callback, timeout):
+def fit_estimator(
+    est, X, y, lengths, *, client, checkpoint_every, checkpoint_path, resume_from, callback, timeout
+):
     dtype = est._check_params()
     _check_common(timeout, checkpoint_every, checkpoint_path, None)
     X = check_X(X, "X")
@@ -95,9 +104,7 @@ def fit_estimator(est, X, y, lengths, *, client, checkpoint_every, checkpoint_pa
 
     if is_clf:
         if y.ndim != 1:
-            raise ValueError(
-                f"y must be 1-D with one label per sample ({N}), got shape {y.shape}"
-            )
+            raise ValueError(f"y must be 1-D with one label per sample ({N}), got shape {y.shape}")
         if y.dtype.kind == "f":
             if not bool(client.compute(da.isfinite(y).all(), sync=True)):
                 raise ValueError("y holds nan or inf")
@@ -105,7 +112,9 @@ def fit_estimator(est, X, y, lengths, *, client, checkpoint_every, checkpoint_pa
         if classes.size < 2:
             raise ValueError(f"y must hold at least 2 classes, got {classes.size}")
         est.classes_ = classes
-        target = y.map_blocks(lambda b: np.searchsorted(classes, b).astype(np.int64), dtype=np.int64)
+        target = y.map_blocks(
+            lambda b: np.searchsorted(classes, b).astype(np.int64), dtype=np.int64
+        )
         K = classes.size
     else:
         target, K = _regression_target(est, y, mask, N, T, dtype, client)
@@ -132,10 +141,18 @@ def fit_estimator(est, X, y, lengths, *, client, checkpoint_every, checkpoint_pa
 
     try:
         _, _, est.loss_curve_ = _train_loop(
-            cluster, program, schedule, opt, opt_keys,
-            None if est.clip is None else float(est.clip), 0,
-            checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
-            resume_from=resume_from, kind=type(est).__name__, callback=callback,
+            cluster,
+            program,
+            schedule,
+            opt,
+            opt_keys,
+            None if est.clip is None else float(est.clip),
+            0,
+            checkpoint_every=checkpoint_every,
+            checkpoint_path=checkpoint_path,
+            resume_from=resume_from,
+            kind=type(est).__name__,
+            callback=callback,
             on_epoch=on_epoch,
         )
     finally:
@@ -148,8 +165,23 @@ def _map_prep(X, L, mean, scale, dtype, T):
     if L is None:
         return X.map_blocks(_prep_X, None, mean, scale, dtype, T, dtype=dtype)
     return da.blockwise(
-        _prep_X, "ntc", X, "ntc", L, "n", mean, None, scale, None, dtype, None, T, None,
-        dtype=dtype, concatenate=True, meta=np.empty((0, 0, 0), dtype=dtype),
+        _prep_X,
+        "ntc",
+        X,
+        "ntc",
+        L,
+        "n",
+        mean,
+        None,
+        scale,
+        None,
+        dtype,
+        None,
+        T,
+        None,
+        dtype=dtype,
+        concatenate=True,
+        meta=np.empty((0, 0, 0), dtype=dtype),
     )
 
 

@@ -60,8 +60,14 @@ class _TextTrainer:
         self.lanes = [(int(a), int(b)) for a, b in zip(cuts[:-1], cuts[1:])]
         self.placement = [workers[j % len(workers)] for j in range(P)]
         self.shards = [
-            client.submit(_value, batcher.ids[a * lane : b * lane], pure=False,
-                          key=f"rnnkit-text-{self.run}-{j}", workers=[w], allow_other_workers=True)
+            client.submit(
+                _value,
+                batcher.ids[a * lane : b * lane],
+                pure=False,
+                key=f"rnnkit-text-{self.run}-{j}",
+                workers=[w],
+                allow_other_workers=True,
+            )
             for j, ((a, b), w) in enumerate(zip(self.lanes, self.placement))
         ]
         template = _shallow_without_optimizer(model)
@@ -80,10 +86,19 @@ class _TextTrainer:
         for j, (lo, hi) in enumerate(self.lanes):
             st = None if state is None else state[j]
             parts.append(
-                c.submit(text_grad, self.template, wf, self.shards[j],
-                         starts[lo:hi] - lo * lane, st, (self.seed, step, j),
-                         key=f"rnnkit-textgrad-{self.run}-{step}-{j}",
-                         workers=[self.placement[j]], allow_other_workers=True, pure=False)
+                c.submit(
+                    text_grad,
+                    self.template,
+                    wf,
+                    self.shards[j],
+                    starts[lo:hi] - lo * lane,
+                    st,
+                    (self.seed, step, j),
+                    key=f"rnnkit-textgrad-{self.run}-{step}-{j}",
+                    workers=[self.placement[j]],
+                    allow_other_workers=True,
+                    pure=False,
+                )
             )
         try:
             results = [f.result(timeout=self.timeout) for f in parts]
@@ -136,8 +151,19 @@ def _shallow_without_optimizer(model):
     return t
 
 
-def fit_text(model, text, *, client=None, steps=None, minutes=None, validation_text=None,
-             eval_every=None, eval_chars=25_000, callback=None, timeout=300.0):
+def fit_text(
+    model,
+    text,
+    *,
+    client=None,
+    steps=None,
+    minutes=None,
+    validation_text=None,
+    eval_every=None,
+    eval_chars=25_000,
+    callback=None,
+    timeout=300.0,
+):
     """``model.fit(text, ...)`` (a :class:`rnnkit.text.CharModel`) with each
     optimizer step computed data-parallel on a Dask cluster.
 
@@ -162,11 +188,16 @@ def fit_text(model, text, *, client=None, steps=None, minutes=None, validation_t
         return holder["t"]
 
     try:
-        return model.fit(text, steps, minutes, validation_text, eval_every=eval_every,
-                         eval_chars=eval_chars, callback=callback, _trainer=trainer)
+        return model.fit(
+            text,
+            steps,
+            minutes,
+            validation_text,
+            eval_every=eval_every,
+            eval_chars=eval_chars,
+            callback=callback,
+            _trainer=trainer,
+        )
     finally:
         if "t" in holder:
             holder["t"].close()
-
-
-

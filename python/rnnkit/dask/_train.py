@@ -24,7 +24,6 @@ from ._checks import check_N_chunks, check_X, get_client, lengths_like, positive
 from ._models import (
     Chain,
     ChainProgram,
-    EstimatorProgram,
     Weights,
     _is_estimator,
     add,
@@ -119,8 +118,13 @@ class _Cluster:
         level = 0
         while len(parts) > 4:
             nxt = [
-                c.submit(add, parts[i], parts[i + 1], pure=False,
-                         key=f"rnnkit-sum-{self.run}-{step}-{level}-{i // 2}")
+                c.submit(
+                    add,
+                    parts[i],
+                    parts[i + 1],
+                    pure=False,
+                    key=f"rnnkit-sum-{self.run}-{step}-{level}-{i // 2}",
+                )
                 for i in range(0, len(parts) - 1, 2)
             ]
             if len(parts) % 2:
@@ -232,7 +236,9 @@ def _check_common(timeout, checkpoint_every, checkpoint_path, clip):
         positive_int("checkpoint_every", checkpoint_every)
         if checkpoint_path is None:
             raise ValueError("checkpoint_every needs checkpoint_path (where to write)")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0):
+    if clip is not None and (
+        isinstance(clip, bool) or not isinstance(clip, (int, float)) or not clip > 0
+    ):
         raise ValueError(f"clip must be a positive number or None, got {clip!r}")
 
 
@@ -248,8 +254,12 @@ class _Schedule:
         self.epoch_total, self.epoch_count = 0.0, 0
 
     def position(self):
-        return {"epoch": self.epoch, "batch": self.batch, "epoch_total": self.epoch_total,
-                "epoch_count": self.epoch_count}
+        return {
+            "epoch": self.epoch,
+            "batch": self.batch,
+            "epoch_total": self.epoch_total,
+            "epoch_count": self.epoch_count,
+        }
 
     def restore(self, pos, rng_state):
         self.rng.bit_generator.state = rng_state
@@ -269,8 +279,23 @@ class _Schedule:
             self.epoch_total, self.epoch_count = 0.0, 0
 
 
-def _train_loop(cluster, program, schedule, opt, opt_keys, clip, seed, *, checkpoint_every,
-                checkpoint_path, resume_from, kind, callback, on_epoch, start_step=0):
+def _train_loop(
+    cluster,
+    program,
+    schedule,
+    opt,
+    opt_keys,
+    clip,
+    seed,
+    *,
+    checkpoint_every,
+    checkpoint_path,
+    resume_from,
+    kind,
+    callback,
+    on_epoch,
+    start_step=0,
+):
     params = program.parameters
     losses, epoch_losses = [], []
     step = start_step
@@ -302,7 +327,14 @@ def _train_loop(cluster, program, schedule, opt, opt_keys, clip, seed, *, checkp
                 pos = {"epoch": epoch + 1, "batch": 0, "epoch_total": 0.0, "epoch_count": 0}
                 rng_state = schedule.rng.bit_generator.state
             _checkpoint.save(
-                checkpoint_path, kind, params, opt, step, pos, rng_state, losses,
+                checkpoint_path,
+                kind,
+                params,
+                opt,
+                step,
+                pos,
+                rng_state,
+                losses,
                 extra={"N": schedule.N, "batch_size": schedule.B, "epoch_losses": epoch_losses},
             )
         if callback is not None and callback({"step": step, "epoch": epoch, "loss": loss}):
@@ -385,7 +417,10 @@ def fit(
     """
     if _is_estimator(model):
         given = {
-            "optimizer": optimizer, "loss": loss, "batch_size": batch_size, "epochs": epochs,
+            "optimizer": optimizer,
+            "loss": loss,
+            "batch_size": batch_size,
+            "epochs": epochs,
             "clip": clip,
         }
         bad = [k for k, v in given.items() if v is not None]
@@ -397,8 +432,15 @@ def fit(
         from ._estimators import fit_estimator
 
         return fit_estimator(
-            model, X, y, lengths, client=client, checkpoint_every=checkpoint_every,
-            checkpoint_path=checkpoint_path, resume_from=resume_from, callback=callback,
+            model,
+            X,
+            y,
+            lengths,
+            client=client,
+            checkpoint_every=checkpoint_every,
+            checkpoint_path=checkpoint_path,
+            resume_from=resume_from,
+            callback=callback,
             timeout=timeout,
         )
     chain = Chain(model)
@@ -425,9 +467,18 @@ def fit(
     schedule = _Schedule(np.random.default_rng(int(seed)), X.shape[0], B, E, bool(shuffle))
     try:
         steps, losses, epoch_losses = _train_loop(
-            cluster, program, schedule, opt, opt_keys, None if clip is None else float(clip),
-            int(seed), checkpoint_every=checkpoint_every, checkpoint_path=checkpoint_path,
-            resume_from=resume_from, kind="modules", callback=callback,
+            cluster,
+            program,
+            schedule,
+            opt,
+            opt_keys,
+            None if clip is None else float(clip),
+            int(seed),
+            checkpoint_every=checkpoint_every,
+            checkpoint_path=checkpoint_path,
+            resume_from=resume_from,
+            kind="modules",
+            callback=callback,
             on_epoch=lambda e, v: None,
         )
     finally:

@@ -52,8 +52,12 @@ def main(argv=None):
 
     # ---- inference on 1 and 2 workers (1 thread each) ----
     for workers in (1, 2):
-        with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                                      dashboard_address=None) as cl, distributed.Client(cl) as c:
+        with (
+            distributed.LocalCluster(
+                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+            ) as cl,
+            distributed.Client(cl) as c,
+        ):
             c.run(rnnkit.set_num_threads, 1)
             X = c.persist(da.from_array(x, chunks=(a.N // 8, a.T, a.C)))
             distributed.wait(X)
@@ -67,8 +71,10 @@ def main(argv=None):
                 for name, n, T, H in (("tiny", 16, 8, 8), ("base", 256, a.T, a.H)):
                     xs = rng.standard_normal((n, T, a.C))
                     ys = rng.standard_normal((n, T, 1))
-                    model = {"rnn": rnnkit.LSTM(a.C, H, batch_first=True, dtype=np.float64, seed=0),
-                             "head": nn.Linear(H, 1, dtype=np.float64, seed=1)}
+                    model = {
+                        "rnn": rnnkit.LSTM(a.C, H, batch_first=True, dtype=np.float64, seed=0),
+                        "head": nn.Linear(H, 1, dtype=np.float64, seed=1),
+                    }
                     XS = da.from_array(xs, chunks=(n // 2, T, a.C))
                     YS = da.from_array(ys, chunks=(n // 2, T, 1))
                     times = []
@@ -80,8 +86,17 @@ def main(argv=None):
                             times.append(now - last[0])
                         last[0] = now
 
-                    rd.fit(model, XS, YS, client=c, optimizer=lambda p: nn.SGD(p, lr=1e-3),
-                           loss="mse", batch_size=n, epochs=8, callback=cb)
+                    rd.fit(
+                        model,
+                        XS,
+                        YS,
+                        client=c,
+                        optimizer=lambda p: nn.SGD(p, lr=1e-3),
+                        loss="mse",
+                        batch_size=n,
+                        epochs=8,
+                        callback=cb,
+                    )
                     ch = rd.Chain(model)
                     opt = nn.SGD(ch.parameters, lr=1e-3)
 
@@ -96,7 +111,10 @@ def main(argv=None):
                     t1 = _best(one, a.reps + 2)
                     grad_bytes = sum(p.nbytes for p in ch.parameters.values())
                     res[f"train_{name}"] = {
-                        "N": n, "T": T, "H": H, "grad_bytes": grad_bytes,
+                        "N": n,
+                        "T": T,
+                        "H": H,
+                        "grad_bytes": grad_bytes,
                         "cluster_step_s": float(np.median(times)),
                         "cluster_step_min_s": float(np.min(times)),
                         "one_process_2t_step_s": t1,
