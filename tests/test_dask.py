@@ -245,6 +245,21 @@ def test_fit_equals_one_process_to_rounding_and_moves_no_data(client):
     assert not any(n.startswith("make_shard") for n in names), names
 
 
+def test_fit_check_catches_a_sabotaged_reduction(client, monkeypatch):
+    # The equality above is not vacuous: a tree that drops one partial sum
+    # (and counts another twice) trains a visibly different model.
+    import rnnkit.dask._train as train
+
+    x, y, lengths = _data()
+    ref = _one_process(_model(), x, y, lengths, B=12, epochs=1, seed=11, lr=0.02, clip=0.5)
+    good = _fit(client, _model(), x, y, lengths, epochs=1)[1]
+    assert _relerr(good, ref) < 1e-10
+    honest = train.add
+    monkeypatch.setattr(train, "add", lambda a, b: honest(a, a))
+    bad = _fit(client, _model(), x, y, lengths, epochs=1)[1]
+    assert _relerr(bad, ref) > 1e-6
+
+
 def test_fit_bitwise_whatever_the_scheduling(client):
     x, y, lengths = _data()
     workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
@@ -468,7 +483,7 @@ def test_fit_text_equals_one_process(client):
         CharModel(**kw),
         _TEXT,
         client=client,
-        steps=32,
+        steps=20,
         timeout=TIMEOUT,
         callback=lambda m, info: seen.append(info["step"]),
     )
