@@ -560,3 +560,44 @@ def test_cli_train_text_dask_unreachable(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"cannot reach the Dask scheduler at 'tcp://127.0.0.1:{port}' within 1 s" in err
     assert time.perf_counter() - t < 20
+
+
+def test_fit_text_checkpoint_resume_is_exact(client, tmp_path):
+    from rnnkit.text import CharModel
+
+    kw = dict(
+        cell="gru",
+        hidden_size=6,
+        num_layers=2,
+        embedding_dim=4,
+        seq_len=10,
+        batch_size=6,
+        dtype="float64",
+        seed=4,
+        lr=0.01,
+        dropout=0.2,
+    )
+    full = rd.fit_text(CharModel(**kw), _TEXT, client=client, steps=18, timeout=TIMEOUT)
+    path = tmp_path / "text.npz"
+
+    def die(m, info):
+        if info["step"] == 11:  # the driver dies; the last checkpoint is from step 10
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        rd.fit_text(
+            CharModel(**kw),
+            _TEXT,
+            client=client,
+            steps=18,
+            timeout=TIMEOUT,
+            checkpoint_every=5,
+            checkpoint_path=path,
+            callback=die,
+        )
+    resumed = rd.fit_text(
+        CharModel(**kw), _TEXT, client=client, steps=8, timeout=TIMEOUT, resume_from=path
+    )  # 10 + 8 = 18, across the reset at 15
+    assert resumed.steps_trained == 18
+    for k, v in full.parameters.items():
+        assert np.array_equal(resumed.parameters[k], v), k

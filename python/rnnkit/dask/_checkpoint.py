@@ -16,7 +16,7 @@ FORMAT = "rnnkit.dask.TrainState"
 VERSION = 1
 
 
-def save(path, kind, params, optimizer, step, position, rng_state, losses, extra=None):
+def save(path, kind, params, optimizer, step, position, rng_state, losses, extra=None, more=None):
     from .._version import __version__
 
     header = {
@@ -35,6 +35,8 @@ def save(path, kind, params, optimizer, step, position, rng_state, losses, extra
         arrays["param." + k] = v
     for k, v in optimizer.state_dict().items():
         arrays["optim." + k] = np.asarray(v)
+    for k, v in (more or {}).items():
+        arrays["more." + k] = np.asarray(v)
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     try:
@@ -91,4 +93,5 @@ def load(path, kind, params, N=None, B=None):
         "rng_state": header["rng_state"],
         "losses": header["losses"],
         "extra": extra,
+        "more": {k[5:]: v for k, v in data.items() if k.startswith("more.")},
     }

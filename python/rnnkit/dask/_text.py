@@ -17,7 +17,8 @@ import numpy as np
 
 from .. import nn
 from ..seq import windows
-from ._checks import get_client
+from . import _checkpoint
+from ._checks import get_client, positive_int
 from ._models import GradSum, _replica, add
 
 
@@ -49,10 +50,22 @@ def _add_text(a, b):
 
 
 class _TextTrainer:
-    def __init__(self, client, model, batcher, timeout, seed):
+    def __init__(
+        self,
+        client,
+        model,
+        batcher,
+        timeout,
+        seed,
+        checkpoint_every=None,
+        checkpoint_path=None,
+        resume_from=None,
+    ):
         self.client, self.model, self.batcher, self.timeout = client, model, batcher, timeout
         self.seed = seed
         self.run = uuid.uuid4().hex[:8]
+        self.checkpoint_every, self.checkpoint_path = checkpoint_every, checkpoint_path
+        self.pending = None  # the carried state a resumed run starts from
         workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
         N, lane = batcher.batch_size, batcher.lane_len
         P = min(len(workers), N)
@@ -72,10 +85,18 @@ class _TextTrainer:
         ]
         template = _shallow_without_optimizer(model)
         self.template = client.submit(_value, template, pure=False, key=f"rnnkit-model-{self.run}")
+        if resume_from is not None:
+            self._resume(resume_from)
 
     def __call__(self, x, y, state):
         c, model, b = self.client, self.model, self.batcher
         step = model.steps_trained
+        if self.pending is not None:
+            # The first window after a resume continues the checkpoint's state,
+            # unless the batcher has just started a new pass (a reset).
+            if state is None and b.epoch == self.resume_epoch:
+                state = self.pending
+            self.pending = None
         # The window the batcher just cut starts here in every lane (it has
         # already moved its starts on by T).
         starts = b._starts - b.seq_len
@@ -127,7 +148,64 @@ class _TextTrainer:
                 "lower the learning rate or set clip"
             )
         model.optimizer.step(model._grads)
+        if self.checkpoint_every is not None and (step + 1) % self.checkpoint_every == 0:
+            self._save(step + 1, states)
         return loss, states
+
+    # ---- checkpoints: the model, Adam, the batcher's position, the carried state ----
+
+    def _save(self, steps_done, states):
+        b, m = self.batcher, self.model
+        more = {"batcher.starts": b._starts}
+        for j, st in enumerate(states):
+            for i, a in enumerate(st if isinstance(st, tuple) else (st,)):
+                more[f"state.{j}.{i}"] = a
+        pos = {
+            "left": int(b._left),
+            "reset": bool(b._reset),
+            "epoch": int(b.epoch),
+            "lanes": self.lanes,
+        }
+        extra = {"config": m.get_config(), "vocab": m.vocab}
+        _checkpoint.save(
+            self.checkpoint_path,
+            "CharModel",
+            m._params,
+            m.optimizer,
+            steps_done,
+            pos,
+            b._rng.bit_generator.state,
+            [],
+            extra=extra,
+            more=more,
+        )
+
+    def _resume(self, path):
+        b, m = self.batcher, self.model
+        ck = _checkpoint.load(path, "CharModel", m._params)
+        what = f"resume_from={str(path)!r}"
+        if ck["extra"].get("vocab") != m.vocab or ck["extra"].get("config") != m.get_config():
+            raise ValueError(f"{what} was written by a CharModel of another config or vocabulary")
+        if ck["position"]["lanes"] != [list(x) for x in self.lanes]:
+            raise ValueError(
+                f"{what} split the lanes as {ck['position']['lanes']}, this cluster as "
+                f"{self.lanes}: resume on as many workers"
+            )
+        for k, p in m._params.items():
+            np.copyto(p, ck["params"][k])
+        m.optimizer.load_state_dict(ck["optimizer"])
+        m.steps_trained = ck["step"]
+        b._rng.bit_generator.state = ck["rng_state"]
+        b._starts = np.array(ck["more"]["batcher.starts"], dtype=np.int64)
+        b._left, b._reset, b.epoch = (ck["position"][k] for k in ("left", "reset", "epoch"))
+        self.resume_epoch = b.epoch
+        pending = []
+        for j in range(len(self.lanes)):
+            parts = [
+                ck["more"][f"state.{j}.{i}"] for i in range(2) if f"state.{j}.{i}" in ck["more"]
+            ]
+            pending.append(tuple(parts) if len(parts) == 2 else parts[0])
+        self.pending = pending
 
     def close(self):
         for f in self.shards:
@@ -163,6 +241,9 @@ def fit_text(
     eval_chars=25_000,
     callback=None,
     timeout=300.0,
+    checkpoint_every=None,
+    checkpoint_path=None,
+    resume_from=None,
 ):
     """``model.fit(text, ...)`` (a :class:`rnnkit.text.CharModel`) with each
     optimizer step computed data-parallel on a Dask cluster.
@@ -173,6 +254,11 @@ def fit_text(
     driver), callback and history; the weights after each step equal one
     process's to rounding (the gradient is summed per worker, then in lane
     order). Returns the model.
+
+    ``checkpoint_every=k`` writes ``checkpoint_path`` every k steps (the
+    weights, Adam's state, the batcher's position and the carried lane
+    states); ``resume_from`` continues such a run exactly, on a cluster with
+    as many workers, for ``steps`` more steps.
     """
     from ..text import CharModel
 
@@ -180,11 +266,24 @@ def fit_text(
         raise TypeError(f"model must be an rnnkit.text.CharModel, got {type(model).__name__}")
     if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout > 0:
         raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if checkpoint_every is not None:
+        positive_int("checkpoint_every", checkpoint_every)
+        if checkpoint_path is None:
+            raise ValueError("checkpoint_every needs checkpoint_path (where to write)")
     client = get_client(client, timeout)
     holder = {}
 
     def trainer(m, batcher):
-        holder["t"] = _TextTrainer(client, m, batcher, timeout, 0 if m.seed is None else m.seed)
+        holder["t"] = _TextTrainer(
+            client,
+            m,
+            batcher,
+            timeout,
+            0 if m.seed is None else m.seed,
+            checkpoint_every,
+            checkpoint_path,
+            resume_from,
+        )
         return holder["t"]
 
     try:
