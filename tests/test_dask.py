@@ -223,9 +223,9 @@ _PLAIN = {}
 
 
 def _plain_fit(client, x, y, lengths):
-    """The undisturbed 2-worker run (12 steps) that several tests compare with."""
+    """The undisturbed 2-worker run (8 steps) that several tests compare with."""
     if "w" not in _PLAIN:
-        _PLAIN["w"] = _fit(client, _model(), x, y, lengths)[1]
+        _PLAIN["w"] = _fit(client, _model(), x, y, lengths, epochs=2)[1]
     return _PLAIN["w"]
 
 
@@ -317,18 +317,28 @@ def test_checkpoint_resume_is_exact(client, tmp_path):
     x, y, lengths = _data()
     path = tmp_path / "run.npz"
     full = _plain_fit(client, x, y, lengths)
-    # A driver that dies after step 6: the last checkpoint is from step 4.
+    # A driver that dies after step 5: the last checkpoint is from step 3.
     m = _model()
     with pytest.raises(KeyboardInterrupt):
 
         def die(info):
-            if info["step"] == 6:
+            if info["step"] == 5:
                 raise KeyboardInterrupt
 
-        _fit(client, m, x, y, lengths, checkpoint_every=4, checkpoint_path=path, callback=die)
+        _fit(
+            client,
+            m,
+            x,
+            y,
+            lengths,
+            epochs=2,
+            checkpoint_every=3,
+            checkpoint_path=path,
+            callback=die,
+        )
     m = _model(seed=99)  # whatever the weights: they come from the checkpoint
-    res, resumed = _fit(client, m, x, y, lengths, resume_from=path)
-    assert res.steps == 12 and len(res.losses) == 12
+    res, resumed = _fit(client, m, x, y, lengths, epochs=2, resume_from=path)
+    assert res.steps == 8 and len(res.losses) == 8 and len(res.epoch_losses) == 2
     for k in full:
         assert np.array_equal(resumed[k], full[k]), k
 
@@ -341,11 +351,11 @@ def test_killed_worker_does_not_change_the_result(client):
     killed = []
 
     def kill(info):
-        if info["step"] == 4 and not killed:
+        if info["step"] == 3 and not killed:
             os.kill(pids[victim], signal.SIGKILL)  # mid-epoch, shards and all
             killed.append(victim)
 
-    _, got = _fit(client, _model(), x, y, lengths, callback=kill)
+    _, got = _fit(client, _model(), x, y, lengths, epochs=2, callback=kill)
     assert killed
     for k in ref:
         assert np.array_equal(got[k], ref[k]), k

@@ -11,6 +11,7 @@ gradient), which the next step sends back: tasks stay pure functions of
 from __future__ import annotations
 
 import math
+import time
 import uuid
 
 import numpy as np
@@ -121,8 +122,9 @@ class _TextTrainer:
                     pure=False,
                 )
             )
+        deadline = time.monotonic() + self.timeout  # one budget for the whole step
         try:
-            results = [f.result(timeout=self.timeout) for f in parts]
+            results = [f.result(timeout=max(deadline - time.monotonic(), 0.001)) for f in parts]
         except TimeoutError:
             raise TimeoutError(
                 f"training step {step + 1} did not finish within timeout={self.timeout:g} s"

@@ -12,6 +12,7 @@ are rnnkit's own (rnnkit.nn, the layers, the estimators' _forward/_backward).
 from __future__ import annotations
 
 import math
+import time
 import uuid
 
 import dask
@@ -130,8 +131,9 @@ class _Cluster:
             if len(parts) % 2:
                 nxt.append(parts[-1])
             parts, level = nxt, level + 1
+        deadline = time.monotonic() + self.timeout  # one budget for the whole step
         try:
-            parts = [f.result(timeout=self.timeout) for f in parts]
+            parts = [f.result(timeout=max(deadline - time.monotonic(), 0.001)) for f in parts]
         except TimeoutError:
             raise TimeoutError(
                 f"training step {step} did not finish within timeout={self.timeout:g} s "
