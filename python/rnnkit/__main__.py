@@ -387,7 +387,7 @@ def _dask_fit(args, model):
         client = rnnkit_dask.connect(args.dask, timeout=args.dask_timeout)
     except (ConnectionError, TypeError) as err:
         raise _UserError(str(err)) from None
-    n = len(client.scheduler_info(n_workers=-1)["workers"])
+    n = len(rnnkit_dask._checks.worker_addresses(client))
     print(f"dask: {args.dask}, {n} worker(s); the {args.batch} lanes are split among them",
           file=sys.stdout, flush=True)
 

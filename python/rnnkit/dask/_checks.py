@@ -120,3 +120,12 @@ def connect(address, timeout=10.0):
             f"cannot reach the Dask scheduler at {address!r} within {timeout:g} s: "
             f"{type(err).__name__}: {err}"
         ) from None
+
+
+def worker_addresses(client):
+    """The addresses of all the cluster's workers, sorted."""
+    try:
+        info = client.scheduler_info(n_workers=-1)  # newer distributed lists only some by default
+    except TypeError:
+        info = client.scheduler_info()
+    return sorted(info["workers"])

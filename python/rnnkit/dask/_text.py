@@ -19,7 +19,7 @@ import numpy as np
 from .. import nn
 from ..seq import windows
 from . import _checkpoint
-from ._checks import get_client, positive_int
+from ._checks import get_client, positive_int, worker_addresses
 from ._models import GradSum, _replica, add
 
 
@@ -67,7 +67,7 @@ class _TextTrainer:
         self.run = uuid.uuid4().hex[:8]
         self.checkpoint_every, self.checkpoint_path = checkpoint_every, checkpoint_path
         self.pending = None  # the carried state a resumed run starts from
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        workers = worker_addresses(client)
         N, lane = batcher.batch_size, batcher.lane_len
         P = min(len(workers), N)
         cuts = np.linspace(0, N, P + 1).round().astype(int)

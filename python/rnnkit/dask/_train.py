@@ -21,7 +21,14 @@ import numpy as np
 
 from .. import nn
 from . import _checkpoint
-from ._checks import check_N_chunks, check_X, get_client, lengths_like, positive_int
+from ._checks import (
+    check_N_chunks,
+    check_X,
+    get_client,
+    lengths_like,
+    positive_int,
+    worker_addresses,
+)
 from ._models import (
     Chain,
     ChainProgram,
@@ -58,7 +65,7 @@ class _Cluster:
         self.client = client
         self.timeout = timeout
         self.run = uuid.uuid4().hex[:8]
-        workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
+        workers = worker_addresses(client)
         self.bounds = bounds  # [(lo, hi)] rows of each shard, in order
         # Shard j lives on worker j mod P; its gradient tasks prefer that worker
         # (loosely: a lost worker's shards are recomputed wherever Dask likes).
