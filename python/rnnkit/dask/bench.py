@@ -40,7 +40,14 @@ def main(argv=None):
     ap.add_argument("--json", default=None)
     a = ap.parse_args(argv)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((a.N, a.T, a.C)).astype(np.float32)
+    # Generated chunk by chunk, so that a cluster holds the chunks spread over
+    # its workers (from_array of one NumPy array would put them all on one).
+    Xlazy = (
+        da.random.default_rng(0)
+        .standard_normal((a.N, a.T, a.C), chunks=(a.N // 8, a.T, a.C))
+        .astype(np.float32)
+    )
+    x = Xlazy.compute(scheduler="sync")
     layer = rnnkit.LSTM(a.C, a.H, batch_first=True, seed=0)
     res = {"shape": vars(a)}
 
@@ -59,8 +66,13 @@ def main(argv=None):
             distributed.Client(cl) as c,
         ):
             c.run(rnnkit.set_num_threads, 1)
-            X = c.persist(da.from_array(x, chunks=(a.N // 8, a.T, a.C)))
+            X = c.persist(Xlazy)
             distributed.wait(X)
+            where = c.who_has(X)
+            res[f"dask_{workers}w_chunks_per_worker"] = sorted(
+                sum(1 for v in where.values() if w in v)
+                for w in {w for v in where.values() for w in v}
+            )
             y = rd.predict(layer, X).sum(axis=(1, 2))
             y.compute()  # warm: the model reaches every worker
             t = _best(lambda: y.compute(), a.reps)
