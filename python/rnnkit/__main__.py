@@ -155,6 +155,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="also save --out every this many steps (0, the default: at each evaluation); "
         "a run killed in between resumes from the last one",
     )
+    t.add_argument(
+        "--dask",
+        metavar="SCHEDULER_ADDRESS",
+        default=None,
+        help="train data-parallel on this Dask cluster (tcp://host:8786; needs rnnkit[dask])",
+    )
+    t.add_argument(
+        "--dask-timeout",
+        type=_positive_float,
+        default=10.0,
+        help="seconds to reach the scheduler, and x30 per training step (10)",
+    )
 
     s = sub.add_parser(
         "sample",
@@ -434,6 +446,13 @@ def _train_text(args) -> int:
             f"{source} has {len(train_text):,} training characters, but --batch {args.batch} lanes "
             f"of --seq-len {args.seq_len} need at least {need:,}; lower --batch or --seq-len"
         )
+    if args.dask is not None and (args.resume is not None or args.checkpoint_every):
+        # The cluster's optimizer state lives in rnnkit.dask's trainer, not in the model
+        # that --out saves: a checkpoint of it could not resume exactly.
+        raise _UserError(
+            "--resume and --checkpoint-every are for one-process runs; with --dask use "
+            "rnnkit.dask.fit_text(checkpoint_every=..., resume_from=...)"
+        )
     resumed_from = None
     if args.resume is not None:
         from .text import CheckpointError, _data_digest
@@ -526,6 +545,9 @@ def _train_text(args) -> int:
             print(f"saved {args.out}", file=out)
             return 0
 
+    fit = model.fit
+    if args.dask is not None:
+        fit = _dask_fit(args, model)
     progress = _Progress(steps, minutes, args.no_progress, out)
     rng = np.random.default_rng(args.seed)
     stop_requested = []
@@ -576,16 +598,16 @@ def _train_text(args) -> int:
             pass
     try:
         if resumed_from is not None:
-            model.fit(train_text, steps=steps, minutes=minutes, validation_text=val_text or None,
+            fit(train_text, steps=steps, minutes=minutes, validation_text=val_text or None,
                       callback=callback, eval_progress=progress.eval_progress)
         else:
-            model.fit(text, steps=steps, minutes=minutes, callback=callback,
+            fit(text, steps=steps, minutes=minutes, callback=callback,
                       eval_progress=progress.eval_progress)
         interrupted = bool(stop_requested)
     except KeyboardInterrupt:
         interrupted = True
-    except (FloatingPointError, ValueError) as err:  # e.g. sizes past memory, from the layers
-        raise _UserError(str(err)) from None
+    except (FloatingPointError, ValueError, TimeoutError, ConnectionError) as err:
+        raise _UserError(str(err)) from None  # e.g. sizes past memory, a lost cluster
     finally:
         progress.close()
         for sig, h in handlers.items():
@@ -626,6 +648,31 @@ def _train_text(args) -> int:
         )
         print(f"--- sample (temperature {args.temperature:g}) ---\n{prime or ''}{sample}", file=out)
     return 130 if interrupted else 0
+
+
+def _dask_fit(args, model):
+    """model.fit's stand-in that trains on the cluster at --dask (rnnkit.dask.fit_text)."""
+    try:
+        import rnnkit.dask as rnnkit_dask
+    except ImportError as err:
+        raise _UserError(f"--dask needs the dask extra: {err}") from None
+    try:
+        client = rnnkit_dask.connect(args.dask, timeout=args.dask_timeout)
+    except (ConnectionError, TypeError) as err:
+        raise _UserError(str(err)) from None
+    n = len(rnnkit_dask._checks.worker_addresses(client))
+    print(f"dask: {args.dask}, {n} worker(s); the {args.batch} lanes are split among them",
+          file=sys.stdout, flush=True)
+
+    def fit(text, **kw):
+        try:
+            return rnnkit_dask.fit_text(
+                model, text, client=client, timeout=30 * args.dask_timeout, **kw
+            )
+        finally:
+            client.close()
+
+    return fit
 
 
 # ---------------------------------------------------------------------------

@@ -199,6 +199,21 @@ def _as_batch(X, lengths, dtype, n_features=None):
     return out, lengths, ragged
 
 
+def _is_dask(a) -> bool:
+    """A dask collection, recognised without importing dask (an optional extra)."""
+    return type(a).__module__.split(".")[0] == "dask" and hasattr(a, "__dask_graph__")
+
+
+def _dask_module():
+    try:
+        from . import dask as rnnkit_dask
+    except ImportError as err:
+        raise ImportError(
+            f"X is a dask array, which needs rnnkit's dask extra: {err}"
+        ) from None
+    return rnnkit_dask
+
+
 def _is_rectangular(X) -> bool:
     try:
         shapes = {np.shape(s) for s in X}
@@ -490,7 +505,11 @@ class RNNClassifier(_RNNEstimator):
     def fit(self, X, y, lengths=None):
         """Fit on ``X`` ``[n_samples, n_timesteps, n_features]`` (or a list of
         ``[T_i, n_features]`` arrays) and labels ``y`` ``[n_samples]``.
-        ``lengths`` (``[n_samples]`` integers) marks the real steps of padded X."""
+        ``lengths`` (``[n_samples]`` integers) marks the real steps of padded X.
+        A dask array X (and y, lengths) trains data-parallel on the current
+        distributed Client (``rnnkit.dask.fit``; docs/distributed.md)."""
+        if _is_dask(X):
+            return _dask_module().fit(self, X, y, lengths=lengths)
         Xb, lengths, _, _ = self._fit_X(X, lengths)
         _refuse_lossy("y", y)
         if isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.dtype == object):
@@ -522,12 +541,17 @@ class RNNClassifier(_RNNEstimator):
         return self
 
     def decision_function(self, X, lengths=None):
-        """Logits ``[n_samples, n_classes]``."""
+        """Logits ``[n_samples, n_classes]`` (a lazy dask array for a dask X)."""
+        if _is_dask(X):
+            return _dask_module().predict(self, X, lengths, method="decision_function")
         Xb, lengths, _ = self._prepare_X(X, lengths)
         return self._raw_predict(Xb, lengths).astype(np.float64)
 
     def predict_proba(self, X, lengths=None):
-        """Class probabilities ``[n_samples, n_classes]``, columns in ``classes_`` order."""
+        """Class probabilities ``[n_samples, n_classes]``, columns in ``classes_`` order
+        (a lazy dask array for a dask X)."""
+        if _is_dask(X):
+            return _dask_module().predict(self, X, lengths, method="predict_proba")
         z = self.decision_function(X, lengths)
         z -= z.max(axis=1, keepdims=True)
         p = np.exp(z)
@@ -535,7 +559,10 @@ class RNNClassifier(_RNNEstimator):
         return p
 
     def predict(self, X, lengths=None):
-        """The likeliest class of each sequence, ``[n_samples]``."""
+        """The likeliest class of each sequence, ``[n_samples]`` (a lazy dask
+        array for a dask X)."""
+        if _is_dask(X):
+            return _dask_module().predict(self, X, lengths, method="predict")
         z = self.decision_function(X, lengths)
         return self.classes_[np.argmax(z, axis=1)]
 
@@ -684,7 +711,11 @@ class RNNRegressor(_RNNEstimator):
 
     def fit(self, X, y, lengths=None):
         """Fit on ``X`` ``[n_samples, n_timesteps, n_features]`` (or a list of
-        ``[T_i, n_features]`` arrays) and ``y`` (see the class docstring)."""
+        ``[T_i, n_features]`` arrays) and ``y`` (see the class docstring).
+        A dask array X (and y, lengths) trains data-parallel on the current
+        distributed Client (``rnnkit.dask.fit``; docs/distributed.md)."""
+        if _is_dask(X):
+            return _dask_module().fit(self, X, y, lengths=lengths)
         if self.output not in ("last", "sequence"):
             raise ValueError(f"output must be 'last' or 'sequence', got {self.output!r}")
         Xb, lengths, ragged, mask = self._fit_X(X, lengths)
@@ -716,7 +747,10 @@ class RNNRegressor(_RNNEstimator):
     def predict(self, X, lengths=None):
         """``[n_samples]`` / ``[n_samples, n_outputs]`` (output="last"), or
         ``[n_samples, n_timesteps(, n_outputs)]`` (output="sequence", a list
-        of ``[T_i(, n_outputs)]`` arrays when X was a list)."""
+        of ``[T_i(, n_outputs)]`` arrays when X was a list; a lazy dask array
+        for a dask X)."""
+        if _is_dask(X):
+            return _dask_module().predict(self, X, lengths, method="predict")
         Xb, lengths, ragged = self._prepare_X(X, lengths)
         out = self._raw_predict(Xb, lengths).astype(np.float64) * self.y_scale_ + self.y_mean_
         if self._many_to_many:

@@ -256,6 +256,7 @@ class CharModel:
         eval_chars: int = 25_000,
         callback: Callable | None = None,
         eval_progress: Callable | None = None,
+        _trainer: Callable | None = None,
     ) -> CharModel:
         """Train on ``text`` with truncated BPTT and Adam.
 
@@ -290,6 +291,10 @@ class CharModel:
             each window of the validation text: ``done`` of ``total``
             characters predicted; ``final`` is True for the evaluation on all
             of it when training stops (the long one).
+        _trainer : callable, optional (private)
+            ``_trainer(model, batcher)`` returns the step function to use instead
+            of one-process training, ``step(x, y, state) -> (loss, state)``:
+            the hook by which ``rnnkit.dask.fit_text`` trains on a cluster.
 
         Returns
         -------
@@ -350,6 +355,7 @@ class CharModel:
         if self.optimizer is None:
             self.optimizer = nn.Adam(self._params, lr=self.lr)
         self.optimizer.lr = self.lr
+        train_step = self._train_step if _trainer is None else _trainer(self, batcher)
 
         start = time.perf_counter()
         next_eval_time = start + eval_seconds if eval_seconds is not None else math.inf
@@ -363,7 +369,7 @@ class CharModel:
             batch = next(batcher)
             if batch.reset:
                 state = None
-            loss, state = self._train_step(batch.x, batch.y, state)
+            loss, state = train_step(batch.x, batch.y, state)
             step += 1
             self.steps_trained += 1
             chars += batch.x.size
