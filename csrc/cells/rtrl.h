@@ -220,14 +220,14 @@ struct RtrlKernels {
     // the gradient row gains (dy_t d_t) r_t: two FMAs per entry and step, with
     // r and the gradient of UR units by JV vectors of x-columns in registers
     // across all steps of a sequence. ab: 2*T scalars per unit of the block.
-    static constexpr int UR = 4, JV = 1;   // 8 accumulators: no spills on 16 registers
+    static constexpr int UR = 6, JV = 1;   // 12 accumulators: no spills on 16 registers, 3 FMA chains a cycle
 
     // The x-columns [j, j + JV*Vx::W) of units [k0, k0 + ur) for sequence n.
     // xn: sequence n's active rows of x, gathered [n_act][C] (rows of x are
     // N*C apart: at N*C*size a multiple of 4 KB they would share L1 sets).
     template <class Vx, int U>
     static void indrnn_xcols(const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                             const Real* ab, int64_t n_act, const Real* xn, Real* w_rows) {
+                             const Real* ab, int64_t n_act, const Real* xn, const Real* dlast, Real* w_rows) {
         const int64_t C = dm.C, H = dm.H, K = C + 2, Q = K + 1;
         constexpr int W = Vx::W;
         Vx r[U][JV], g[U][JV];
@@ -259,22 +259,23 @@ struct RtrlKernels {
         }
         for (int u = 0; u < U; ++u)
             for (int v = 0; v < JV; ++v) g[u][v].storeu(w_rows + (k0 + u) * K + 1 + j + v * W);
-        // r of the last active step; the caller scales the row by its d into S
+        // S = d of the last active step times its r
         for (int u = 0; u < U; ++u)
-            for (int v = 0; v < JV; ++v) r[u][v].storeu(io.S + (n * H + k0 + u) * Q + 1 + j + v * W);
+            for (int v = 0; v < JV; ++v)
+                (Vx::set1(dlast[u]) * r[u][v]).storeu(io.S + (n * H + k0 + u) * Q + 1 + j + v * W);
     }
 
     // indrnn_xcols for ur <= U units: a kernel compiled for exactly ur.
     template <class Vx, int U>
     static void indrnn_xcols_upto(int ur, const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                                  const Real* ab, int64_t n_act, const Real* xn, Real* w_rows) {
+                                  const Real* ab, int64_t n_act, const Real* xn, const Real* dlast, Real* w_rows) {
         if constexpr (U > 1) {
             if (ur < U) {
-                indrnn_xcols_upto<Vx, U - 1>(ur, dm, io, n, k0, j, ab, n_act, xn, w_rows);
+                indrnn_xcols_upto<Vx, U - 1>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
                 return;
             }
         }
-        indrnn_xcols<Vx, U>(dm, io, n, k0, j, ab, n_act, xn, w_rows);
+        indrnn_xcols<Vx, U>(dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
     }
 
     static void indrnn_units(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, int64_t u0,
@@ -307,13 +308,15 @@ struct RtrlKernels {
                         ab[(2 * a + 1) * ur + u] = io.dy[row + k0 + u] * d;
                     }
                 }
+                Real dlast[UR];
+                for (int u = 0; u < ur; ++u) dlast[u] = dd[(act_t[n_act - 1] * N + n) * H + k0 + u];
                 int64_t j = 0;
                 constexpr int64_t step = JV * V::W;
                 for (; j + step <= C; j += step) {
-                    indrnn_xcols_upto<V, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, w_rows);
+                    indrnn_xcols_upto<V, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
                 }
                 for (; j + JV <= C; j += JV) {
-                    indrnn_xcols_upto<Scalar<Real>, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, w_rows);
+                    indrnn_xcols_upto<Scalar<Real>, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
                 }
                 // The rest: the last x-columns, h_prev[k] (column 0), the bias (C+1), h0 (C+2), one by one.
                 for (int u = 0; u < ur; ++u) {
@@ -329,7 +332,7 @@ struct RtrlKernels {
                             r = ab[(2 * (a - 1)) * ur + u] * r + zfun(act_t[a]);
                             g[col] = g[col] + ab[(2 * a + 1) * ur + u] * r;
                         }
-                        s1[col] = r;
+                        s1[col] = dlast[u] * r;
                     };
                     for (int64_t jj = j; jj < C; ++jj)
                         column(1 + jj, [&](int64_t t) { return io.x[(t * N + n) * C + jj]; });
@@ -343,12 +346,9 @@ struct RtrlKernels {
                             r = ab[(2 * (a - 1)) * ur + u] * r;
                             dh0 = dh0 + ab[(2 * a + 1) * ur + u] * r;
                         }
-                        s1[C + 2] = r;
+                        s1[C + 2] = dlast[u] * r;
                     }
                     io.dh0[n * H + k] = dh0;
-                    // s = d_last * r over the whole row
-                    const Real d_last = dd[(act_t[n_act - 1] * N + n) * H + k];
-                    for (int64_t col = 0; col < Q; ++col) s1[col] = d_last * s1[col];
                 }
             }
         }
