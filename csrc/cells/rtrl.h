@@ -295,21 +295,33 @@ struct RtrlKernels {
                 for (int64_t j = 0; j < (u1 - u0) * Q; ++j) io.S[(n * H + u0) * Q + j] = io.S0[(n * H + u0) * Q + j];
                 continue;
             }
-            for (int64_t a = 0; a < n_act; ++a)
+            // Sequence n's active steps gathered once for all its units: rows
+            // of x, h_prev, d and dy are N*C or N*H apart in the call's arrays
+            // (at a multiple of 4 KB they would all share L1 sets).
+            Real* hpn = xn + T * C;
+            Real* ddn = hpn + T * H;
+            Real* dyn = ddn + T * H;
+            for (int64_t a = 0; a < n_act; ++a) {
+                const int64_t row = (act_t[a] * N + n) * H;
                 for (int64_t c = 0; c < C; ++c) xn[a * C + c] = io.x[(act_t[a] * N + n) * C + c];
+                for (int64_t k = u0; k < u1; ++k) {
+                    hpn[a * H + k] = hp[row + k];
+                    ddn[a * H + k] = dd[row + k];
+                    dyn[a * H + k] = io.dy[row + k];
+                }
+            }
             for (int64_t k0 = u0; k0 < u1; k0 += UR) {
                 const int ur = static_cast<int>(min_i(UR, u1 - k0));
                 // ab[(2a) * ur + u] = w * d, ab[(2a + 1) * ur + u] = dy * d at active step a
                 for (int64_t a = 0; a < n_act; ++a) {
-                    const int64_t row = (act_t[a] * N + n) * H;
                     for (int u = 0; u < ur; ++u) {
-                        const Real d = dd[row + k0 + u];
+                        const Real d = ddn[a * H + k0 + u];
                         ab[(2 * a) * ur + u] = io.w_hh[k0 + u] * d;
-                        ab[(2 * a + 1) * ur + u] = io.dy[row + k0 + u] * d;
+                        ab[(2 * a + 1) * ur + u] = dyn[a * H + k0 + u] * d;
                     }
                 }
                 Real dlast[UR];
-                for (int u = 0; u < ur; ++u) dlast[u] = dd[(act_t[n_act - 1] * N + n) * H + k0 + u];
+                for (int u = 0; u < ur; ++u) dlast[u] = ddn[(n_act - 1) * H + k0 + u];
                 int64_t j = 0;
                 constexpr int64_t step = JV * V::W;
                 for (; j + step <= C; j += step) {
@@ -326,17 +338,17 @@ struct RtrlKernels {
                     Real* s1 = io.S + (n * H + k) * Q;
                     const Real w = io.w_hh[k];
                     auto column = [&](int64_t col, auto zfun) {
-                        Real r = w * s0[col] + zfun(act_t[0]);
+                        Real r = w * s0[col] + zfun(0);
                         g[col] = g[col] + ab[1 * ur + u] * r;
                         for (int64_t a = 1; a < n_act; ++a) {
-                            r = ab[(2 * (a - 1)) * ur + u] * r + zfun(act_t[a]);
+                            r = ab[(2 * (a - 1)) * ur + u] * r + zfun(a);
                             g[col] = g[col] + ab[(2 * a + 1) * ur + u] * r;
                         }
                         s1[col] = dlast[u] * r;
                     };
                     for (int64_t jj = j; jj < C; ++jj)
-                        column(1 + jj, [&](int64_t t) { return io.x[(t * N + n) * C + jj]; });
-                    column(0, [&](int64_t t) { return hp[(t * N + n) * H + k]; });
+                        column(1 + jj, [&](int64_t a) { return xn[a * C + jj]; });
+                    column(0, [&](int64_t a) { return hpn[a * H + k]; });
                     column(C + 1, [&](int64_t) { return Real(1); });
                     Real dh0 = Real(0);
                     {
@@ -594,7 +606,8 @@ struct RtrlKernels {
         const int64_t per_thread = 4 * H + 2 * H * BW + BW + 2 * T * UR;
         const size_t o_thr = ws.reserve<Real>(per_thread * team);
         const size_t o_act = ws.reserve<int64_t>(T * team);
-        const size_t o_xn = ws.reserve<Real>(cell == Cell::indrnn ? T * C * team : 1);
+        const int64_t per_thread_xn = T * C + 3 * T * H;
+        const size_t o_xn = ws.reserve<Real>(cell == Cell::indrnn ? per_thread_xn * team : 1);
         ws.allocate();
         Real* xw = ws.at<Real>(o_xw);
         Real* hp = ws.at<Real>(o_hp);
@@ -617,7 +630,7 @@ struct RtrlKernels {
                 const Range ur = share(H, tm.id(), tm.size());
                 if (ur.end > ur.begin)
                     indrnn_units(dm, io, hp, dd, ur.begin, ur.end, w_rows, buf + 4 * H + 2 * H * BW + BW,
-                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + T * C * tm.id());
+                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + per_thread_xn * tm.id());
             }
             for (int64_t p = r.begin; p < r.end && cell != Cell::indrnn; ++p) {
                 if (exact_rnn)
