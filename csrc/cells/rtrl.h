@@ -123,6 +123,9 @@ struct RtrlKernels {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const int64_t K = H + C + 1, HK = H * K, P = HK + H;
         const int64_t c0 = b * BW, valid = min_i(BW, P - c0);
+        // Each column's own row and z index, once per block (not a division per step).
+        int64_t own_i[BW], own_j[BW], n_own = 0;
+        for (int64_t u = 0; u < valid && c0 + u < HK; ++u, ++n_own) own_i[u] = (c0 + u) / K, own_j[u] = (c0 + u) % K;
         for (int u = 0; u < BW; ++u) acc[u] = Real(0);
         for (int64_t n = 0; n < N; ++n) {
             for (int64_t k = 0; k < H; ++k)
@@ -139,11 +142,9 @@ struct RtrlKernels {
                     gemm_tile<V, MR, NV, false, false>(static_cast<int>(min_i(MR, H - k0)), H, io.w_hh + k0 * H, H,
                                                        blk, BW, tmp + k0 * BW, BW);
                 // own z: row i of column (i, j) gets z_j = [h_prev; x; 1]_j
-                for (int64_t u = 0; u < valid; ++u) {
-                    const int64_t c = c0 + u;
-                    if (c >= HK) break;
-                    const int64_t i = c / K, j = c - i * K;
-                    tmp[i * BW + u] += j < H ? h_prev[j] : j < H + C ? x_t[j - H] : Real(1);
+                for (int64_t u = 0; u < n_own; ++u) {
+                    const int64_t j = own_j[u];
+                    tmp[own_i[u] * BW + u] += j < H ? h_prev[j] : j < H + C ? x_t[j - H] : Real(1);
                 }
                 V g[NV];
                 for (int v = 0; v < NV; ++v) g[v] = V::loadu(acc + v * V::W);
@@ -452,6 +453,8 @@ struct RtrlKernels {
         Real* acc = AX + GH * BW;
         for (int64_t q = 0; q < GH * BW; ++q) AX[q] = Real(0);
         for (int u = 0; u < BW; ++u) acc[u] = Real(0);
+        int64_t own_r[BW], own_j[BW], n_own = 0;
+        for (int64_t u = 0; u < valid && c0 + u < GHK; ++u, ++n_own) own_r[u] = (c0 + u) / K, own_j[u] = (c0 + u) % K;
         for (int64_t n = 0; n < N; ++n) {
             for (int64_t k = 0; k < H; ++k)
                 for (int64_t u = 0; u < BW; ++u) {
@@ -469,10 +472,8 @@ struct RtrlKernels {
                 for (int64_t k0 = 0; k0 < GH; k0 += MR)
                     gemm_tile<V, MR, NV, false, false>(static_cast<int>(min_i(MR, GH - k0)), H, io.w_hh + k0 * H, H,
                                                        Sh, BW, A + k0 * BW, BW);
-                for (int64_t u = 0; u < valid; ++u) {
-                    const int64_t c = c0 + u;
-                    if (c >= GHK) break;
-                    const int64_t r = c / K, j = c - r * K;
+                for (int64_t u = 0; u < n_own; ++u) {
+                    const int64_t r = own_r[u], j = own_j[u];
                     if (j < H) A[r * BW + u] += h_prev[j];
                     else if (j < H + C) (lstm ? A : AX)[r * BW + u] += x_t[j - H];
                     else if (j == H + C) (lstm ? A : AX)[r * BW + u] += Real(1);
@@ -516,11 +517,7 @@ struct RtrlKernels {
                 }
                 for (int v = 0; v < NV; ++v) g[v].storeu(acc + v * V::W);
                 if (!lstm)   // clear AX's entries for the next step
-                    for (int64_t u = 0; u < valid; ++u) {
-                        const int64_t c = c0 + u;
-                        if (c >= GHK) break;
-                        AX[(c / K) * BW + u] = Real(0);
-                    }
+                    for (int64_t u = 0; u < n_own; ++u) AX[own_r[u] * BW + u] = Real(0);
             }
             for (int64_t k = 0; k < H; ++k)
                 for (int64_t u = 0; u < valid; ++u) {
