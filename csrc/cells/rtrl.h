@@ -123,6 +123,9 @@ struct RtrlKernels {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const int64_t K = H + C + 1, HK = H * K, P = HK + H;
         const int64_t c0 = b * BW, valid = min_i(BW, P - c0);
+        // Each column's own row and z index, once per block (not a division per step).
+        int64_t own_i[BW], own_j[BW], n_own = 0;
+        for (int64_t u = 0; u < valid && c0 + u < HK; ++u, ++n_own) own_i[u] = (c0 + u) / K, own_j[u] = (c0 + u) % K;
         for (int u = 0; u < BW; ++u) acc[u] = Real(0);
         for (int64_t n = 0; n < N; ++n) {
             for (int64_t k = 0; k < H; ++k)
@@ -139,11 +142,9 @@ struct RtrlKernels {
                     gemm_tile<V, MR, NV, false, false>(static_cast<int>(min_i(MR, H - k0)), H, io.w_hh + k0 * H, H,
                                                        blk, BW, tmp + k0 * BW, BW);
                 // own z: row i of column (i, j) gets z_j = [h_prev; x; 1]_j
-                for (int64_t u = 0; u < valid; ++u) {
-                    const int64_t c = c0 + u;
-                    if (c >= HK) break;
-                    const int64_t i = c / K, j = c - i * K;
-                    tmp[i * BW + u] += j < H ? h_prev[j] : j < H + C ? x_t[j - H] : Real(1);
+                for (int64_t u = 0; u < n_own; ++u) {
+                    const int64_t j = own_j[u];
+                    tmp[own_i[u] * BW + u] += j < H ? h_prev[j] : j < H + C ? x_t[j - H] : Real(1);
                 }
                 V g[NV];
                 for (int v = 0; v < NV; ++v) g[v] = V::loadu(acc + v * V::W);
@@ -220,14 +221,14 @@ struct RtrlKernels {
     // the gradient row gains (dy_t d_t) r_t: two FMAs per entry and step, with
     // r and the gradient of UR units by JV vectors of x-columns in registers
     // across all steps of a sequence. ab: 2*T scalars per unit of the block.
-    static constexpr int UR = 4, JV = 1;   // 8 accumulators: no spills on 16 registers
+    static constexpr int UR = 6, JV = 1;   // 12 accumulators: no spills on 16 registers, 3 FMA chains a cycle
 
     // The x-columns [j, j + JV*Vx::W) of units [k0, k0 + ur) for sequence n.
     // xn: sequence n's active rows of x, gathered [n_act][C] (rows of x are
     // N*C apart: at N*C*size a multiple of 4 KB they would share L1 sets).
     template <class Vx, int U>
     static void indrnn_xcols(const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                             const Real* ab, int64_t n_act, const Real* xn, Real* w_rows) {
+                             const Real* ab, int64_t n_act, const Real* xn, const Real* dlast, Real* w_rows) {
         const int64_t C = dm.C, H = dm.H, K = C + 2, Q = K + 1;
         constexpr int W = Vx::W;
         Vx r[U][JV], g[U][JV];
@@ -259,22 +260,23 @@ struct RtrlKernels {
         }
         for (int u = 0; u < U; ++u)
             for (int v = 0; v < JV; ++v) g[u][v].storeu(w_rows + (k0 + u) * K + 1 + j + v * W);
-        // r of the last active step; the caller scales the row by its d into S
+        // S = d of the last active step times its r
         for (int u = 0; u < U; ++u)
-            for (int v = 0; v < JV; ++v) r[u][v].storeu(io.S + (n * H + k0 + u) * Q + 1 + j + v * W);
+            for (int v = 0; v < JV; ++v)
+                (Vx::set1(dlast[u]) * r[u][v]).storeu(io.S + (n * H + k0 + u) * Q + 1 + j + v * W);
     }
 
     // indrnn_xcols for ur <= U units: a kernel compiled for exactly ur.
     template <class Vx, int U>
     static void indrnn_xcols_upto(int ur, const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                                  const Real* ab, int64_t n_act, const Real* xn, Real* w_rows) {
+                                  const Real* ab, int64_t n_act, const Real* xn, const Real* dlast, Real* w_rows) {
         if constexpr (U > 1) {
             if (ur < U) {
-                indrnn_xcols_upto<Vx, U - 1>(ur, dm, io, n, k0, j, ab, n_act, xn, w_rows);
+                indrnn_xcols_upto<Vx, U - 1>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
                 return;
             }
         }
-        indrnn_xcols<Vx, U>(dm, io, n, k0, j, ab, n_act, xn, w_rows);
+        indrnn_xcols<Vx, U>(dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
     }
 
     static void indrnn_units(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, int64_t u0,
@@ -294,26 +296,40 @@ struct RtrlKernels {
                 for (int64_t j = 0; j < (u1 - u0) * Q; ++j) io.S[(n * H + u0) * Q + j] = io.S0[(n * H + u0) * Q + j];
                 continue;
             }
-            for (int64_t a = 0; a < n_act; ++a)
+            // Sequence n's active steps gathered once for all its units: rows
+            // of x, h_prev, d and dy are N*C or N*H apart in the call's arrays
+            // (at a multiple of 4 KB they would all share L1 sets).
+            Real* hpn = xn + T * C;
+            Real* ddn = hpn + T * H;
+            Real* dyn = ddn + T * H;
+            for (int64_t a = 0; a < n_act; ++a) {
+                const int64_t row = (act_t[a] * N + n) * H;
                 for (int64_t c = 0; c < C; ++c) xn[a * C + c] = io.x[(act_t[a] * N + n) * C + c];
+                for (int64_t k = u0; k < u1; ++k) {
+                    hpn[a * H + k] = hp[row + k];
+                    ddn[a * H + k] = dd[row + k];
+                    dyn[a * H + k] = io.dy[row + k];
+                }
+            }
             for (int64_t k0 = u0; k0 < u1; k0 += UR) {
                 const int ur = static_cast<int>(min_i(UR, u1 - k0));
                 // ab[(2a) * ur + u] = w * d, ab[(2a + 1) * ur + u] = dy * d at active step a
                 for (int64_t a = 0; a < n_act; ++a) {
-                    const int64_t row = (act_t[a] * N + n) * H;
                     for (int u = 0; u < ur; ++u) {
-                        const Real d = dd[row + k0 + u];
+                        const Real d = ddn[a * H + k0 + u];
                         ab[(2 * a) * ur + u] = io.w_hh[k0 + u] * d;
-                        ab[(2 * a + 1) * ur + u] = io.dy[row + k0 + u] * d;
+                        ab[(2 * a + 1) * ur + u] = dyn[a * H + k0 + u] * d;
                     }
                 }
+                Real dlast[UR];
+                for (int u = 0; u < ur; ++u) dlast[u] = ddn[(n_act - 1) * H + k0 + u];
                 int64_t j = 0;
                 constexpr int64_t step = JV * V::W;
                 for (; j + step <= C; j += step) {
-                    indrnn_xcols_upto<V, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, w_rows);
+                    indrnn_xcols_upto<V, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
                 }
                 for (; j + JV <= C; j += JV) {
-                    indrnn_xcols_upto<Scalar<Real>, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, w_rows);
+                    indrnn_xcols_upto<Scalar<Real>, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
                 }
                 // The rest: the last x-columns, h_prev[k] (column 0), the bias (C+1), h0 (C+2), one by one.
                 for (int u = 0; u < ur; ++u) {
@@ -323,17 +339,17 @@ struct RtrlKernels {
                     Real* s1 = io.S + (n * H + k) * Q;
                     const Real w = io.w_hh[k];
                     auto column = [&](int64_t col, auto zfun) {
-                        Real r = w * s0[col] + zfun(act_t[0]);
+                        Real r = w * s0[col] + zfun(0);
                         g[col] = g[col] + ab[1 * ur + u] * r;
                         for (int64_t a = 1; a < n_act; ++a) {
-                            r = ab[(2 * (a - 1)) * ur + u] * r + zfun(act_t[a]);
+                            r = ab[(2 * (a - 1)) * ur + u] * r + zfun(a);
                             g[col] = g[col] + ab[(2 * a + 1) * ur + u] * r;
                         }
-                        s1[col] = r;
+                        s1[col] = dlast[u] * r;
                     };
                     for (int64_t jj = j; jj < C; ++jj)
-                        column(1 + jj, [&](int64_t t) { return io.x[(t * N + n) * C + jj]; });
-                    column(0, [&](int64_t t) { return hp[(t * N + n) * H + k]; });
+                        column(1 + jj, [&](int64_t a) { return xn[a * C + jj]; });
+                    column(0, [&](int64_t a) { return hpn[a * H + k]; });
                     column(C + 1, [&](int64_t) { return Real(1); });
                     Real dh0 = Real(0);
                     {
@@ -343,12 +359,9 @@ struct RtrlKernels {
                             r = ab[(2 * (a - 1)) * ur + u] * r;
                             dh0 = dh0 + ab[(2 * a + 1) * ur + u] * r;
                         }
-                        s1[C + 2] = r;
+                        s1[C + 2] = dlast[u] * r;
                     }
                     io.dh0[n * H + k] = dh0;
-                    // s = d_last * r over the whole row
-                    const Real d_last = dd[(act_t[n_act - 1] * N + n) * H + k];
-                    for (int64_t col = 0; col < Q; ++col) s1[col] = d_last * s1[col];
                 }
             }
         }
@@ -440,6 +453,8 @@ struct RtrlKernels {
         Real* acc = AX + GH * BW;
         for (int64_t q = 0; q < GH * BW; ++q) AX[q] = Real(0);
         for (int u = 0; u < BW; ++u) acc[u] = Real(0);
+        int64_t own_r[BW], own_j[BW], n_own = 0;
+        for (int64_t u = 0; u < valid && c0 + u < GHK; ++u, ++n_own) own_r[u] = (c0 + u) / K, own_j[u] = (c0 + u) % K;
         for (int64_t n = 0; n < N; ++n) {
             for (int64_t k = 0; k < H; ++k)
                 for (int64_t u = 0; u < BW; ++u) {
@@ -457,10 +472,8 @@ struct RtrlKernels {
                 for (int64_t k0 = 0; k0 < GH; k0 += MR)
                     gemm_tile<V, MR, NV, false, false>(static_cast<int>(min_i(MR, GH - k0)), H, io.w_hh + k0 * H, H,
                                                        Sh, BW, A + k0 * BW, BW);
-                for (int64_t u = 0; u < valid; ++u) {
-                    const int64_t c = c0 + u;
-                    if (c >= GHK) break;
-                    const int64_t r = c / K, j = c - r * K;
+                for (int64_t u = 0; u < n_own; ++u) {
+                    const int64_t r = own_r[u], j = own_j[u];
                     if (j < H) A[r * BW + u] += h_prev[j];
                     else if (j < H + C) (lstm ? A : AX)[r * BW + u] += x_t[j - H];
                     else if (j == H + C) (lstm ? A : AX)[r * BW + u] += Real(1);
@@ -504,11 +517,7 @@ struct RtrlKernels {
                 }
                 for (int v = 0; v < NV; ++v) g[v].storeu(acc + v * V::W);
                 if (!lstm)   // clear AX's entries for the next step
-                    for (int64_t u = 0; u < valid; ++u) {
-                        const int64_t c = c0 + u;
-                        if (c >= GHK) break;
-                        AX[(c / K) * BW + u] = Real(0);
-                    }
+                    for (int64_t u = 0; u < n_own; ++u) AX[own_r[u] * BW + u] = Real(0);
             }
             for (int64_t k = 0; k < H; ++k)
                 for (int64_t u = 0; u < valid; ++u) {
@@ -594,7 +603,8 @@ struct RtrlKernels {
         const int64_t per_thread = 4 * H + 2 * H * BW + BW + 2 * T * UR;
         const size_t o_thr = ws.reserve<Real>(per_thread * team);
         const size_t o_act = ws.reserve<int64_t>(T * team);
-        const size_t o_xn = ws.reserve<Real>(cell == Cell::indrnn ? T * C * team : 1);
+        const int64_t per_thread_xn = T * C + 3 * T * H;
+        const size_t o_xn = ws.reserve<Real>(cell == Cell::indrnn ? per_thread_xn * team : 1);
         ws.allocate();
         Real* xw = ws.at<Real>(o_xw);
         Real* hp = ws.at<Real>(o_hp);
@@ -617,7 +627,7 @@ struct RtrlKernels {
                 const Range ur = share(H, tm.id(), tm.size());
                 if (ur.end > ur.begin)
                     indrnn_units(dm, io, hp, dd, ur.begin, ur.end, w_rows, buf + 4 * H + 2 * H * BW + BW,
-                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + T * C * tm.id());
+                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + per_thread_xn * tm.id());
             }
             for (int64_t p = r.begin; p < r.end && cell != Cell::indrnn; ++p) {
                 if (exact_rnn)
