@@ -263,8 +263,10 @@ def _check_cache(cell, cache):
                 f"H = {H} from cache.w_hh), got {a.shape}"
             )
     lengths = array("lengths")
-    if lengths.dtype.kind not in "iu":
-        raise TypeError(f"cache.lengths must have an integer dtype, got {lengths.dtype}")
+    if lengths.dtype != np.int64:
+        # forward always stores int64; the native core reads exactly that, so
+        # both backends refuse anything else alike.
+        raise TypeError(f"cache.lengths must have dtype int64 (as forward stores it), got {lengths.dtype}")
     if lengths.shape != (N,):
         raise ValueError(f"cache.lengths must have shape (N,) = ({N},), got {lengths.shape}")
     bad = np.flatnonzero((lengths < 0) | (lengths > T))

@@ -328,15 +328,26 @@ class _RNNEstimator(_Params):
             dh[(L - 1) * D + d] = dfeat[:, d * H : (d + 1) * H]
         self.rnn_.backward(tape, None, (dh, None) if isinstance(state, tuple) else dh)
 
-    def _fit_batches(self, Xb, lengths, loss_fn, rng):
+    def _fit_batches(self, Xb, lengths, loss_fn, rng, resume=False):
         params = nn.named_parameters(self._modules)
         grads = nn.named_grads(self._modules)
         opt = nn.Adam(params, lr=float(self.lr), weight_decay=float(self.weight_decay))
         N = Xb.shape[0]
         B = min(int(self.batch_size), N)
-        self.loss_curve_ = []
+        done = 0
+        if resume:
+            # Continue where the last fit stopped: Adam's moments and step, and
+            # the shuffling generator (the data position is an epoch boundary).
+            st = self._train_state_
+            opt.load_state_dict(st["optimizer"])
+            opt.lr, opt.weight_decay = float(self.lr), float(self.weight_decay)
+            rng = np.random.default_rng()
+            rng.bit_generator.state = st["rng"]
+            done = int(st["epochs"])
+        else:
+            self.loss_curve_ = []
         start = time.perf_counter()
-        for epoch in range(int(self.epochs)):
+        for epoch in range(done, done + int(self.epochs)):
             order = rng.permutation(N)
             total, count = 0.0, 0
             for i in range(0, N, B):
@@ -359,11 +370,17 @@ class _RNNEstimator(_Params):
             self.loss_curve_.append(total / count)
             if self.verbose:
                 print(
-                    f"epoch {epoch + 1}/{self.epochs}  loss {total / count:.5f}  "
+                    f"epoch {epoch + 1}/{done + self.epochs}  loss {total / count:.5f}  "
                     f"{time.perf_counter() - start:.1f}s",
                     flush=True,
                 )
-        self.n_iter_ = int(self.epochs)
+        self.n_iter_ = done + int(self.epochs)
+        # The training state a pickled estimator carries, for fit(..., resume=True).
+        self._train_state_ = {
+            "optimizer": opt.state_dict(),
+            "rng": rng.bit_generator.state,
+            "epochs": self.n_iter_,
+        }
 
     def _prepare_X(self, X, lengths):
         self._check_fitted()
@@ -382,14 +399,35 @@ class _RNNEstimator(_Params):
             )
         return np.concatenate(outs, axis=0)
 
-    def _fit_X(self, X, lengths):
+    def _check_resume(self, resume):
+        if not isinstance(resume, (bool, np.bool_)):
+            raise TypeError(f"resume must be True or False, got {resume!r}")
+        if resume and not hasattr(self, "_train_state_"):
+            raise ValueError(
+                f"resume=True needs a fitted {type(self).__name__} (or one unpickled from a "
+                "fitted one) to continue; call fit() first"
+            )
+        return bool(resume)
+
+    def _fit_X(self, X, lengths, resume=False):
         dtype = self._check_params()
+        if resume and dtype != self._dtype:
+            raise ValueError(f"resume=True: dtype {dtype} differs from the fitted {self._dtype}")
         self._dtype = dtype
         Xb, lengths, ragged = _as_batch(X, lengths, dtype)
         N, T, F = Xb.shape
+        if resume and F != self.n_features_in_:
+            raise ValueError(
+                f"resume=True: X has {F} features, the fitted model {self.n_features_in_}"
+            )
         self.n_features_in_ = F
         mask = _step_mask(lengths, N, T)
-        if self.standardize:
+        if resume:
+            # The model was trained on the first fit's scaling: keep it.
+            if self.standardize:
+                Xb = (Xb - self.x_mean_) / self.x_scale_
+                Xb *= mask[:, :, None]
+        elif self.standardize:
             valid = Xb[mask].astype(np.float64)  # M,F
             self.x_mean_ = valid.mean(axis=0).astype(dtype)
             scale = valid.std(axis=0)
@@ -502,15 +540,26 @@ class RNNClassifier(_RNNEstimator):
         self.backend = backend
         self.verbose = verbose
 
-    def fit(self, X, y, lengths=None):
+    def fit(self, X, y, lengths=None, *, resume=False):
         """Fit on ``X`` ``[n_samples, n_timesteps, n_features]`` (or a list of
         ``[T_i, n_features]`` arrays) and labels ``y`` ``[n_samples]``.
         ``lengths`` (``[n_samples]`` integers) marks the real steps of padded X.
+
+        ``resume=True`` continues the previous fit (of this estimator, or of a
+        pickled fitted one) for ``epochs`` more epochs: its weights, Adam's
+        moments and step, the shuffling generator and the input scaling. On
+        the same data, fit for a epochs then resumed for b equals fit for
+        a + b epochs, bitwise.
+
         A dask array X (and y, lengths) trains data-parallel on the current
-        distributed Client (``rnnkit.dask.fit``; docs/distributed.md)."""
+        distributed Client (``rnnkit.dask.fit``; docs/distributed.md); resume
+        is for one-process fits only."""
+        resume = self._check_resume(resume)
         if _is_dask(X):
+            if resume:
+                raise ValueError("resume=True is for one-process fits; a dask X trains with rnnkit.dask.fit")
             return _dask_module().fit(self, X, y, lengths=lengths)
-        Xb, lengths, _, _ = self._fit_X(X, lengths)
+        Xb, lengths, _, _ = self._fit_X(X, lengths, resume)
         _refuse_lossy("y", y)
         if isinstance(y, (list, tuple)) or (isinstance(y, np.ndarray) and y.dtype == object):
             # np.asarray(["a", 1]) is ["a", "1"]: predictions would come back as strings
@@ -530,14 +579,22 @@ class RNNClassifier(_RNNEstimator):
             raise ValueError(f"y's labels must be sortable (one type, no None): {err}") from None
         if self.classes_.size < 2:
             raise ValueError(f"y must hold at least 2 classes, got {self.classes_.size}")
-        rng = self._rng()
-        self._init_model(Xb.shape[2], self.classes_.size, self._dtype, rng)
+        if resume:
+            if self.head_.out_features != self.classes_.size:
+                raise ValueError(
+                    f"resume=True: y has {self.classes_.size} classes, the fitted model "
+                    f"{self.head_.out_features}"
+                )
+            rng = None
+        else:
+            rng = self._rng()
+            self._init_model(Xb.shape[2], self.classes_.size, self._dtype, rng)
         codes = codes.reshape(-1)
 
         def loss_fn(out, idx, lb):
             return nn.softmax_cross_entropy(out, codes[idx])
 
-        self._fit_batches(Xb, lengths, loss_fn, rng)
+        self._fit_batches(Xb, lengths, loss_fn, rng, resume)
         return self
 
     def decision_function(self, X, lengths=None):
@@ -709,21 +766,28 @@ class RNNRegressor(_RNNEstimator):
             raise ValueError("y holds nan or inf")
         return y2, squeeze
 
-    def fit(self, X, y, lengths=None):
+    def fit(self, X, y, lengths=None, *, resume=False):
         """Fit on ``X`` ``[n_samples, n_timesteps, n_features]`` (or a list of
         ``[T_i, n_features]`` arrays) and ``y`` (see the class docstring).
-        A dask array X (and y, lengths) trains data-parallel on the current
-        distributed Client (``rnnkit.dask.fit``; docs/distributed.md)."""
-        if _is_dask(X):
-            return _dask_module().fit(self, X, y, lengths=lengths)
+        ``resume=True`` continues the previous fit exactly (see
+        :meth:`RNNClassifier.fit`). A dask array X trains data-parallel
+        (``rnnkit.dask.fit``)."""
         if self.output not in ("last", "sequence"):
             raise ValueError(f"output must be 'last' or 'sequence', got {self.output!r}")
-        Xb, lengths, ragged, mask = self._fit_X(X, lengths)
+        resume = self._check_resume(resume)
+        if _is_dask(X):
+            if resume:
+                raise ValueError("resume=True is for one-process fits; a dask X trains with rnnkit.dask.fit")
+            return _dask_module().fit(self, X, y, lengths=lengths)
+        Xb, lengths, ragged, mask = self._fit_X(X, lengths, resume)
         N, T, _ = Xb.shape
         y2, squeeze = self._check_y(y, N, T, lengths, ragged)
         self._squeeze = squeeze
         K = y2.shape[-1]
-        if self.standardize:
+        if resume:
+            if self.head_.out_features != K:
+                raise ValueError(f"resume=True: y has {K} outputs, the fitted model {self.head_.out_features}")
+        elif self.standardize:
             valid = y2[mask] if self._many_to_many else y2
             self.y_mean_ = valid.mean(axis=0)
             scale = valid.std(axis=0)
@@ -734,14 +798,16 @@ class RNNRegressor(_RNNEstimator):
         yt = ((y2 - self.y_mean_) / self.y_scale_).astype(self._dtype)
         if self._many_to_many:
             yt *= mask[:, :, None]
-        rng = self._rng()
-        self._init_model(Xb.shape[2], K, self._dtype, rng)
+        rng = None
+        if not resume:
+            rng = self._rng()
+            self._init_model(Xb.shape[2], K, self._dtype, rng)
 
         def loss_fn(out, idx, lb):
             m = None if not self._many_to_many else _step_mask(lb, len(idx), T)
             return nn.mse_loss(out, yt[idx], m)
 
-        self._fit_batches(Xb, lengths, loss_fn, rng)
+        self._fit_batches(Xb, lengths, loss_fn, rng, resume)
         return self
 
     def predict(self, X, lengths=None):

@@ -178,6 +178,34 @@ for name in names:
                 except (TypeError, ValueError):
                     pass
                 n += 1
+# The cell bindings: a valid call, then each argument in turn replaced by
+# every odd value (the functional API's checks are bypassed here).
+rng = np.random.default_rng(0)
+T, N, C, H = 3, 2, 4, 5
+for cell, G in (("rnn", 1), ("lstm", 4), ("gru", 3), ("indrnn", 1)):
+    x = rng.standard_normal((T, N, C))
+    h0 = np.zeros((N, H))
+    w_hh = rng.standard_normal((H,) if cell == "indrnn" else (G * H, H)) * 0.3
+    w = [rng.standard_normal((G * H, C)) * 0.3, w_hh, np.zeros(G * H), np.zeros(G * H)]
+    lengths = np.array([T, 1], np.int64)
+    nl = ["tanh"] if cell in ("rnn", "indrnn") else []
+    fargs = [x, h0] + ([h0] if cell == "lstm" else []) + w + [lengths, False] + nl + [True]
+    fwd, bwd = getattr(_core, cell + "_forward"), getattr(_core, cell + "_backward")
+    out = fwd(*fargs)
+    y, h_n, cache = out[0], out[1], out[-1]
+    extra = {"rnn": ["h"], "indrnn": ["h"], "lstm": ["h", "c", "tanh_c", "gates"], "gru": ["h", "gates", "hn"]}[cell]
+    bargs = [y, h_n] + ([h_n] if cell == "lstm" else []) + [x, h0] + ([h0] if cell == "lstm" else []) + [w[0], w[1], lengths, False] + nl + [cache[k] for k in extra]
+    bwd(*bargs)
+    for f, args in ((fwd, fargs), (bwd, bargs)):
+        for i in range(len(args)):
+            for v in odd[::3] + [args[i][..., :1] if isinstance(args[i], np.ndarray) and args[i].ndim else None]:
+                a = list(args)
+                a[i] = v
+                try:
+                    f(*a)
+                except (TypeError, ValueError):
+                    pass
+                n += 1
 _core.set_num_threads(1)
 _core.set_isa(_core.supported_isas()[0])
 print("ok", n)
