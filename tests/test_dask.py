@@ -30,6 +30,10 @@ TIMEOUT = 60
 
 @pytest.fixture(scope="module")
 def client():
+    # distributed's nannies set OMP_NUM_THREADS=1 (and MKL_, OPENBLAS_) in this
+    # process's environment to spawn their workers; later tests' children would
+    # inherit it, so the environment is put back when the cluster closes.
+    environ = dict(os.environ)
     cluster = distributed.LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -42,6 +46,8 @@ def client():
     yield c
     c.close(timeout=TIMEOUT)
     cluster.close(timeout=TIMEOUT)
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def _relerr(a, b):
@@ -537,7 +543,23 @@ def test_cli_train_text_dask(client, tmp_path, capsys):
     text = capsys.readouterr().out
     assert rc == 0, text
     assert "2 worker(s)" in text and "step 3/3" in text and "saved" in text
-    assert CharModel.load(out).steps_trained == 3
+    m = CharModel.load(out)
+    assert m.steps_trained == 3
+    # The cluster kept Adam's state: the checkpoint holds the weights, no
+    # training state that --resume could wrongly continue from.
+    assert m.optimizer is None
+
+
+def test_cli_train_text_dask_refuses_resume(tmp_path, capsys):
+    from rnnkit.__main__ import main
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(_TEXT, encoding="utf-8")
+    for extra in (["--resume", str(tmp_path / "m.npz")], ["--checkpoint-every", "2"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["train-text", str(corpus), "--dask", "tcp://127.0.0.1:1", "--steps", "2", *extra])
+        assert exc.value.code == 1
+        assert "--resume and --checkpoint-every are for one-process runs" in capsys.readouterr().err
 
 
 def test_cli_train_text_dask_unreachable(tmp_path, capsys):

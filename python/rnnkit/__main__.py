@@ -423,6 +423,13 @@ def _train_text(args) -> int:
     from .text import CharModel
 
     out = sys.stdout
+    if args.dask is not None and (args.resume is not None or args.checkpoint_every):
+        # The cluster's optimizer state lives in rnnkit.dask's trainer, not in the model
+        # that --out saves: a checkpoint of it could not resume exactly.
+        raise _UserError(
+            "--resume and --checkpoint-every are for one-process runs; with --dask use "
+            "rnnkit.dask.fit_text(checkpoint_every=..., resume_from=...)"
+        )
     _check_writable(args.out)
     if args.file is None:
         try:
@@ -445,13 +452,6 @@ def _train_text(args) -> int:
         raise _UserError(
             f"{source} has {len(train_text):,} training characters, but --batch {args.batch} lanes "
             f"of --seq-len {args.seq_len} need at least {need:,}; lower --batch or --seq-len"
-        )
-    if args.dask is not None and (args.resume is not None or args.checkpoint_every):
-        # The cluster's optimizer state lives in rnnkit.dask's trainer, not in the model
-        # that --out saves: a checkpoint of it could not resume exactly.
-        raise _UserError(
-            "--resume and --checkpoint-every are for one-process runs; with --dask use "
-            "rnnkit.dask.fit_text(checkpoint_every=..., resume_from=...)"
         )
     resumed_from = None
     if args.resume is not None:

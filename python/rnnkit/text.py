@@ -356,6 +356,10 @@ class CharModel:
             self.optimizer = nn.Adam(self._params, lr=self.lr)
         self.optimizer.lr = self.lr
         train_step = self._train_step if _trainer is None else _trainer(self, batcher)
+        # A trainer of its own (rnnkit.dask) keeps the optimizer state and the
+        # lanes' states in its own form: save() then writes the weights only,
+        # since a training state from here could not resume the run exactly.
+        self._external_trainer = _trainer is not None
 
         start = time.perf_counter()
         next_eval_time = start + eval_seconds if eval_seconds is not None else math.inf
@@ -602,7 +606,7 @@ class CharModel:
             "steps_trained": self.steps_trained,
         }
         train_arrays = {}
-        if self.optimizer is not None:
+        if self.optimizer is not None and not getattr(self, "_external_trainer", False):
             # What an exact resume needs besides the weights: Adam's moments and
             # step, the dropout generator, and where the data stands.
             osd = self.optimizer.state_dict()
