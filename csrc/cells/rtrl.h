@@ -1,6 +1,7 @@
-// RTRL at the sequence level for the Elman RNN (exact, simplified, diag) and
-// IndRNN (exact): the native twin of python/rnnkit/reference/rtrl.py, the
-// equations in docs/rtrl.md. Not BPTT: nothing here runs backward in time.
+// RTRL at the sequence level for the Elman RNN (exact, simplified, diag),
+// IndRNN (exact), LSTM and GRU (exact, diag): the native twin of
+// python/rnnkit/reference/rtrl.py, the equations in docs/rtrl.md. Not BPTT:
+// nothing here runs backward in time.
 //
 // A call runs in two phases, in one parallel region:
 //  1. the forward recurrence (the input side as one GEMM over all T*N rows,
@@ -536,12 +537,138 @@ struct RtrlKernels {
             if (c0 + u < GHK) w_rows[c0 + u] = acc[u];
     }
 
-    static void run_gated(Cell cell, const Dims& dm, const RtrlIO<Real>& io, int threads) {
+    // --- LSTM and GRU, diag (SnAp-1): unit k's state w.r.t. its own G weight
+    // rows only, so the recursion splits over units. S [N,H,V,Q], Q = G*K +
+    // V: columns q < G*K are gate q/K's row entry q%K, then h0[k] (, c0[k]).
+    // Each gate's pre-activation sensitivity is w_diag[g] * Sh[q], plus z in
+    // the gate's own block (docs/rtrl.md). Per-unit row gradients go to
+    // u_rows [H][Q]; the write-out moves them to PyTorch's gate-major rows.
+    struct DiagCoef {
+        Real w[4];        // w_hh[g*H + k, k]
+        Real c[8];        // the step's per-unit coefficients (below)
+        Real dy;
+    };
+
+    // Columns [q0, q0 + count) of unit k's block `own` (-1: no own block, the
+    // h0/c0 columns). z: the own inputs (null: the constant zc); GRU: xside
+    // says z enters the input side AX (x, 1_ih) rather than AH (h, 1_hh).
+    template <bool Lstm>
+    static void diag_cols(int64_t count, Real* sh, Real* sc, const Real* z, Real zc, int own, bool xside,
+                          const DiagCoef& k, Real* acc) {
+        for_lanes<V>(count, [&](auto vx, int64_t j) {
+            using Vx = decltype(vx);
+            const Vx zero = Vx::zero();
+            const Vx zv = own < 0 ? zero : z ? Vx::loadu(z + j) : Vx::set1(zc);
+            const Vx s = Vx::loadu(sh + j);
+            if constexpr (Lstm) {
+                // c: f, c_prev f', g i', i g'; h: tanh(c) o', o tanh'(c)
+                Vx A[4];
+                for (int g = 0; g < 4; ++g) A[g] = Vx::set1(k.w[g]) * s;
+                if (own >= 0) A[own] = A[own] + zv;
+                const Vx scn = ((Vx::set1(k.c[0]) * Vx::loadu(sc + j) + Vx::set1(k.c[1]) * A[1]) +
+                                Vx::set1(k.c[2]) * A[0]) + Vx::set1(k.c[3]) * A[2];
+                const Vx shn = Vx::set1(k.c[4]) * A[3] + Vx::set1(k.c[5]) * scn;
+                scn.storeu(sc + j);
+                shn.storeu(sh + j);
+                fma(Vx::set1(k.dy), shn, Vx::loadu(acc + j)).storeu(acc + j);
+            } else {
+                // r', z', n', r, hn, 1 - z, h_prev - n, z
+                Vx AH[3], AX[3] = {zero, zero, zero};
+                for (int g = 0; g < 3; ++g) AH[g] = Vx::set1(k.w[g]) * s;
+                if (own >= 0) {
+                    if (xside) AX[own] = zv;
+                    else AH[own] = AH[own] + zv;
+                }
+                const Vx dr = Vx::set1(k.c[0]) * (AX[0] + AH[0]);
+                const Vx dz = Vx::set1(k.c[1]) * (AX[1] + AH[1]);
+                const Vx dn = Vx::set1(k.c[2]) * ((AX[2] + Vx::set1(k.c[3]) * AH[2]) + Vx::set1(k.c[4]) * dr);
+                const Vx sn = (Vx::set1(k.c[5]) * dn + Vx::set1(k.c[6]) * dz) + Vx::set1(k.c[7]) * s;
+                sn.storeu(sh + j);
+                fma(Vx::set1(k.dy), sn, Vx::loadu(acc + j)).storeu(acc + j);
+            }
+        });
+    }
+
+    // Phase 2, diag LSTM / GRU: unit k over all sequences and steps.
+    static void gated_diag_unit(Cell cell, const Dims& dm, const RtrlIO<Real>& io, const Real* hp,
+                                const Real* gates, const Real* aux1, const Real* aux2, int64_t k, Real* u_rows) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const bool lstm = cell == Cell::lstm;
-        const int64_t G = lstm ? 4 : 3, GH = G * H;
-        const int64_t K = lstm ? H + C + 1 : H + C + 2, P = GH * K + (lstm ? 2 : 1) * H;
-        const int64_t pieces = ceil_div(P, BW);
+        const int64_t G = lstm ? 4 : 3, GH = G * H, V_ = lstm ? 2 : 1;
+        const int64_t K = lstm ? H + C + 1 : H + C + 2, GK = G * K, Q = GK + V_;
+        Real* acc = u_rows + k * Q;
+        for (int64_t q = 0; q < Q; ++q) acc[q] = Real(0);
+        DiagCoef cf{};
+        for (int64_t g = 0; g < G; ++g) cf.w[g] = io.w_hh[(g * H + k) * H + k];
+        for (int64_t n = 0; n < N; ++n) {
+            const int64_t base = (n * H + k) * V_ * Q;
+            Real* sh = io.S + base;
+            Real* sc = lstm ? sh + Q : nullptr;
+            for (int64_t q = 0; q < V_ * Q; ++q) sh[q] = io.S0[base + q];
+            Real dh0 = Real(0), dc0 = Real(0);
+            for (int64_t s = 0; s < T; ++s) {
+                const int64_t t = t_of(s, T, io.reverse);
+                if (t >= io.lengths[n]) continue;   // inactive: S carried, dy counts 0
+                const int64_t row = (t * N + n) * H;
+                const Real* gt = gates + (t * N + n) * GH;
+                const Real* h_prev = hp + row;
+                const Real* x_t = io.x + (t * N + n) * C;
+                cf.dy = io.dy[row + k];
+                if (lstm) {
+                    const Real i = gt[k], f = gt[H + k], gg = gt[2 * H + k], o = gt[3 * H + k];
+                    const Real tc = aux2[row + k], cp = aux1[row + k];
+                    cf.c[0] = f;
+                    cf.c[1] = cp * (f * (Real(1) - f));
+                    cf.c[2] = gg * (i * (Real(1) - i));
+                    cf.c[3] = i * (Real(1) - gg * gg);
+                    cf.c[4] = tc * (o * (Real(1) - o));
+                    cf.c[5] = o * (Real(1) - tc * tc);
+                    for (int g = 0; g < 4; ++g) {
+                        const int64_t q0 = g * K;
+                        diag_cols<true>(H, sh + q0, sc + q0, h_prev, 0, g, false, cf, acc + q0);
+                        diag_cols<true>(C, sh + q0 + H, sc + q0 + H, x_t, 0, g, false, cf, acc + q0 + H);
+                        diag_cols<true>(1, sh + q0 + H + C, sc + q0 + H + C, nullptr, Real(1), g, false, cf,
+                                        acc + q0 + H + C);
+                    }
+                    diag_cols<true>(2, sh + GK, sc + GK, nullptr, 0, -1, false, cf, acc + GK);
+                    dh0 = dh0 + cf.dy * sh[GK];
+                    dc0 = dc0 + cf.dy * sh[GK + 1];
+                } else {
+                    const Real r = gt[k], z = gt[H + k], nn = gt[2 * H + k];
+                    cf.c[0] = r * (Real(1) - r);
+                    cf.c[1] = z * (Real(1) - z);
+                    cf.c[2] = Real(1) - nn * nn;
+                    cf.c[3] = r;
+                    cf.c[4] = aux1[row + k];
+                    cf.c[5] = Real(1) - z;
+                    cf.c[6] = h_prev[k] - nn;
+                    cf.c[7] = z;
+                    for (int g = 0; g < 3; ++g) {
+                        const int64_t q0 = g * K;
+                        diag_cols<false>(H, sh + q0, nullptr, h_prev, 0, g, false, cf, acc + q0);
+                        diag_cols<false>(C, sh + q0 + H, nullptr, x_t, 0, g, true, cf, acc + q0 + H);
+                        diag_cols<false>(1, sh + q0 + H + C, nullptr, nullptr, Real(1), g, true, cf,
+                                         acc + q0 + H + C);
+                        diag_cols<false>(1, sh + q0 + H + C + 1, nullptr, nullptr, Real(1), g, false, cf,
+                                         acc + q0 + H + C + 1);
+                    }
+                    diag_cols<false>(1, sh + GK, nullptr, nullptr, 0, -1, false, cf, acc + GK);
+                    dh0 = dh0 + cf.dy * sh[GK];
+                }
+            }
+            io.dh0[n * H + k] = dh0;
+            if (lstm) io.dc0[n * H + k] = dc0;
+        }
+    }
+
+    // exact: pieces are column blocks of S; diag: units (w_rows then holds
+    // per-unit rows [H][G*K + V], moved to gate-major rows at the end).
+    static void run_gated(Cell cell, RtrlMode mode, const Dims& dm, const RtrlIO<Real>& io, int threads) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
+        const bool lstm = cell == Cell::lstm, diag = mode == RtrlMode::diag;
+        const int64_t G = lstm ? 4 : 3, GH = G * H, V_ = lstm ? 2 : 1;
+        const int64_t K = lstm ? H + C + 1 : H + C + 2, P = GH * K + V_ * H, Q = G * K + V_;
+        const int64_t pieces = diag ? H : ceil_div(P, BW);
         const int team = static_cast<int>(max_i(1, min_i(threads, max_i(pieces, N))));
         Workspace ws;
         const size_t o_xw = ws.reserve<Real>(T * N * GH);
@@ -550,7 +677,7 @@ struct RtrlKernels {
         const size_t o_gates = ws.reserve<Real>(T * N * GH);
         const size_t o_aux1 = ws.reserve<Real>(T * N * H);
         const size_t o_aux2 = ws.reserve<Real>(lstm ? T * N * H : 1);
-        const size_t o_rows = ws.reserve<Real>(GH * K);
+        const size_t o_rows = ws.reserve<Real>(diag ? H * Q : GH * K);
         const int64_t per_thread = 2 * H + 2 * GH + 2 * H * BW + 2 * GH * BW + BW;
         const size_t o_thr = ws.reserve<Real>(per_thread * team);
         ws.allocate();
@@ -567,12 +694,15 @@ struct RtrlKernels {
             gated_forward(cell, dm, io, ws.at<Real>(o_xw), hp, gates, aux1, aux2, share(N, tm.id(), tm.size()), buf);
             tm.barrier();
             const Range r = share(pieces, tm.id(), tm.size());
-            for (int64_t p = r.begin; p < r.end; ++p)
-                gated_block(cell, dm, io, hp, gates, aux1, aux2, p, buf + 2 * H + 2 * GH, w_rows);
+            for (int64_t p = r.begin; p < r.end; ++p) {
+                if (diag) gated_diag_unit(cell, dm, io, hp, gates, aux1, aux2, p, w_rows);
+                else gated_block(cell, dm, io, hp, gates, aux1, aux2, p, buf + 2 * H + 2 * GH, w_rows);
+            }
             tm.barrier();
             const Range gr = share(GH, tm.id(), tm.size());
             for (int64_t q = gr.begin; q < gr.end; ++q) {
-                const Real* g = w_rows + q * K;
+                // weight row q = gate g of unit k
+                const Real* g = diag ? w_rows + (q % H) * Q + (q / H) * K : w_rows + q * K;
                 for (int64_t m = 0; m < H; ++m) io.dw_hh[q * H + m] = g[m];
                 for (int64_t c = 0; c < C; ++c) io.dw_ih[q * C + c] = g[H + c];
                 io.db_ih[q] = g[H + C];
@@ -583,7 +713,7 @@ struct RtrlKernels {
 
     static void run(Cell cell, RtrlMode mode, const Dims& dm, const RtrlIO<Real>& io, int threads) {
         if (cell == Cell::lstm || cell == Cell::gru) {
-            run_gated(cell, dm, io, threads);
+            run_gated(cell, mode, dm, io, threads);
             return;
         }
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
