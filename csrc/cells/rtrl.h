@@ -219,152 +219,142 @@ struct RtrlKernels {
     // w_hh[k], w_ih[k,:], b[k], then h0[k]; K = C + 2 gradient columns.
     // Within a call the recursion runs on r = da_t/dtheta, the sensitivity of
     // the pre-activation: r_t = (w d_{t-1}) r_{t-1} + z_t, s_t = d_t r_t, and
-    // the gradient row gains (dy_t d_t) r_t: two FMAs per entry and step, with
-    // r and the gradient of UR units by JV vectors of x-columns in registers
-    // across all steps of a sequence. ab: 2*T scalars per unit of the block.
-    static constexpr int UR = 6, JV = 1;   // 12 accumulators: no spills on 16 registers, 3 FMA chains a cycle
+    // the gradient row gains (dy_t d_t) r_t: two FMAs per entry and step.
+    // Vectorised over units (a vector holds one column of W units): the
+    // per-unit factors w d and dy d are one vector load each per step, the
+    // column's input x_t[j] one broadcast shared by the JB columns' FMA pairs
+    // in registers across all steps of a sequence; columns h_prev[k] (own
+    // input per unit), the bias and h0 run through the same kernel, so no
+    // column goes one scalar at a time. A unit's arithmetic does not depend on
+    // its lane or block, so neither do the results (threads, chunking).
+    static constexpr int JB = 6;   // 12 accumulators + factors + x: 16 registers
 
-    // The x-columns [j, j + JV*Vx::W) of units [k0, k0 + ur) for sequence n.
-    // xn: sequence n's active rows of x, gathered [n_act][C] (rows of x are
-    // N*C apart: at N*C*size a multiple of 4 KB they would share L1 sets).
-    template <class Vx, int U>
-    static void indrnn_xcols(const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                             const Real* ab, int64_t n_act, const Real* xn, const Real* dlast, Real* w_rows) {
-        const int64_t C = dm.C, H = dm.H, K = C + 2, Q = K + 1;
+    // The buffers of one block of Vx::W units for sequence n (all [.][W]):
+    // al/be [n_act] factors, hz [n_act] h_prev, st [Q] S of the block
+    // transposed, gT [K] the block's gradient rows transposed.
+    struct IndBlock {
+        const Real* al;
+        const Real* be;
+        const Real* hz;
+        const Real* dlast;
+        Real* st;
+        Real* gT;
+        Real w[64];
+    };
+
+    // Columns [q, q + NB) of a block: Z = 0 x-broadcast (xz [n_act][C+1]
+    // column q - 1), 1 per-unit h_prev, 2 none (h0: gradient into dh0v).
+    template <class Vx, int NB, int Z>
+    static void ind_cols(const IndBlock& b, int64_t q, int64_t n_act, const Real* xz, int64_t CZ, Real* dh0v) {
         constexpr int W = Vx::W;
-        Vx r[U][JV], g[U][JV];
-        for (int u = 0; u < U; ++u)
-            for (int v = 0; v < JV; ++v) g[u][v] = Vx::loadu(w_rows + (k0 + u) * K + 1 + j + v * W);
-        // first active step: r = w * s0 + z
+        const Vx w = Vx::loadu(b.w);
+        Vx r[NB], g[NB];
+        auto zin = [&](int64_t a, int c) {
+            if constexpr (Z == 0) return Vx::set1(xz[a * CZ + q - 1 + c]);
+            else if constexpr (Z == 1) return Vx::loadu(b.hz + a * W);
+            else return Vx::zero();
+        };
         {
-            const Real* x_t = xn + j;
-            for (int u = 0; u < U; ++u) {
-                const Vx w = Vx::set1(io.w_hh[k0 + u]);
-                const Real* s0 = io.S0 + (n * H + k0 + u) * Q + 1 + j;
-                for (int v = 0; v < JV; ++v) r[u][v] = w * Vx::loadu(s0 + v * W) + Vx::loadu(x_t + v * W);
-                const Vx b = Vx::set1(ab[(2 * 0 + 1) * U + u]);
-                for (int v = 0; v < JV; ++v) g[u][v] = fma(b, r[u][v], g[u][v]);
+            const Vx be = Vx::loadu(b.be);
+            for (int c = 0; c < NB; ++c) {
+                g[c] = Z == 2 ? Vx::zero() : Vx::loadu(b.gT + (q + c) * W);
+                r[c] = Z == 2 ? w * Vx::loadu(b.st + (q + c) * W)
+                              : w * Vx::loadu(b.st + (q + c) * W) + zin(0, c);
+                g[c] = fma(be, r[c], g[c]);
             }
         }
         for (int64_t a = 1; a < n_act; ++a) {
-            const Real* x_t = xn + a * C + j;
-            Vx z[JV];
-            for (int v = 0; v < JV; ++v) z[v] = Vx::loadu(x_t + v * W);
-            for (int u = 0; u < U; ++u) {
-                const Vx al = Vx::set1(ab[(2 * (a - 1)) * U + u]);   // w * d of the previous active step
-                const Vx be = Vx::set1(ab[(2 * a + 1) * U + u]);     // dy * d
-                for (int v = 0; v < JV; ++v) {
-                    r[u][v] = fma(al, r[u][v], z[v]);
-                    g[u][v] = fma(be, r[u][v], g[u][v]);
-                }
+            const Vx al = Vx::loadu(b.al + (a - 1) * W);   // w * d of the previous active step
+            const Vx be = Vx::loadu(b.be + a * W);         // dy * d
+            for (int c = 0; c < NB; ++c) {
+                r[c] = Z == 2 ? al * r[c] : fma(al, r[c], zin(a, c));
+                g[c] = fma(be, r[c], g[c]);
             }
         }
-        for (int u = 0; u < U; ++u)
-            for (int v = 0; v < JV; ++v) g[u][v].storeu(w_rows + (k0 + u) * K + 1 + j + v * W);
-        // S = d of the last active step times its r
-        for (int u = 0; u < U; ++u)
-            for (int v = 0; v < JV; ++v)
-                (Vx::set1(dlast[u]) * r[u][v]).storeu(io.S + (n * H + k0 + u) * Q + 1 + j + v * W);
+        const Vx dl = Vx::loadu(b.dlast);
+        for (int c = 0; c < NB; ++c) {
+            if constexpr (Z == 2) g[c].storeu(dh0v);
+            else g[c].storeu(b.gT + (q + c) * W);
+            (dl * r[c]).storeu(b.st + (q + c) * W);   // S = d of the last active step times r
+        }
     }
 
-    // indrnn_xcols for ur <= U units: a kernel compiled for exactly ur.
-    template <class Vx, int U>
-    static void indrnn_xcols_upto(int ur, const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                                  const Real* ab, int64_t n_act, const Real* xn, const Real* dlast, Real* w_rows) {
-        if constexpr (U > 1) {
-            if (ur < U) {
-                indrnn_xcols_upto<Vx, U - 1>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
-                return;
+    // One block of Vx::W units [k0, k0 + W) for sequence n.
+    template <class Vx>
+    static void ind_block(const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t n_act,
+                          const int64_t* act_t, const Real* hp, const Real* dd, const Real* xz, Real* blk,
+                          Real* gT) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H, Q = C + 3;
+        constexpr int W = Vx::W;
+        Real* al = blk;
+        Real* be = al + T * W;
+        Real* hz = be + T * W;
+        Real* st = hz + T * W;
+        Real dlast[W];
+        IndBlock b{al, be, hz, dlast, st, gT, {}};
+        for (int u = 0; u < W; ++u) b.w[u] = io.w_hh[k0 + u];
+        for (int64_t a = 0; a < n_act; ++a) {
+            const int64_t row = (act_t[a] * N + n) * H + k0;
+            for (int u = 0; u < W; ++u) {
+                const Real d = dd[row + u];
+                al[a * W + u] = b.w[u] * d;
+                be[a * W + u] = io.dy[row + u] * d;
+                hz[a * W + u] = hp[row + u];
             }
         }
-        indrnn_xcols<Vx, U>(dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
+        for (int u = 0; u < W; ++u) dlast[u] = dd[(act_t[n_act - 1] * N + n) * H + k0 + u];
+        for (int u = 0; u < W; ++u)
+            for (int64_t q = 0; q < Q; ++q) st[q * W + u] = io.S0[(n * H + k0 + u) * Q + q];
+        ind_cols<Vx, 1, 1>(b, 0, n_act, xz, C + 1, nullptr);   // h_prev[k]
+        int64_t q = 1;                                         // x columns, then the bias (xz's last, 1)
+        for (; q + JB <= C + 2; q += JB) ind_cols<Vx, JB, 0>(b, q, n_act, xz, C + 1, nullptr);
+        for (; q < C + 2; ++q) ind_cols<Vx, 1, 0>(b, q, n_act, xz, C + 1, nullptr);
+        Real dh0v[W];
+        ind_cols<Vx, 1, 2>(b, C + 2, n_act, xz, C + 1, dh0v);
+        for (int u = 0; u < W; ++u) {
+            io.dh0[n * H + k0 + u] = dh0v[u];
+            for (int64_t qq = 0; qq < Q; ++qq) io.S[(n * H + k0 + u) * Q + qq] = st[qq * W + u];
+        }
     }
 
+    // w_rows (units [u0, u1)) from gT: blocks of V::W units, then single units.
     static void indrnn_units(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, int64_t u0,
-                             int64_t u1, Real* w_rows, Real* ab, int64_t* act_t, Real* xn) {
+                             int64_t u1, Real* w_rows, Real* gT, int64_t* act_t, Real* xz, Real* blk) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const int64_t K = C + 2, Q = K + 1;
-        for (int64_t k = u0; k < u1; ++k)
-            for (int64_t j = 0; j < K; ++j) w_rows[k * K + j] = Real(0);
+        constexpr int VW = V::W;
+        const int64_t u_vec = u0 + (u1 - u0) / VW * VW;
+        for (int64_t j = 0; j < (u1 - u0) * K; ++j) gT[j] = Real(0);
         for (int64_t n = 0; n < N; ++n) {
             int64_t n_act = 0;
             for (int64_t s = 0; s < T; ++s) {
                 const int64_t t = t_of(s, T, io.reverse);
                 if (t < io.lengths[n]) act_t[n_act++] = t;
             }
-            for (int64_t k = u0; k < u1; ++k) io.dh0[n * H + k] = Real(0);
             if (n_act == 0) {   // S carried unchanged
+                for (int64_t k = u0; k < u1; ++k) io.dh0[n * H + k] = Real(0);
                 for (int64_t j = 0; j < (u1 - u0) * Q; ++j) io.S[(n * H + u0) * Q + j] = io.S0[(n * H + u0) * Q + j];
                 continue;
             }
-            // Sequence n's active steps gathered once for all its units: rows
-            // of x, h_prev, d and dy are N*C or N*H apart in the call's arrays
-            // (at a multiple of 4 KB they would all share L1 sets).
-            Real* hpn = xn + T * C;
-            Real* ddn = hpn + T * H;
-            Real* dyn = ddn + T * H;
+            // Sequence n's active rows of x gathered once, with a last column
+            // of ones (the bias's input): rows are N*C apart in x.
             for (int64_t a = 0; a < n_act; ++a) {
-                const int64_t row = (act_t[a] * N + n) * H;
-                for (int64_t c = 0; c < C; ++c) xn[a * C + c] = io.x[(act_t[a] * N + n) * C + c];
-                for (int64_t k = u0; k < u1; ++k) {
-                    hpn[a * H + k] = hp[row + k];
-                    ddn[a * H + k] = dd[row + k];
-                    dyn[a * H + k] = io.dy[row + k];
-                }
+                const Real* xr = io.x + (act_t[a] * N + n) * C;
+                for (int64_t c = 0; c < C; ++c) xz[a * (C + 1) + c] = xr[c];
+                xz[a * (C + 1) + C] = Real(1);
             }
-            for (int64_t k0 = u0; k0 < u1; k0 += UR) {
-                const int ur = static_cast<int>(min_i(UR, u1 - k0));
-                // ab[(2a) * ur + u] = w * d, ab[(2a + 1) * ur + u] = dy * d at active step a
-                for (int64_t a = 0; a < n_act; ++a) {
-                    for (int u = 0; u < ur; ++u) {
-                        const Real d = ddn[a * H + k0 + u];
-                        ab[(2 * a) * ur + u] = io.w_hh[k0 + u] * d;
-                        ab[(2 * a + 1) * ur + u] = dyn[a * H + k0 + u] * d;
-                    }
-                }
-                Real dlast[UR];
-                for (int u = 0; u < ur; ++u) dlast[u] = ddn[(n_act - 1) * H + k0 + u];
-                int64_t j = 0;
-                constexpr int64_t step = JV * V::W;
-                for (; j + step <= C; j += step) {
-                    indrnn_xcols_upto<V, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
-                }
-                for (; j + JV <= C; j += JV) {
-                    indrnn_xcols_upto<Scalar<Real>, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
-                }
-                // The rest: the last x-columns, h_prev[k] (column 0), the bias (C+1), h0 (C+2), one by one.
-                for (int u = 0; u < ur; ++u) {
-                    const int64_t k = k0 + u;
-                    Real* g = w_rows + k * K;
-                    const Real* s0 = io.S0 + (n * H + k) * Q;
-                    Real* s1 = io.S + (n * H + k) * Q;
-                    const Real w = io.w_hh[k];
-                    auto column = [&](int64_t col, auto zfun) {
-                        Real r = w * s0[col] + zfun(0);
-                        g[col] = g[col] + ab[1 * ur + u] * r;
-                        for (int64_t a = 1; a < n_act; ++a) {
-                            r = ab[(2 * (a - 1)) * ur + u] * r + zfun(a);
-                            g[col] = g[col] + ab[(2 * a + 1) * ur + u] * r;
-                        }
-                        s1[col] = dlast[u] * r;
-                    };
-                    for (int64_t jj = j; jj < C; ++jj)
-                        column(1 + jj, [&](int64_t a) { return xn[a * C + jj]; });
-                    column(0, [&](int64_t a) { return hpn[a * H + k]; });
-                    column(C + 1, [&](int64_t) { return Real(1); });
-                    Real dh0 = Real(0);
-                    {
-                        Real r = w * s0[C + 2];
-                        dh0 = dh0 + ab[1 * ur + u] * r;
-                        for (int64_t a = 1; a < n_act; ++a) {
-                            r = ab[(2 * (a - 1)) * ur + u] * r;
-                            dh0 = dh0 + ab[(2 * a + 1) * ur + u] * r;
-                        }
-                        s1[C + 2] = dlast[u] * r;
-                    }
-                    io.dh0[n * H + k] = dh0;
-                }
-            }
+            for (int64_t k0 = u0; k0 < u_vec; k0 += VW)
+                ind_block<V>(dm, io, n, k0, n_act, act_t, hp, dd, xz, blk, gT + (k0 - u0) * K);
+            for (int64_t k0 = u_vec; k0 < u1; ++k0)
+                ind_block<Scalar<Real>>(dm, io, n, k0, n_act, act_t, hp, dd, xz, blk, gT + (k0 - u0) * K);
+        }
+        // gT block [K][W] -> w_rows [unit][K]
+        for (int64_t k0 = u0; k0 < u1;) {
+            const int64_t W = k0 < u_vec ? VW : 1;
+            const Real* g = gT + (k0 - u0) * K;
+            for (int64_t u = 0; u < W; ++u)
+                for (int64_t j = 0; j < K; ++j) w_rows[(k0 + u) * K + j] = g[j * W + u];
+            k0 += W;
         }
     }
 
@@ -730,11 +720,14 @@ struct RtrlKernels {
         const size_t o_dd = ws.reserve<Real>(T * N * H);
         const size_t o_ee = ws.reserve<Real>(mode == RtrlMode::simplified ? T * N * H : 1);
         const size_t o_rows = ws.reserve<Real>(H * K);
-        const int64_t per_thread = 4 * H + 2 * H * BW + BW + 2 * T * UR;
+        const int64_t per_thread = 4 * H + 2 * H * BW + BW;
         const size_t o_thr = ws.reserve<Real>(per_thread * team);
         const size_t o_act = ws.reserve<int64_t>(T * team);
-        const int64_t per_thread_xn = T * C + 3 * T * H;
+        // IndRNN: per thread x rows with a ones column, one unit block's
+        // factors and transposed S; gT: all units' transposed gradient rows.
+        const int64_t per_thread_xn = T * (C + 1) + (3 * T + C + 3) * V::W;
         const size_t o_xn = ws.reserve<Real>(cell == Cell::indrnn ? per_thread_xn * team : 1);
+        const size_t o_gT = ws.reserve<Real>(cell == Cell::indrnn ? H * K : 1);
         ws.allocate();
         Real* xw = ws.at<Real>(o_xw);
         Real* hp = ws.at<Real>(o_hp);
@@ -756,8 +749,9 @@ struct RtrlKernels {
                 // the same whatever the range, so the results are too).
                 const Range ur = share(H, tm.id(), tm.size());
                 if (ur.end > ur.begin)
-                    indrnn_units(dm, io, hp, dd, ur.begin, ur.end, w_rows, buf + 4 * H + 2 * H * BW + BW,
-                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + per_thread_xn * tm.id());
+                    indrnn_units(dm, io, hp, dd, ur.begin, ur.end, w_rows, ws.at<Real>(o_gT) + ur.begin * K,
+                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + per_thread_xn * tm.id(),
+                                 ws.at<Real>(o_xn) + per_thread_xn * tm.id() + T * (C + 1));
             }
             for (int64_t p = r.begin; p < r.end && cell != Cell::indrnn; ++p) {
                 if (exact_rnn)
