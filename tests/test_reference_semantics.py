@@ -75,10 +75,13 @@ def rel(a, b):
 # --- the API ------------------------------------------------------------------
 
 
-def test_exports_exactly_the_eight_functions():
+def test_exports_exactly_the_twelve_functions():
+    """Forward and backward per cell, plus the four *_rtrl (docs/rtrl.md);
+    nothing else, and no name twice."""
     names = {f"{c}_{p}" for c in CELLS for p in ("forward", "backward")}
+    names |= {"rnn_rtrl", "lstm_rtrl", "gru_rtrl", "indrnn_rtrl"}
     assert set(ref.__all__) == names
-    assert len(ref.__all__) == 8
+    assert len(ref.__all__) == 12
     for name in names:
         assert callable(getattr(ref, name))
 

@@ -296,21 +296,26 @@ def test_inputs_are_not_modified():
 # --- native against the reference ----------------------------------------------
 
 NATIVE_CASES = [(c, nl, G, "exact") for c, nl, G in CELLS] + [
-    ("rnn", "tanh", 1, "simplified"), ("rnn", "relu", 1, "diag")]
+    ("rnn", "tanh", 1, "simplified"), ("rnn", "relu", 1, "diag"),
+    ("lstm", None, 4, "diag"), ("gru", None, 3, "diag")]
 NATIVE_IDS = [f"{c}-{nl}-{m}" if nl else f"{c}-{m}" for c, nl, _, m in NATIVE_CASES]
 
 
 def test_native_coverage():
-    """What the native core runs (docs/rtrl.md, "Native coverage"); the rest
-    runs on the reference and says so in its state."""
+    """What the native core runs (docs/rtrl.md, "Native coverage"): every
+    (cell, mode) that rnnkit._checks accepts, and functional says so in its state."""
+    from rnnkit.rtrl._state import MODES
+
     native = {(c, m) for c in ("rnn", "lstm", "gru", "indrnn") for m in ("exact", "simplified", "diag")
               if _core.rtrl_native(c, m)}
     assert native == {("rnn", "exact"), ("rnn", "simplified"), ("rnn", "diag"), ("indrnn", "exact"),
-                      ("lstm", "exact"), ("gru", "exact")}
+                      ("lstm", "exact"), ("lstm", "diag"), ("gru", "exact"), ("gru", "diag")}
+    assert native == {(c, m) for c, modes in MODES.items() for m in modes}
     seed = fresh_seed()
-    pos, _, dy = _case("lstm", 4, 3, 2, 3, 4, np.float64, seed)
-    assert rtrl(F, "lstm", None, pos, dy)[1].backend == "native"
-    assert rtrl(F, "lstm", None, pos, dy, mode="diag")[1].backend == "reference"
+    for cell, G, nl in (("lstm", 4, None), ("gru", 3, None)):
+        pos, _, dy = _case(cell, G, 3, 2, 3, 4, np.float64, seed)
+        for mode in ("exact", "diag"):
+            assert rtrl(F, cell, nl, pos, dy, mode=mode)[1].backend == "native", (cell, mode)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])

@@ -1,6 +1,7 @@
-// RTRL at the sequence level for the Elman RNN (exact, simplified, diag) and
-// IndRNN (exact): the native twin of python/rnnkit/reference/rtrl.py, the
-// equations in docs/rtrl.md. Not BPTT: nothing here runs backward in time.
+// RTRL at the sequence level for the Elman RNN (exact, simplified, diag),
+// IndRNN (exact), LSTM and GRU (exact, diag): the native twin of
+// python/rnnkit/reference/rtrl.py, the equations in docs/rtrl.md. Not BPTT:
+// nothing here runs backward in time.
 //
 // A call runs in two phases, in one parallel region:
 //  1. the forward recurrence (the input side as one GEMM over all T*N rows,
@@ -218,152 +219,142 @@ struct RtrlKernels {
     // w_hh[k], w_ih[k,:], b[k], then h0[k]; K = C + 2 gradient columns.
     // Within a call the recursion runs on r = da_t/dtheta, the sensitivity of
     // the pre-activation: r_t = (w d_{t-1}) r_{t-1} + z_t, s_t = d_t r_t, and
-    // the gradient row gains (dy_t d_t) r_t: two FMAs per entry and step, with
-    // r and the gradient of UR units by JV vectors of x-columns in registers
-    // across all steps of a sequence. ab: 2*T scalars per unit of the block.
-    static constexpr int UR = 6, JV = 1;   // 12 accumulators: no spills on 16 registers, 3 FMA chains a cycle
+    // the gradient row gains (dy_t d_t) r_t: two FMAs per entry and step.
+    // Vectorised over units (a vector holds one column of W units): the
+    // per-unit factors w d and dy d are one vector load each per step, the
+    // column's input x_t[j] one broadcast shared by the JB columns' FMA pairs
+    // in registers across all steps of a sequence; columns h_prev[k] (own
+    // input per unit), the bias and h0 run through the same kernel, so no
+    // column goes one scalar at a time. A unit's arithmetic does not depend on
+    // its lane or block, so neither do the results (threads, chunking).
+    static constexpr int JB = 6;   // 12 accumulators + factors + x: 16 registers
 
-    // The x-columns [j, j + JV*Vx::W) of units [k0, k0 + ur) for sequence n.
-    // xn: sequence n's active rows of x, gathered [n_act][C] (rows of x are
-    // N*C apart: at N*C*size a multiple of 4 KB they would share L1 sets).
-    template <class Vx, int U>
-    static void indrnn_xcols(const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                             const Real* ab, int64_t n_act, const Real* xn, const Real* dlast, Real* w_rows) {
-        const int64_t C = dm.C, H = dm.H, K = C + 2, Q = K + 1;
+    // The buffers of one block of Vx::W units for sequence n (all [.][W]):
+    // al/be [n_act] factors, hz [n_act] h_prev, st [Q] S of the block
+    // transposed, gT [K] the block's gradient rows transposed.
+    struct IndBlock {
+        const Real* al;
+        const Real* be;
+        const Real* hz;
+        const Real* dlast;
+        Real* st;
+        Real* gT;
+        Real w[64];
+    };
+
+    // Columns [q, q + NB) of a block: Z = 0 x-broadcast (xz [n_act][C+1]
+    // column q - 1), 1 per-unit h_prev, 2 none (h0: gradient into dh0v).
+    template <class Vx, int NB, int Z>
+    static void ind_cols(const IndBlock& b, int64_t q, int64_t n_act, const Real* xz, int64_t CZ, Real* dh0v) {
         constexpr int W = Vx::W;
-        Vx r[U][JV], g[U][JV];
-        for (int u = 0; u < U; ++u)
-            for (int v = 0; v < JV; ++v) g[u][v] = Vx::loadu(w_rows + (k0 + u) * K + 1 + j + v * W);
-        // first active step: r = w * s0 + z
+        const Vx w = Vx::loadu(b.w);
+        Vx r[NB], g[NB];
+        auto zin = [&](int64_t a, int c) {
+            if constexpr (Z == 0) return Vx::set1(xz[a * CZ + q - 1 + c]);
+            else if constexpr (Z == 1) return Vx::loadu(b.hz + a * W);
+            else return Vx::zero();
+        };
         {
-            const Real* x_t = xn + j;
-            for (int u = 0; u < U; ++u) {
-                const Vx w = Vx::set1(io.w_hh[k0 + u]);
-                const Real* s0 = io.S0 + (n * H + k0 + u) * Q + 1 + j;
-                for (int v = 0; v < JV; ++v) r[u][v] = w * Vx::loadu(s0 + v * W) + Vx::loadu(x_t + v * W);
-                const Vx b = Vx::set1(ab[(2 * 0 + 1) * U + u]);
-                for (int v = 0; v < JV; ++v) g[u][v] = fma(b, r[u][v], g[u][v]);
+            const Vx be = Vx::loadu(b.be);
+            for (int c = 0; c < NB; ++c) {
+                g[c] = Z == 2 ? Vx::zero() : Vx::loadu(b.gT + (q + c) * W);
+                r[c] = Z == 2 ? w * Vx::loadu(b.st + (q + c) * W)
+                              : w * Vx::loadu(b.st + (q + c) * W) + zin(0, c);
+                g[c] = fma(be, r[c], g[c]);
             }
         }
         for (int64_t a = 1; a < n_act; ++a) {
-            const Real* x_t = xn + a * C + j;
-            Vx z[JV];
-            for (int v = 0; v < JV; ++v) z[v] = Vx::loadu(x_t + v * W);
-            for (int u = 0; u < U; ++u) {
-                const Vx al = Vx::set1(ab[(2 * (a - 1)) * U + u]);   // w * d of the previous active step
-                const Vx be = Vx::set1(ab[(2 * a + 1) * U + u]);     // dy * d
-                for (int v = 0; v < JV; ++v) {
-                    r[u][v] = fma(al, r[u][v], z[v]);
-                    g[u][v] = fma(be, r[u][v], g[u][v]);
-                }
+            const Vx al = Vx::loadu(b.al + (a - 1) * W);   // w * d of the previous active step
+            const Vx be = Vx::loadu(b.be + a * W);         // dy * d
+            for (int c = 0; c < NB; ++c) {
+                r[c] = Z == 2 ? al * r[c] : fma(al, r[c], zin(a, c));
+                g[c] = fma(be, r[c], g[c]);
             }
         }
-        for (int u = 0; u < U; ++u)
-            for (int v = 0; v < JV; ++v) g[u][v].storeu(w_rows + (k0 + u) * K + 1 + j + v * W);
-        // S = d of the last active step times its r
-        for (int u = 0; u < U; ++u)
-            for (int v = 0; v < JV; ++v)
-                (Vx::set1(dlast[u]) * r[u][v]).storeu(io.S + (n * H + k0 + u) * Q + 1 + j + v * W);
+        const Vx dl = Vx::loadu(b.dlast);
+        for (int c = 0; c < NB; ++c) {
+            if constexpr (Z == 2) g[c].storeu(dh0v);
+            else g[c].storeu(b.gT + (q + c) * W);
+            (dl * r[c]).storeu(b.st + (q + c) * W);   // S = d of the last active step times r
+        }
     }
 
-    // indrnn_xcols for ur <= U units: a kernel compiled for exactly ur.
-    template <class Vx, int U>
-    static void indrnn_xcols_upto(int ur, const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t j,
-                                  const Real* ab, int64_t n_act, const Real* xn, const Real* dlast, Real* w_rows) {
-        if constexpr (U > 1) {
-            if (ur < U) {
-                indrnn_xcols_upto<Vx, U - 1>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
-                return;
+    // One block of Vx::W units [k0, k0 + W) for sequence n.
+    template <class Vx>
+    static void ind_block(const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t n_act,
+                          const int64_t* act_t, const Real* hp, const Real* dd, const Real* xz, Real* blk,
+                          Real* gT) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H, Q = C + 3;
+        constexpr int W = Vx::W;
+        Real* al = blk;
+        Real* be = al + T * W;
+        Real* hz = be + T * W;
+        Real* st = hz + T * W;
+        Real dlast[W];
+        IndBlock b{al, be, hz, dlast, st, gT, {}};
+        for (int u = 0; u < W; ++u) b.w[u] = io.w_hh[k0 + u];
+        for (int64_t a = 0; a < n_act; ++a) {
+            const int64_t row = (act_t[a] * N + n) * H + k0;
+            for (int u = 0; u < W; ++u) {
+                const Real d = dd[row + u];
+                al[a * W + u] = b.w[u] * d;
+                be[a * W + u] = io.dy[row + u] * d;
+                hz[a * W + u] = hp[row + u];
             }
         }
-        indrnn_xcols<Vx, U>(dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
+        for (int u = 0; u < W; ++u) dlast[u] = dd[(act_t[n_act - 1] * N + n) * H + k0 + u];
+        for (int u = 0; u < W; ++u)
+            for (int64_t q = 0; q < Q; ++q) st[q * W + u] = io.S0[(n * H + k0 + u) * Q + q];
+        ind_cols<Vx, 1, 1>(b, 0, n_act, xz, C + 1, nullptr);   // h_prev[k]
+        int64_t q = 1;                                         // x columns, then the bias (xz's last, 1)
+        for (; q + JB <= C + 2; q += JB) ind_cols<Vx, JB, 0>(b, q, n_act, xz, C + 1, nullptr);
+        for (; q < C + 2; ++q) ind_cols<Vx, 1, 0>(b, q, n_act, xz, C + 1, nullptr);
+        Real dh0v[W];
+        ind_cols<Vx, 1, 2>(b, C + 2, n_act, xz, C + 1, dh0v);
+        for (int u = 0; u < W; ++u) {
+            io.dh0[n * H + k0 + u] = dh0v[u];
+            for (int64_t qq = 0; qq < Q; ++qq) io.S[(n * H + k0 + u) * Q + qq] = st[qq * W + u];
+        }
     }
 
+    // w_rows (units [u0, u1)) from gT: blocks of V::W units, then single units.
     static void indrnn_units(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, int64_t u0,
-                             int64_t u1, Real* w_rows, Real* ab, int64_t* act_t, Real* xn) {
+                             int64_t u1, Real* w_rows, Real* gT, int64_t* act_t, Real* xz, Real* blk) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const int64_t K = C + 2, Q = K + 1;
-        for (int64_t k = u0; k < u1; ++k)
-            for (int64_t j = 0; j < K; ++j) w_rows[k * K + j] = Real(0);
+        constexpr int VW = V::W;
+        const int64_t u_vec = u0 + (u1 - u0) / VW * VW;
+        for (int64_t j = 0; j < (u1 - u0) * K; ++j) gT[j] = Real(0);
         for (int64_t n = 0; n < N; ++n) {
             int64_t n_act = 0;
             for (int64_t s = 0; s < T; ++s) {
                 const int64_t t = t_of(s, T, io.reverse);
                 if (t < io.lengths[n]) act_t[n_act++] = t;
             }
-            for (int64_t k = u0; k < u1; ++k) io.dh0[n * H + k] = Real(0);
             if (n_act == 0) {   // S carried unchanged
+                for (int64_t k = u0; k < u1; ++k) io.dh0[n * H + k] = Real(0);
                 for (int64_t j = 0; j < (u1 - u0) * Q; ++j) io.S[(n * H + u0) * Q + j] = io.S0[(n * H + u0) * Q + j];
                 continue;
             }
-            // Sequence n's active steps gathered once for all its units: rows
-            // of x, h_prev, d and dy are N*C or N*H apart in the call's arrays
-            // (at a multiple of 4 KB they would all share L1 sets).
-            Real* hpn = xn + T * C;
-            Real* ddn = hpn + T * H;
-            Real* dyn = ddn + T * H;
+            // Sequence n's active rows of x gathered once, with a last column
+            // of ones (the bias's input): rows are N*C apart in x.
             for (int64_t a = 0; a < n_act; ++a) {
-                const int64_t row = (act_t[a] * N + n) * H;
-                for (int64_t c = 0; c < C; ++c) xn[a * C + c] = io.x[(act_t[a] * N + n) * C + c];
-                for (int64_t k = u0; k < u1; ++k) {
-                    hpn[a * H + k] = hp[row + k];
-                    ddn[a * H + k] = dd[row + k];
-                    dyn[a * H + k] = io.dy[row + k];
-                }
+                const Real* xr = io.x + (act_t[a] * N + n) * C;
+                for (int64_t c = 0; c < C; ++c) xz[a * (C + 1) + c] = xr[c];
+                xz[a * (C + 1) + C] = Real(1);
             }
-            for (int64_t k0 = u0; k0 < u1; k0 += UR) {
-                const int ur = static_cast<int>(min_i(UR, u1 - k0));
-                // ab[(2a) * ur + u] = w * d, ab[(2a + 1) * ur + u] = dy * d at active step a
-                for (int64_t a = 0; a < n_act; ++a) {
-                    for (int u = 0; u < ur; ++u) {
-                        const Real d = ddn[a * H + k0 + u];
-                        ab[(2 * a) * ur + u] = io.w_hh[k0 + u] * d;
-                        ab[(2 * a + 1) * ur + u] = dyn[a * H + k0 + u] * d;
-                    }
-                }
-                Real dlast[UR];
-                for (int u = 0; u < ur; ++u) dlast[u] = ddn[(n_act - 1) * H + k0 + u];
-                int64_t j = 0;
-                constexpr int64_t step = JV * V::W;
-                for (; j + step <= C; j += step) {
-                    indrnn_xcols_upto<V, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
-                }
-                for (; j + JV <= C; j += JV) {
-                    indrnn_xcols_upto<Scalar<Real>, UR>(ur, dm, io, n, k0, j, ab, n_act, xn, dlast, w_rows);
-                }
-                // The rest: the last x-columns, h_prev[k] (column 0), the bias (C+1), h0 (C+2), one by one.
-                for (int u = 0; u < ur; ++u) {
-                    const int64_t k = k0 + u;
-                    Real* g = w_rows + k * K;
-                    const Real* s0 = io.S0 + (n * H + k) * Q;
-                    Real* s1 = io.S + (n * H + k) * Q;
-                    const Real w = io.w_hh[k];
-                    auto column = [&](int64_t col, auto zfun) {
-                        Real r = w * s0[col] + zfun(0);
-                        g[col] = g[col] + ab[1 * ur + u] * r;
-                        for (int64_t a = 1; a < n_act; ++a) {
-                            r = ab[(2 * (a - 1)) * ur + u] * r + zfun(a);
-                            g[col] = g[col] + ab[(2 * a + 1) * ur + u] * r;
-                        }
-                        s1[col] = dlast[u] * r;
-                    };
-                    for (int64_t jj = j; jj < C; ++jj)
-                        column(1 + jj, [&](int64_t a) { return xn[a * C + jj]; });
-                    column(0, [&](int64_t a) { return hpn[a * H + k]; });
-                    column(C + 1, [&](int64_t) { return Real(1); });
-                    Real dh0 = Real(0);
-                    {
-                        Real r = w * s0[C + 2];
-                        dh0 = dh0 + ab[1 * ur + u] * r;
-                        for (int64_t a = 1; a < n_act; ++a) {
-                            r = ab[(2 * (a - 1)) * ur + u] * r;
-                            dh0 = dh0 + ab[(2 * a + 1) * ur + u] * r;
-                        }
-                        s1[C + 2] = dlast[u] * r;
-                    }
-                    io.dh0[n * H + k] = dh0;
-                }
-            }
+            for (int64_t k0 = u0; k0 < u_vec; k0 += VW)
+                ind_block<V>(dm, io, n, k0, n_act, act_t, hp, dd, xz, blk, gT + (k0 - u0) * K);
+            for (int64_t k0 = u_vec; k0 < u1; ++k0)
+                ind_block<Scalar<Real>>(dm, io, n, k0, n_act, act_t, hp, dd, xz, blk, gT + (k0 - u0) * K);
+        }
+        // gT block [K][W] -> w_rows [unit][K]
+        for (int64_t k0 = u0; k0 < u1;) {
+            const int64_t W = k0 < u_vec ? VW : 1;
+            const Real* g = gT + (k0 - u0) * K;
+            for (int64_t u = 0; u < W; ++u)
+                for (int64_t j = 0; j < K; ++j) w_rows[(k0 + u) * K + j] = g[j * W + u];
+            k0 += W;
         }
     }
 
@@ -536,12 +527,138 @@ struct RtrlKernels {
             if (c0 + u < GHK) w_rows[c0 + u] = acc[u];
     }
 
-    static void run_gated(Cell cell, const Dims& dm, const RtrlIO<Real>& io, int threads) {
+    // --- LSTM and GRU, diag (SnAp-1): unit k's state w.r.t. its own G weight
+    // rows only, so the recursion splits over units. S [N,H,V,Q], Q = G*K +
+    // V: columns q < G*K are gate q/K's row entry q%K, then h0[k] (, c0[k]).
+    // Each gate's pre-activation sensitivity is w_diag[g] * Sh[q], plus z in
+    // the gate's own block (docs/rtrl.md). Per-unit row gradients go to
+    // u_rows [H][Q]; the write-out moves them to PyTorch's gate-major rows.
+    struct DiagCoef {
+        Real w[4];        // w_hh[g*H + k, k]
+        Real c[8];        // the step's per-unit coefficients (below)
+        Real dy;
+    };
+
+    // Columns [q0, q0 + count) of unit k's block `own` (-1: no own block, the
+    // h0/c0 columns). z: the own inputs (null: the constant zc); GRU: xside
+    // says z enters the input side AX (x, 1_ih) rather than AH (h, 1_hh).
+    template <bool Lstm>
+    static void diag_cols(int64_t count, Real* sh, Real* sc, const Real* z, Real zc, int own, bool xside,
+                          const DiagCoef& k, Real* acc) {
+        for_lanes<V>(count, [&](auto vx, int64_t j) {
+            using Vx = decltype(vx);
+            const Vx zero = Vx::zero();
+            const Vx zv = own < 0 ? zero : z ? Vx::loadu(z + j) : Vx::set1(zc);
+            const Vx s = Vx::loadu(sh + j);
+            if constexpr (Lstm) {
+                // c: f, c_prev f', g i', i g'; h: tanh(c) o', o tanh'(c)
+                Vx A[4];
+                for (int g = 0; g < 4; ++g) A[g] = Vx::set1(k.w[g]) * s;
+                if (own >= 0) A[own] = A[own] + zv;
+                const Vx scn = ((Vx::set1(k.c[0]) * Vx::loadu(sc + j) + Vx::set1(k.c[1]) * A[1]) +
+                                Vx::set1(k.c[2]) * A[0]) + Vx::set1(k.c[3]) * A[2];
+                const Vx shn = Vx::set1(k.c[4]) * A[3] + Vx::set1(k.c[5]) * scn;
+                scn.storeu(sc + j);
+                shn.storeu(sh + j);
+                fma(Vx::set1(k.dy), shn, Vx::loadu(acc + j)).storeu(acc + j);
+            } else {
+                // r', z', n', r, hn, 1 - z, h_prev - n, z
+                Vx AH[3], AX[3] = {zero, zero, zero};
+                for (int g = 0; g < 3; ++g) AH[g] = Vx::set1(k.w[g]) * s;
+                if (own >= 0) {
+                    if (xside) AX[own] = zv;
+                    else AH[own] = AH[own] + zv;
+                }
+                const Vx dr = Vx::set1(k.c[0]) * (AX[0] + AH[0]);
+                const Vx dz = Vx::set1(k.c[1]) * (AX[1] + AH[1]);
+                const Vx dn = Vx::set1(k.c[2]) * ((AX[2] + Vx::set1(k.c[3]) * AH[2]) + Vx::set1(k.c[4]) * dr);
+                const Vx sn = (Vx::set1(k.c[5]) * dn + Vx::set1(k.c[6]) * dz) + Vx::set1(k.c[7]) * s;
+                sn.storeu(sh + j);
+                fma(Vx::set1(k.dy), sn, Vx::loadu(acc + j)).storeu(acc + j);
+            }
+        });
+    }
+
+    // Phase 2, diag LSTM / GRU: unit k over all sequences and steps.
+    static void gated_diag_unit(Cell cell, const Dims& dm, const RtrlIO<Real>& io, const Real* hp,
+                                const Real* gates, const Real* aux1, const Real* aux2, int64_t k, Real* u_rows) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const bool lstm = cell == Cell::lstm;
-        const int64_t G = lstm ? 4 : 3, GH = G * H;
-        const int64_t K = lstm ? H + C + 1 : H + C + 2, P = GH * K + (lstm ? 2 : 1) * H;
-        const int64_t pieces = ceil_div(P, BW);
+        const int64_t G = lstm ? 4 : 3, GH = G * H, V_ = lstm ? 2 : 1;
+        const int64_t K = lstm ? H + C + 1 : H + C + 2, GK = G * K, Q = GK + V_;
+        Real* acc = u_rows + k * Q;
+        for (int64_t q = 0; q < Q; ++q) acc[q] = Real(0);
+        DiagCoef cf{};
+        for (int64_t g = 0; g < G; ++g) cf.w[g] = io.w_hh[(g * H + k) * H + k];
+        for (int64_t n = 0; n < N; ++n) {
+            const int64_t base = (n * H + k) * V_ * Q;
+            Real* sh = io.S + base;
+            Real* sc = lstm ? sh + Q : nullptr;
+            for (int64_t q = 0; q < V_ * Q; ++q) sh[q] = io.S0[base + q];
+            Real dh0 = Real(0), dc0 = Real(0);
+            for (int64_t s = 0; s < T; ++s) {
+                const int64_t t = t_of(s, T, io.reverse);
+                if (t >= io.lengths[n]) continue;   // inactive: S carried, dy counts 0
+                const int64_t row = (t * N + n) * H;
+                const Real* gt = gates + (t * N + n) * GH;
+                const Real* h_prev = hp + row;
+                const Real* x_t = io.x + (t * N + n) * C;
+                cf.dy = io.dy[row + k];
+                if (lstm) {
+                    const Real i = gt[k], f = gt[H + k], gg = gt[2 * H + k], o = gt[3 * H + k];
+                    const Real tc = aux2[row + k], cp = aux1[row + k];
+                    cf.c[0] = f;
+                    cf.c[1] = cp * (f * (Real(1) - f));
+                    cf.c[2] = gg * (i * (Real(1) - i));
+                    cf.c[3] = i * (Real(1) - gg * gg);
+                    cf.c[4] = tc * (o * (Real(1) - o));
+                    cf.c[5] = o * (Real(1) - tc * tc);
+                    for (int g = 0; g < 4; ++g) {
+                        const int64_t q0 = g * K;
+                        diag_cols<true>(H, sh + q0, sc + q0, h_prev, 0, g, false, cf, acc + q0);
+                        diag_cols<true>(C, sh + q0 + H, sc + q0 + H, x_t, 0, g, false, cf, acc + q0 + H);
+                        diag_cols<true>(1, sh + q0 + H + C, sc + q0 + H + C, nullptr, Real(1), g, false, cf,
+                                        acc + q0 + H + C);
+                    }
+                    diag_cols<true>(2, sh + GK, sc + GK, nullptr, 0, -1, false, cf, acc + GK);
+                    dh0 = dh0 + cf.dy * sh[GK];
+                    dc0 = dc0 + cf.dy * sh[GK + 1];
+                } else {
+                    const Real r = gt[k], z = gt[H + k], nn = gt[2 * H + k];
+                    cf.c[0] = r * (Real(1) - r);
+                    cf.c[1] = z * (Real(1) - z);
+                    cf.c[2] = Real(1) - nn * nn;
+                    cf.c[3] = r;
+                    cf.c[4] = aux1[row + k];
+                    cf.c[5] = Real(1) - z;
+                    cf.c[6] = h_prev[k] - nn;
+                    cf.c[7] = z;
+                    for (int g = 0; g < 3; ++g) {
+                        const int64_t q0 = g * K;
+                        diag_cols<false>(H, sh + q0, nullptr, h_prev, 0, g, false, cf, acc + q0);
+                        diag_cols<false>(C, sh + q0 + H, nullptr, x_t, 0, g, true, cf, acc + q0 + H);
+                        diag_cols<false>(1, sh + q0 + H + C, nullptr, nullptr, Real(1), g, true, cf,
+                                         acc + q0 + H + C);
+                        diag_cols<false>(1, sh + q0 + H + C + 1, nullptr, nullptr, Real(1), g, false, cf,
+                                         acc + q0 + H + C + 1);
+                    }
+                    diag_cols<false>(1, sh + GK, nullptr, nullptr, 0, -1, false, cf, acc + GK);
+                    dh0 = dh0 + cf.dy * sh[GK];
+                }
+            }
+            io.dh0[n * H + k] = dh0;
+            if (lstm) io.dc0[n * H + k] = dc0;
+        }
+    }
+
+    // exact: pieces are column blocks of S; diag: units (w_rows then holds
+    // per-unit rows [H][G*K + V], moved to gate-major rows at the end).
+    static void run_gated(Cell cell, RtrlMode mode, const Dims& dm, const RtrlIO<Real>& io, int threads) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
+        const bool lstm = cell == Cell::lstm, diag = mode == RtrlMode::diag;
+        const int64_t G = lstm ? 4 : 3, GH = G * H, V_ = lstm ? 2 : 1;
+        const int64_t K = lstm ? H + C + 1 : H + C + 2, P = GH * K + V_ * H, Q = G * K + V_;
+        const int64_t pieces = diag ? H : ceil_div(P, BW);
         const int team = static_cast<int>(max_i(1, min_i(threads, max_i(pieces, N))));
         Workspace ws;
         const size_t o_xw = ws.reserve<Real>(T * N * GH);
@@ -550,7 +667,7 @@ struct RtrlKernels {
         const size_t o_gates = ws.reserve<Real>(T * N * GH);
         const size_t o_aux1 = ws.reserve<Real>(T * N * H);
         const size_t o_aux2 = ws.reserve<Real>(lstm ? T * N * H : 1);
-        const size_t o_rows = ws.reserve<Real>(GH * K);
+        const size_t o_rows = ws.reserve<Real>(diag ? H * Q : GH * K);
         const int64_t per_thread = 2 * H + 2 * GH + 2 * H * BW + 2 * GH * BW + BW;
         const size_t o_thr = ws.reserve<Real>(per_thread * team);
         ws.allocate();
@@ -567,12 +684,15 @@ struct RtrlKernels {
             gated_forward(cell, dm, io, ws.at<Real>(o_xw), hp, gates, aux1, aux2, share(N, tm.id(), tm.size()), buf);
             tm.barrier();
             const Range r = share(pieces, tm.id(), tm.size());
-            for (int64_t p = r.begin; p < r.end; ++p)
-                gated_block(cell, dm, io, hp, gates, aux1, aux2, p, buf + 2 * H + 2 * GH, w_rows);
+            for (int64_t p = r.begin; p < r.end; ++p) {
+                if (diag) gated_diag_unit(cell, dm, io, hp, gates, aux1, aux2, p, w_rows);
+                else gated_block(cell, dm, io, hp, gates, aux1, aux2, p, buf + 2 * H + 2 * GH, w_rows);
+            }
             tm.barrier();
             const Range gr = share(GH, tm.id(), tm.size());
             for (int64_t q = gr.begin; q < gr.end; ++q) {
-                const Real* g = w_rows + q * K;
+                // weight row q = gate g of unit k
+                const Real* g = diag ? w_rows + (q % H) * Q + (q / H) * K : w_rows + q * K;
                 for (int64_t m = 0; m < H; ++m) io.dw_hh[q * H + m] = g[m];
                 for (int64_t c = 0; c < C; ++c) io.dw_ih[q * C + c] = g[H + c];
                 io.db_ih[q] = g[H + C];
@@ -583,7 +703,7 @@ struct RtrlKernels {
 
     static void run(Cell cell, RtrlMode mode, const Dims& dm, const RtrlIO<Real>& io, int threads) {
         if (cell == Cell::lstm || cell == Cell::gru) {
-            run_gated(cell, dm, io, threads);
+            run_gated(cell, mode, dm, io, threads);
             return;
         }
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
@@ -600,11 +720,14 @@ struct RtrlKernels {
         const size_t o_dd = ws.reserve<Real>(T * N * H);
         const size_t o_ee = ws.reserve<Real>(mode == RtrlMode::simplified ? T * N * H : 1);
         const size_t o_rows = ws.reserve<Real>(H * K);
-        const int64_t per_thread = 4 * H + 2 * H * BW + BW + 2 * T * UR;
+        const int64_t per_thread = 4 * H + 2 * H * BW + BW;
         const size_t o_thr = ws.reserve<Real>(per_thread * team);
         const size_t o_act = ws.reserve<int64_t>(T * team);
-        const int64_t per_thread_xn = T * C + 3 * T * H;
+        // IndRNN: per thread x rows with a ones column, one unit block's
+        // factors and transposed S; gT: all units' transposed gradient rows.
+        const int64_t per_thread_xn = T * (C + 1) + (3 * T + C + 3) * V::W;
         const size_t o_xn = ws.reserve<Real>(cell == Cell::indrnn ? per_thread_xn * team : 1);
+        const size_t o_gT = ws.reserve<Real>(cell == Cell::indrnn ? H * K : 1);
         ws.allocate();
         Real* xw = ws.at<Real>(o_xw);
         Real* hp = ws.at<Real>(o_hp);
@@ -626,8 +749,9 @@ struct RtrlKernels {
                 // the same whatever the range, so the results are too).
                 const Range ur = share(H, tm.id(), tm.size());
                 if (ur.end > ur.begin)
-                    indrnn_units(dm, io, hp, dd, ur.begin, ur.end, w_rows, buf + 4 * H + 2 * H * BW + BW,
-                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + per_thread_xn * tm.id());
+                    indrnn_units(dm, io, hp, dd, ur.begin, ur.end, w_rows, ws.at<Real>(o_gT) + ur.begin * K,
+                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + per_thread_xn * tm.id(),
+                                 ws.at<Real>(o_xn) + per_thread_xn * tm.id() + T * (C + 1));
             }
             for (int64_t p = r.begin; p < r.end && cell != Cell::indrnn; ++p) {
                 if (exact_rnn)

@@ -168,7 +168,8 @@ const RtrlTable& rtrl_active() {
 
 bool rtrl_native(Cell cell, RtrlMode mode) {
     if (cell == Cell::rnn) return true;
-    return mode == RtrlMode::exact;   // IndRNN, LSTM, GRU: exact only (their diag runs on the reference)
+    if (cell == Cell::indrnn) return mode == RtrlMode::exact;   // IndRNN's exact is already diagonal
+    return mode != RtrlMode::simplified;                        // LSTM, GRU: exact and diag
 }
 
 int64_t rtrl_sens_count(Cell cell, RtrlMode mode, const Dims& d) {
@@ -176,6 +177,8 @@ int64_t rtrl_sens_count(Cell cell, RtrlMode mode, const Dims& d) {
     if (cell == Cell::lstm && mode == RtrlMode::exact) return d.N * 2 * d.H * (4 * d.H * (d.H + d.C + 1) + 2 * d.H);
     if (cell == Cell::gru && mode == RtrlMode::exact) return d.N * d.H * (3 * d.H * (d.H + d.C + 2) + d.H);
     if (cell == Cell::indrnn) return d.N * d.H * (d.C + 3);
+    if (cell == Cell::lstm) return d.N * d.H * 2 * (4 * (d.H + d.C + 1) + 2);   // diag [N,H,2,4K+2]
+    if (cell == Cell::gru) return d.N * d.H * (3 * (d.H + d.C + 2) + 1);        // diag [N,H,1,3K+1]
     return d.N * d.H * (d.H + d.C + 2);
 }
 

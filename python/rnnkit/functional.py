@@ -314,18 +314,10 @@ def lstm_rtrl(
     x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, *, lengths=None, reverse=False, mode="exact", state=None
 ):
     """y, h_n, c_n, grads (dh0, dc0, dw_ih, dw_hh, db_ih, db_hh), state: the
-    gradient of sum_t <dy_t, y_t> by RTRL. mode="exact" is native;
-    mode="diag" is NOT NATIVE YET and runs rnnkit.reference.lstm_rtrl (same
-    results and state layout; state.backend says "reference"). No dx: it
-    would need future losses. Pass ``state`` back to continue the stream."""
+    gradient of sum_t <dy_t, y_t> by RTRL, natively in both modes ("exact",
+    and "diag", SnAp-1). No dx: it would need future losses. Pass ``state``
+    back to continue the stream."""
     r = check_rtrl("lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, None, mode, state)
-    if r.mode != "exact":
-        from .reference import rtrl as _ref
-
-        return _ref.lstm_rtrl(
-            x, h0, c0, w_ih, w_hh, b_ih, b_hh, dy, lengths=lengths, reverse=reverse, mode=mode,
-            state=state,
-        )
     return _rtrl_native("lstm", r, None)
 
 
@@ -333,16 +325,8 @@ def gru_rtrl(
     x, h0, w_ih, w_hh, b_ih, b_hh, dy, *, lengths=None, reverse=False, mode="exact", state=None
 ):
     """y, h_n, grads (dh0, dw_ih, dw_hh, db_ih, db_hh), state: the gradient of
-    sum_t <dy_t, y_t> by RTRL. mode="exact" is native; mode="diag" is NOT
-    NATIVE YET and runs rnnkit.reference.gru_rtrl (same results and state
-    layout; state.backend says "reference"). No dx: it would need future
-    losses. Pass ``state`` back to continue the stream."""
+    sum_t <dy_t, y_t> by RTRL, natively in both modes ("exact", and "diag",
+    SnAp-1). No dx: it would need future losses. Pass ``state`` back to
+    continue the stream."""
     r = check_rtrl("gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, dy, lengths, reverse, None, mode, state)
-    if r.mode != "exact":
-        from .reference import rtrl as _ref
-
-        return _ref.gru_rtrl(
-            x, h0, w_ih, w_hh, b_ih, b_hh, dy, lengths=lengths, reverse=reverse, mode=mode,
-            state=state,
-        )
     return _rtrl_native("gru", r, None)
