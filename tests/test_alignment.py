@@ -188,3 +188,23 @@ def test_core_refuses_wrong_kinds_with_type_error():
     bad_x[0] = d["x"].astype(np.complex128)
     with pytest.raises(TypeError, match="x"):
         _core.rnn_forward(*bad_x)
+
+
+def test_seq_functions_copy_misaligned_views():
+    """rnnkit.seq hands arrays to Cython loops, which accept misaligned buffers:
+    they get aligned copies first (a fuzz finding under UBSan)."""
+    from rnnkit import seq
+
+    rng = np.random.default_rng(0)
+    seqs = [rng.standard_normal((k, 3)) for k in (4, 1, 3)]
+    want = seq.pack_sequences(seqs)
+    got = seq.pack_sequences([misaligned(s) for s in seqs])
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    x, lengths = want
+    for a, b in zip(seq.unpack_sequences(misaligned(x), lengths), seq.unpack_sequences(x, lengths)):
+        assert np.array_equal(a, b)
+    ids = np.arange(20, dtype=np.int32)
+    starts = np.array([0, 5, 9], np.int64)
+    assert np.array_equal(seq.windows(misaligned(ids), misaligned(starts), 4), seq.windows(ids, starts, 4))
+    pads = [np.arange(k, dtype=np.int32) for k in (3, 1)]
+    assert np.array_equal(seq.pad_ids([misaligned(p) for p in pads])[0], seq.pad_ids(pads)[0])

@@ -44,6 +44,13 @@ def _count(name: str, value, lo: int = 0) -> int:
     return v
 
 
+def _kernel_ready(a, dtype) -> np.ndarray:
+    """a as a C-contiguous, aligned array of dtype (a copy only when needed):
+    Cython's typed memoryviews accept a view at an odd byte offset, and its
+    loads would then be misaligned (undefined behaviour; UBSan reports it)."""
+    return np.require(a, dtype=dtype, requirements=("C", "A"))
+
+
 def _real(name: str, a: np.ndarray) -> np.ndarray:
     """Refuse what a float cast would silently drop: complex parts and masks."""
     if np.iscomplexobj(a):
@@ -118,7 +125,7 @@ def pack_sequences(
     N = len(arrays)
     shape = (N, T, C) if batch_first else (T, N, C)
     out = np.zeros(shape, dtype=dtype)
-    contiguous = [np.ascontiguousarray(a, dtype=dtype) for a in arrays]
+    contiguous = [_kernel_ready(a, dtype) for a in arrays]
     _seq.pack_into(contiguous, out, bool(batch_first))
     return out, lengths
 
@@ -157,7 +164,7 @@ def unpack_sequences(x: np.ndarray, lengths, *, batch_first: bool = False) -> li
             f"to {lengths_arr.max()}"
         )
     outs = [np.empty((int(n), x.shape[2]), dtype=x.dtype) for n in lengths_arr]
-    _seq.unpack_into(np.ascontiguousarray(x), outs, bool(batch_first))
+    _seq.unpack_into(_kernel_ready(x, x.dtype), outs, bool(batch_first))
     return outs
 
 
@@ -250,7 +257,7 @@ def _int32_ids(ids, name: str) -> np.ndarray:
         raise TypeError(f"{name} must hold integers, got dtype {arr.dtype}")
     if arr.size and (arr.min() < np.iinfo(np.int32).min or arr.max() > np.iinfo(np.int32).max):
         raise ValueError(f"{name} must fit in int32, got values from {arr.min()} to {arr.max()}")
-    return np.ascontiguousarray(arr, dtype=np.int32)
+    return _kernel_ready(arr, np.int32)
 
 
 def windows(ids, starts, length: int) -> np.ndarray:
@@ -293,7 +300,7 @@ def windows(ids, starts, length: int) -> np.ndarray:
         )
     out = np.empty((T, st.size), dtype=np.int32)
     if T and st.size:
-        _seq.window_into(stream, np.ascontiguousarray(st, dtype=np.int64), out)
+        _seq.window_into(stream, _kernel_ready(st, np.int64), out)
     return out
 
 

@@ -44,6 +44,13 @@ def worker_main() -> None:
         out.flush()
 
 
+def sanitizer_excerpt(err: str) -> str:
+    """The report from its first line (the kind and place of the error) on."""
+    at = min((i for i in (err.find(m) for m in SANITIZER_MARKS) if i >= 0), default=0)
+    start = err.rfind("\n", 0, at) + 1
+    return err[start : start + 1500]
+
+
 class Worker:
     def __init__(self, env):
         self.err = tempfile.TemporaryFile(mode="w+b")
@@ -151,7 +158,7 @@ def campaign(calls, *, workers=2, start=0, timeout=60.0, env=None, progress=None
                         inflight -= 1
                         entry = entry_point_of(w.seed)
                         if rc == SANITIZER_EXIT or any(m in err for m in SANITIZER_MARKS):
-                            record(entry, "SANITIZER", w.seed, err[-1500:])
+                            record(entry, "SANITIZER", w.seed, sanitizer_excerpt(err))
                         elif rc < 0:
                             name = signal.Signals(-rc).name
                             record(entry, "CRASH", w.seed, f"signal {-rc} {name}: {err[-1500:]}")
@@ -170,7 +177,7 @@ def campaign(calls, *, workers=2, start=0, timeout=60.0, env=None, progress=None
                     w.seed = None
                     err = w.new_stderr()
                     if any(m in err for m in SANITIZER_MARKS):
-                        record(res["entry"], "SANITIZER", res["seed"], err[-1500:])
+                        record(res["entry"], "SANITIZER", res["seed"], sanitizer_excerpt(err))
                     else:
                         record(res["entry"], res["outcome"], res["seed"], res["outcome"])
             now = time.monotonic()
