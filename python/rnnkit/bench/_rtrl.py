@@ -111,6 +111,25 @@ QUICK_ROWS = [
 
 
 def main_rtrl(args) -> int:
+    # The GEMM ceiling must run at the same thread count as rnnkit: NumPy's
+    # BLAS would otherwise use every core, and a 1-thread row would be judged
+    # against a 2-core ceiling.
+    threads = args.threads
+    if threads is None:
+        import rnnkit
+
+        threads = rnnkit.get_num_threads()
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        print("threadpoolctl not installed: NumPy's BLAS threads left as they are "
+              "(the ceiling may use more threads than rnnkit)")
+        return _main_rtrl(args)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        return _main_rtrl(args)
+
+
+def _main_rtrl(args) -> int:
     import rnnkit
     from rnnkit import functional as F
     from rnnkit import reference as R
