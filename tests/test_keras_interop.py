@@ -232,33 +232,7 @@ def test_refusals_name_the_option():
         stack(X, mask=np.array([[1] * 6, [1, 0, 1, 0, 0, 0], [1] * 6], bool))
 
 
-def _have_reset_before_cell():
-    if not hasattr(rnnkit, "Recurrent"):
-        return False
-    try:
-        cells = importlib.import_module("rnnkit.cells")
-    except ImportError:
-        cells = getattr(rnnkit, "cells", None)
-    return hasattr(cells, "GRUResetBeforeCell")
-
-
-def test_gru_reset_before_without_the_user_cells_is_refused():
-    if _have_reset_before_cell():
-        pytest.skip("rnnkit.cells.GRUResetBeforeCell exists: the conversion runs (next test)")
-    layer = keras.layers.GRU(3, reset_after=False, recurrent_initializer="zeros")
-    layer.build((None, None, 4))  # weights, without compiling a run
-    with pytest.raises(
-        KerasConversionError,
-        match=r"GRU\(reset_after=False\) needs rnnkit.cells.GRUResetBeforeCell",
-    ):
-        from_keras(layer)
-
-
 def test_gru_reset_before_through_the_user_cell():
-    if not _have_reset_before_cell():
-        pytest.skip(
-            "needs rnnkit.Recurrent and rnnkit.cells.GRUResetBeforeCell (the user-cells work)"
-        )
     for bidi in (False, True):
         inner = keras.layers.GRU(5, reset_after=False, return_sequences=True, unroll=True)
         layer = keras.layers.Bidirectional(inner) if bidi else inner
@@ -268,26 +242,6 @@ def test_gru_reset_before_through_the_user_cell():
         back = to_keras(stack)
         for a, b in zip(layer.get_weights(), back.get_weights()):
             assert np.array_equal(a, b)
-
-
-def test_gru_reset_before_through_a_standin_of_the_user_cell(monkeypatch):
-    """Without the user-cells work, the reset_after=False mapping is checked
-    through a NumPy stand-in of its API (tests/_cells_standin.py) against
-    Keras itself; the real cell runs the test above after merging."""
-    if hasattr(rnnkit, "Recurrent"):
-        pytest.skip("the real rnnkit.Recurrent exists: the test above runs on it")
-    import _cells_standin
-
-    _cells_standin.install(monkeypatch, rnnkit)
-    inner = keras.layers.GRU(5, reset_after=False, return_sequences=True, unroll=True)
-    layer = keras.layers.Bidirectional(inner)
-    layer(X)
-    stack = from_keras(layer)
-    assert type(stack.layers[0]).__name__ == "Recurrent"
-    check_same(layer, stack)
-    back = to_keras(stack)
-    for a, b in zip(layer.get_weights(), back.get_weights()):
-        assert np.array_equal(a, b)
 
 
 def test_stateful_layer_carries_its_state_like_keras():

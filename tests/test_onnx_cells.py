@@ -1,27 +1,20 @@
-"""The two ONNX variants that need user cells (linear_before_reset=0 and
-peepholes), in and out of rnnkit.onnx: on the real rnnkit.Recurrent and
-rnnkit.cells when they exist, else on a NumPy stand-in of that API
-(tests/_cells_standin.py), so that the weight mapping is checked in a tree
-without them too, against the shipped node cases and ONNX Runtime."""
+"""The two ONNX variants that map to user cells (linear_before_reset=0 to
+rnnkit.cells.GRUResetBeforeCell, peepholes to PeepholeLSTMCell), in and out
+of rnnkit.onnx, against the shipped node cases and ONNX Runtime."""
 
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
-import _cells_standin  # noqa: E402
 import rnnkit  # noqa: E402
 from rnnkit.onnx import InferenceSession, export  # noqa: E402
 from rnnkit.onnx._session import user_cell  # noqa: E402
 from test_onnx_session import CASES, make_node_model, needs_cell, rel  # noqa: E402
 
-REAL = user_cell("PeepholeLSTMCell") is not None and user_cell("GRUResetBeforeCell") is not None
 
-
-@pytest.fixture
-def cells_api(monkeypatch):
-    """The user-cells API: the real one, or the stand-in for this test."""
-    if not REAL:
-        _cells_standin.install(monkeypatch, rnnkit)
+def test_the_cells_are_found():
+    for name in ("PeepholeLSTMCell", "GRUResetBeforeCell", "LSTMCell", "GRUCell", "RNNCell", "IndRNNCell"):
+        assert user_cell(name) is getattr(rnnkit.cells, name)
 
 
 NEEDING = sorted(n for n, c in CASES.items() if needs_cell(c))
@@ -32,7 +25,7 @@ def test_seven_cases_need_the_cells():
 
 
 @pytest.mark.parametrize("name", NEEDING)
-def test_node_cases_through_the_cells(name, cells_api):
+def test_node_cases_through_the_cells(name):
     case = CASES[name]
     ins, outs = case.data_sets[0]
     sess = InferenceSession(case.model)
@@ -42,7 +35,7 @@ def test_node_cases_through_the_cells(name, cells_api):
 
 
 @pytest.mark.parametrize("direction", ["forward", "reverse", "bidirectional"])
-def test_reset_before_gru_node_against_onnxruntime(direction, cells_api):
+def test_reset_before_gru_node_against_onnxruntime(direction):
     ort = pytest.importorskip("onnxruntime")
     rng = np.random.default_rng(0)
     model, feeds = make_node_model(
@@ -69,7 +62,7 @@ def test_reset_before_gru_node_against_onnxruntime(direction, cells_api):
 
 
 @pytest.mark.parametrize("cell", ["PeepholeLSTMCell", "GRUResetBeforeCell"])
-def test_export_of_the_cells_runs_on_onnxruntime(cell, cells_api):
+def test_export_of_the_cells_runs_on_onnxruntime(cell):
     ort = pytest.importorskip("onnxruntime")
     layer = rnnkit.Recurrent(user_cell(cell)(), 3, 4, 2, bidirectional=True, seed=1)
     proto = export(layer, None, initial_state=True)
@@ -95,8 +88,6 @@ def test_export_of_the_cells_runs_on_onnxruntime(cell, cells_api):
 def test_export_of_a_recurrent_with_a_builtin_cell(cell):
     """rnnkit.Recurrent(rnnkit.cells.LSTMCell(), ...) is the built-in math:
     written as the built-in layer would be."""
-    if user_cell(cell) is None:
-        pytest.skip(f"needs rnnkit.Recurrent and rnnkit.cells.{cell} (the user-cells work)")
     ort = pytest.importorskip("onnxruntime")
     layer = rnnkit.Recurrent(user_cell(cell)(), 3, 4, 2, bidirectional=True, seed=3)
     proto = export(layer, None, lengths=False)
