@@ -18,12 +18,20 @@ namespace RNNKIT_ISA {
 // are numbered chunk by chunk of IC row tiles, column block by column block
 // within a chunk: consecutive tiles share their B block ([KC][U], L1/L2)
 // and a chunk's A columns ([KC][IC*MR], L2) serve every column block.
+#ifndef RNNKIT_WG_KC
+#define RNNKIT_WG_KC 256
+#endif
+#ifndef RNNKIT_WG_IC
+#define RNNKIT_WG_IC 32
+#endif
 template <class V>
 struct WeightGrad {
     using Real = typename V::T;
     using Tile = PlainTile<V>;
     static constexpr int MR = Tile::MR, NV = Tile::NV, U = Tile::U;
-    static constexpr int64_t KC = 512, IC = 64;
+    static constexpr int64_t KC = RNNKIT_WG_KC, IC = RNNKIT_WG_IC;
+    // Per-thread scratch: the B block [KC][U], then the chunk's packed A tiles [IC][KC][MR].
+    static constexpr int64_t scratch = KC * U + IC * KC * MR;
 
     // Row tile i and column block cb of tile number `tile`.
     static void tile_at(int64_t tile, int64_t i_tiles, int64_t blocks, int64_t& i, int64_t& cb) {
@@ -56,19 +64,31 @@ struct WeightGrad {
     // Its dgates row is 0 already, but the caller may have left NaN or inf in
     // x there, and 0 * NaN is NaN. Masked once per packed B block (a branch
     // per row of KC, next to MR*IC fmas per packed value), not in the tiles.
+    //
+    // The A tiles (columns of dg) are packed per K block and chunk into
+    // apack ([IC][KC][MR], pack_a_cols), when the chunk changes.
     template <class BRows>
     static void run(Range tiles, int64_t K, int64_t split, int64_t rows, int64_t cols, int64_t blocks,
-                    const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out, Real* bpack,
+                    const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out, Real* scratch_p,
                     const int64_t* pad_lengths = nullptr, int64_t pad_N = 1) {
         if (direct(cols)) acc = out;
+        Real* bpack = scratch_p;
+        Real* apack = scratch_p + KC * U;
         const int64_t ldacc = blocks * U, i_tiles = ceil_div(rows, MR);
         for (int64_t k0 = 0; k0 < K;) {
             const int64_t k1 = min_i(K, (k0 < split ? min_i(split, k0 + KC) : k0 + KC));
-            int64_t packed_cb = -1;
+            int64_t packed_cb = -1, packed_chunk = -1;
             for (int64_t tile = tiles.begin; tile < tiles.end; ++tile) {
                 int64_t i, cb;
                 tile_at(tile, i_tiles, blocks, i, cb);
                 const int mr = static_cast<int>(min_i(MR, rows - i * MR));
+                const int64_t chunk = tile / (IC * blocks), i_begin = chunk * IC;
+                if (chunk != packed_chunk) {
+                    pack_a_cols<MR>(dg + k0 * ldg, ldg, i_begin * MR, min_i(IC, i_tiles - i_begin), rows, k1 - k0,
+                                    apack);
+                    packed_chunk = chunk;
+                }
+                const Real* a_tile = apack + (i - i_begin) * (k1 - k0) * MR;
                 if (cb != packed_cb) {
                     const Panel p = b_rows(k0, cb);
                     if (pad_lengths == nullptr) {
@@ -99,11 +119,9 @@ struct WeightGrad {
                         for (int64_t off = 0; off < U; off += line) __builtin_prefetch(next + r * ldacc + off, 1, 3);
                 }
                 if (k0 == 0)
-                    gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, dg + k0 * ldg + i * MR, ldg, bpack, U,
-                                                      acc_tile, ldacc);
+                    gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a_tile, MR, bpack, U, acc_tile, ldacc);
                 else
-                    gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, dg + k0 * ldg + i * MR, ldg, bpack, U,
-                                                     acc_tile, ldacc);
+                    gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, a_tile, MR, bpack, U, acc_tile, ldacc);
             }
             k0 = k1;
         }
@@ -161,7 +179,11 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         ws.reserve<Real>(Cell::recurrent_gemm && !WeightGrad<V>::direct(H) ? g_tiles * MR * unit_blocks * U : 0);
     const size_t at_dh_acc = ws.reserve<Real>(Cell::recurrent_gemm ? N * ld_dh : 0);   // [N][blocks*U]
     const size_t at_dx_acc = ws.reserve<Real>(team * DX_TILES * MR * ld_dx);         // per thread
-    const size_t at_bpack = ws.reserve<Real>(team * WeightGrad<V>::KC * U);            // per thread
+    const size_t at_bpack = ws.reserve<Real>(team * WeightGrad<V>::scratch);            // per thread
+    // Per thread: packed A tiles (pack_a_rows) of one K block of dgates rows,
+    // all N rows of a step (dh) or one chunk of DX_TILES row tiles (dx).
+    const int64_t apack_len = max_i(ceil_div(N, MR), DX_TILES) * KC * MR;
+    const size_t at_apack = ws.reserve<Real>(team * apack_len);
     ws.allocate();
     Real* dg = ws.at<Real>(at_dg);
     Real* dg_hh = split_sides ? ws.at<Real>(at_dg_hh) : dg;
@@ -177,6 +199,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     Real* dh_acc = ws.at<Real>(at_dh_acc);
     Real* dx_acc_all = ws.at<Real>(at_dx_acc);
     Real* bpack_all = ws.at<Real>(at_bpack);
+    Real* apack_all = ws.at<Real>(at_apack);
 
     // h_prev of row m = t*N + n of the whole sequence, and the row where its
     // source switches between h0 and the h cache.
@@ -193,6 +216,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         const int tid = tm.id(), nth = tm.size();
         const Range own = share(unit_blocks, tid, nth);
         const int64_t u_lo = min_i(own.begin * U, H), u_hi = min_i(own.end * U, H);
+        Real* apack = apack_all + tid * apack_len;
 
         // Packing: w_hh's panels for own units; the rest shared out, read after the loop.
         if (Cell::recurrent_gemm)
@@ -278,6 +302,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             } else
             for (int64_t k0 = 0; k0 < GH; k0 += KC) {
                 const int64_t kc = min_i(KC, GH - k0);
+                pack_a_rows<MR>(dg_t + k0, GH, N, kc, apack);
                 for (int64_t b = own.begin; b < own.end; ++b) {
                     // The panel slice the next (k0, b) reads, prefetched by the first tiles.
                     const Real* next = b + 1 < own.end ? w_hh_p + (b + 1) * GH * U + k0 * U
@@ -285,14 +310,14 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                                                        : nullptr;
                     for (int64_t n0 = 0; n0 < N; n0 += MR) {
                         const int mr = static_cast<int>(min_i(MR, N - n0));
-                        const Real* a = dg_t + n0 * GH + k0;
+                        const Real* a = apack + (n0 / MR) * kc * MR;
                         const Real* bp = w_hh_p + b * GH * U + k0 * U;
                         Real* acc = dh_acc + n0 * ld_dh + b * U;
                         const char* pf = prefetch_slice(next, KC * U * int64_t{sizeof(Real)}, n0 / MR, kc);
                         if (k0 == 0)
-                            gemm_tile<V, MR, NV, false, false>(mr, kc, a, GH, bp, U, acc, ld_dh, pf);
+                            gemm_tile<V, MR, NV, true, false>(mr, kc, a, MR, bp, U, acc, ld_dh, pf);
                         else
-                            gemm_tile<V, MR, NV, false, true>(mr, kc, a, GH, bp, U, acc, ld_dh, pf);
+                            gemm_tile<V, MR, NV, true, true>(mr, kc, a, MR, bp, U, acc, ld_dh, pf);
                     }
                 }
             }
@@ -342,6 +367,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             const int64_t i1 = min_i(row_tiles.end, i0 + DX_TILES);
             for (int64_t k0 = 0; k0 < GH; k0 += KC) {
                 const int64_t kc = min_i(KC, GH - k0);
+                pack_a_rows<MR>(dg + i0 * MR * GH + k0, GH, min_i(TN, i1 * MR) - i0 * MR, kc, apack);
                 for (int64_t cb = 0; cb < c_blocks; ++cb) {
                     // The panel slice the next (k0, cb) reads, prefetched by the first tiles.
                     const Real* next = cb + 1 < c_blocks ? w_ih_p + (cb + 1) * GH * U + k0 * U
@@ -350,14 +376,14 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                     for (int64_t i = i0; i < i1; ++i) {
                         const int64_t m0 = i * MR;
                         const int mr = static_cast<int>(min_i(MR, TN - m0));
-                        const Real* a = dg + m0 * GH + k0;
+                        const Real* a = apack + (i - i0) * kc * MR;
                         const Real* bp = w_ih_p + cb * GH * U + k0 * U;
                         Real* acc = dx_acc + (i - i0) * MR * ld_dx + cb * U;
                         const char* pf = prefetch_slice(next, KC * U * int64_t{sizeof(Real)}, i - i0, kc);
                         if (k0 == 0)
-                            gemm_tile<V, MR, NV, false, false>(mr, kc, a, GH, bp, U, acc, ld_dx, pf);
+                            gemm_tile<V, MR, NV, true, false>(mr, kc, a, MR, bp, U, acc, ld_dx, pf);
                         else
-                            gemm_tile<V, MR, NV, false, true>(mr, kc, a, GH, bp, U, acc, ld_dx, pf);
+                            gemm_tile<V, MR, NV, true, true>(mr, kc, a, MR, bp, U, acc, ld_dx, pf);
                     }
                 }
             }
@@ -377,7 +403,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                                if (x_tail && cb == c_blocks - 1) return {x_tail_p + k0 * U, U};
                                return {io.x + k0 * C + cb * U, C};
                            },
-                           acc_ih, io.dw_ih, bpack_all + tid * WeightGrad<V>::KC * U, pad_lengths, N);
+                           acc_ih, io.dw_ih, bpack_all + tid * WeightGrad<V>::scratch, pad_lengths, N);
 
         // dw_hh = dgates_hh^T @ h_prev: [G*H, H]; IndRNN: sum over rows of dgates * h_prev: [H]
         if constexpr (Cell::recurrent_gemm) {
@@ -387,7 +413,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                                    if (h_tail && cb == unit_blocks - 1) return {h_tail_p + k0 * U, U};
                                    return {h_prev_row(k0) + cb * U, H};
                                },
-                               acc_hh, io.dw_hh, bpack_all + tid * WeightGrad<V>::KC * U);
+                               acc_hh, io.dw_hh, bpack_all + tid * WeightGrad<V>::scratch);
         } else {
             const Range cols = share(unit_blocks, tid, nth);
             const int64_t j0 = min_i(cols.begin * U, H), j1 = min_i(cols.end * U, H);

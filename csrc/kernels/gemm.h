@@ -24,7 +24,7 @@ template <class V> constexpr bool has_transpose16(long) { return false; }
 //   A(r, k) = a[r*lda + k] (row-major), or a[k*lda + r] when ATrans
 //   B(k, .) = b + k*ldb, NV vectors
 //   out: MR rows of NV vectors, row stride ldo
-//   pf: if not null (row-major A only), 2 cache lines from pf + 128*k are
+//   pf: if not null, 2 cache lines from pf + 128*k are
 //   prefetched into L2 at each k (a later tile's panel, see prefetch_slice);
 //   no effect on results
 template <class V, int MR, int NV, bool ATrans, bool Accumulate>
@@ -61,6 +61,10 @@ inline void micro_kernel(int64_t K, const typename V::T* a, int64_t lda, const t
         }
     } else {
         for (int64_t k = 0; k < K; ++k) {
+            if (pf != nullptr) {
+                __builtin_prefetch(pf + k * 128, 0, 2);
+                __builtin_prefetch(pf + k * 128 + 64, 0, 2);
+            }
             V bv[NV];
 #pragma GCC unroll 32
             for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * W);
@@ -233,6 +237,49 @@ inline void for_lanes(int64_t count, F&& f) {
     int64_t i = 0;
     for (; i + V::W <= count; i += V::W) f(V{}, i);
     for (; i < count; ++i) f(S{}, i);
+}
+
+// A operands packed for the ATrans kernels: tile t of MR rows as [kc][MR]
+// (apack[(t*kc + k)*MR + r] = A(t*MR + r, k), zero past `rows`), so that a
+// tile reads its A block as one contiguous stream. Read in place, the backward
+// GEMMs' A rows lie G*H values apart (16 KB at LSTM H = 1024 floats, a
+// multiple of 4 KB and of the L2's 64 KB set period over 4): every k of a
+// tile fell into the same few cache sets, and the A blocks streamed from L3
+// on each reuse. Packing moves values only: every output is the same FMA
+// chain in k order as before, bitwise.
+//
+// From row-major A (A(r, k) = a[r*lda + k], e.g. dgates rows).
+template <int MR, class Real>
+inline void pack_a_rows(const Real* a, int64_t lda, int64_t rows, int64_t kc, Real* apack) {
+    for (int64_t t = 0; t * MR < rows; ++t) {
+        const int64_t mr = min_i(MR, rows - t * MR);
+        Real* dst = apack + t * kc * MR;
+        for (int64_t r = 0; r < MR; ++r) {
+            if (r < mr) {
+                const Real* src = a + (t * MR + r) * lda;
+                for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
+            } else {
+                for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = Real(0);
+            }
+        }
+    }
+}
+
+// From column-major A (A(r, k) = a[k*lda + r], e.g. dgates^T): `tiles` tiles
+// starting at row r0, of `rows` rows in all.
+template <int MR, class Real>
+inline void pack_a_cols(const Real* a, int64_t lda, int64_t r0, int64_t tiles, int64_t rows, int64_t kc,
+                        Real* apack) {
+    for (int64_t k = 0; k < kc; ++k) {
+        const Real* src = a + k * lda;
+        for (int64_t t = 0; t < tiles; ++t) {
+            const int64_t base = r0 + t * MR, mr = min_i(MR, rows - base);
+            Real* dst = apack + (t * kc + k) * MR;
+            int64_t r = 0;
+            for (; r < mr; ++r) dst[r] = src[base + r];
+            for (; r < MR; ++r) dst[r] = Real(0);
+        }
+    }
 }
 
 // Packs the gate rows of one block of hidden units of w [G*H, K] (PyTorch

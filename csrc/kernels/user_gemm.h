@@ -114,7 +114,7 @@ void user_gemm_tn(int64_t M, int64_t R, int64_t Kc, const typename V::T* a, int6
     Workspace ws;
     const size_t at_tail = ws.reserve<Real>(tail ? M * U : 0);                          // [M][U]
     const size_t at_acc = ws.reserve<Real>(WG::direct(Kc) ? 0 : i_tiles * MR * blocks * U);  // padded out
-    const size_t at_bpack = ws.reserve<Real>(int64_t{team} * WG::KC * U);
+    const size_t at_bpack = ws.reserve<Real>(int64_t{team} * WG::scratch);
     ws.allocate();
     Real* tail_p = ws.at<Real>(at_tail);
     if (tail) {
@@ -130,7 +130,7 @@ void user_gemm_tn(int64_t M, int64_t R, int64_t Kc, const typename V::T* a, int6
                     if (tail && cb == blocks - 1) return {tail_p + k0 * U, U};
                     return {b + k0 * ldb + cb * U, ldb};
                 },
-                ws.at<Real>(at_acc), out, ws.at<Real>(at_bpack) + int64_t{tm.id()} * WG::KC * U);
+                ws.at<Real>(at_acc), out, ws.at<Real>(at_bpack) + int64_t{tm.id()} * WG::scratch);
     });
 }
 
