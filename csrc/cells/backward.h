@@ -18,23 +18,21 @@ namespace RNNKIT_ISA {
 // are numbered chunk by chunk of IC row tiles, column block by column block
 // within a chunk: consecutive tiles share their B block ([KC][U], L1/L2)
 // and a chunk's A columns ([KC][IC*MR], L2) serve every column block.
-#ifndef RNNKIT_WG_KC
-#define RNNKIT_WG_KC 256
-#endif
-#ifndef RNNKIT_WG_IC
-#define RNNKIT_WG_IC 32
-#endif
 template <class V>
 struct WeightGrad {
     using Real = typename V::T;
     using Tile = PlainTile<V>;
     static constexpr int MR = Tile::MR, NV = Tile::NV, U = Tile::U;
-    static constexpr int64_t KC = RNNKIT_WG_KC, IC = RNNKIT_WG_IC;
+    // The blocks, from the CPU's budgets (KernelParams: wg_b_bytes, wg_a_bytes).
+    int64_t KC, IC;
+    explicit WeightGrad(const KernelParams& kp)
+        : KC(block_from_bytes(kp.wg_b_bytes, U * int64_t{sizeof(Real)}, 16, 8192, 8)),
+          IC(block_from_bytes(kp.wg_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1)) {}
     // Per-thread scratch: the B block [KC][U], then the chunk's packed A tiles [IC][KC][MR].
-    static constexpr int64_t scratch = KC * U + IC * KC * MR;
+    int64_t scratch() const { return KC * U + IC * KC * MR; }
 
     // Row tile i and column block cb of tile number `tile`.
-    static void tile_at(int64_t tile, int64_t i_tiles, int64_t blocks, int64_t& i, int64_t& cb) {
+    void tile_at(int64_t tile, int64_t i_tiles, int64_t blocks, int64_t& i, int64_t& cb) const {
         const int64_t chunk = tile / (IC * blocks), r = tile % (IC * blocks);
         const int64_t i_begin = chunk * IC, ic = min_i(IC, i_tiles - i_begin);
         cb = r / ic;
@@ -68,9 +66,9 @@ struct WeightGrad {
     // The A tiles (columns of dg) are packed per K block and chunk into
     // apack ([IC][KC][MR], pack_a_cols), when the chunk changes.
     template <class BRows>
-    static void run(Range tiles, int64_t K, int64_t split, int64_t rows, int64_t cols, int64_t blocks,
+    void run(Range tiles, int64_t K, int64_t split, int64_t rows, int64_t cols, int64_t blocks,
                     const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out, Real* scratch_p,
-                    const int64_t* pad_lengths = nullptr, int64_t pad_N = 1) {
+                    const int64_t* pad_lengths = nullptr, int64_t pad_N = 1) const {
         if (direct(cols)) acc = out;
         Real* bpack = scratch_p;
         Real* apack = scratch_p + KC * U;
@@ -161,7 +159,10 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     // in chunks of DX_TILES tiles, so that the operands of each block stay in
     // L2; partial sums live in padded accumulators (one chain per output, k
     // ascending, exactly as unblocked).
-    constexpr int64_t KC = 256, DX_TILES = 16;
+    const KernelParams kp = kernel_params();
+    const int64_t KC = block_from_bytes(kp.bwd_b_bytes, U * int64_t{sizeof(Real)}, 16, 8192, 8);
+    const int64_t DX_TILES = block_from_bytes(kp.dx_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1);
+    const WeightGrad<V> wg(kp);
     const int64_t ld_dh = unit_blocks * U, ld_dx = c_blocks * U;
 
     Workspace ws;
@@ -174,12 +175,12 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     const size_t at_w_ih = ws.reserve<Real>(c_blocks * GH * U);                                 // [blocks][G*H][U]
     const size_t at_x_tail = ws.reserve<Real>(x_tail ? TN * U : 0);       // last columns of x, padded
     const size_t at_h_tail = ws.reserve<Real>(h_tail ? TN * U : 0);       // last columns of h_prev, padded
-    const size_t at_acc_ih = ws.reserve<Real>(WeightGrad<V>::direct(C) ? 0 : g_tiles * MR * c_blocks * U);
+    const size_t at_acc_ih = ws.reserve<Real>(wg.direct(C) ? 0 : g_tiles * MR * c_blocks * U);
     const size_t at_acc_hh =
-        ws.reserve<Real>(Cell::recurrent_gemm && !WeightGrad<V>::direct(H) ? g_tiles * MR * unit_blocks * U : 0);
+        ws.reserve<Real>(Cell::recurrent_gemm && !wg.direct(H) ? g_tiles * MR * unit_blocks * U : 0);
     const size_t at_dh_acc = ws.reserve<Real>(Cell::recurrent_gemm ? N * ld_dh : 0);   // [N][blocks*U]
     const size_t at_dx_acc = ws.reserve<Real>(team * DX_TILES * MR * ld_dx);         // per thread
-    const size_t at_bpack = ws.reserve<Real>(team * WeightGrad<V>::scratch);            // per thread
+    const size_t at_bpack = ws.reserve<Real>(team * wg.scratch());            // per thread
     // Per thread: packed A tiles (pack_a_rows) of one K block of dgates rows,
     // all N rows of a step (dh) or one chunk of DX_TILES row tiles (dx).
     const int64_t apack_len = max_i(ceil_div(N, MR), DX_TILES) * KC * MR;
@@ -398,22 +399,22 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         }
 
         // dw_ih = dgates^T @ x: [G*H, C]
-        WeightGrad<V>::run(share(g_tiles * c_blocks, tid, nth), TN, TN, GH, C, c_blocks, dg, GH,
+        wg.run(share(g_tiles * c_blocks, tid, nth), TN, TN, GH, C, c_blocks, dg, GH,
                            [&](int64_t k0, int64_t cb) -> typename WeightGrad<V>::Panel {
                                if (x_tail && cb == c_blocks - 1) return {x_tail_p + k0 * U, U};
                                return {io.x + k0 * C + cb * U, C};
                            },
-                           acc_ih, io.dw_ih, bpack_all + tid * WeightGrad<V>::scratch, pad_lengths, N);
+                           acc_ih, io.dw_ih, bpack_all + tid * wg.scratch(), pad_lengths, N);
 
         // dw_hh = dgates_hh^T @ h_prev: [G*H, H]; IndRNN: sum over rows of dgates * h_prev: [H]
         if constexpr (Cell::recurrent_gemm) {
-            WeightGrad<V>::run(share(g_tiles * unit_blocks, tid, nth), TN, h_split, GH, H, unit_blocks, dg_hh,
+            wg.run(share(g_tiles * unit_blocks, tid, nth), TN, h_split, GH, H, unit_blocks, dg_hh,
                                GH,
                                [&](int64_t k0, int64_t cb) -> typename WeightGrad<V>::Panel {
                                    if (h_tail && cb == unit_blocks - 1) return {h_tail_p + k0 * U, U};
                                    return {h_prev_row(k0) + cb * U, H};
                                },
-                               acc_hh, io.dw_hh, bpack_all + tid * WeightGrad<V>::scratch);
+                               acc_hh, io.dw_hh, bpack_all + tid * wg.scratch());
         } else {
             const Range cols = share(unit_blocks, tid, nth);
             const int64_t j0 = min_i(cols.begin * U, H), j1 = min_i(cols.end * U, H);

@@ -92,6 +92,12 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     const size_t at_xw = ws.reserve<Real>(Training || fused ? 0 : Tc * N * GH);
     const size_t at_hbuf = ws.reserve<Real>(Training ? 0 : 2 * N * H);
     const size_t at_cbuf = ws.reserve<Real>(!Training && Cell::has_c ? N * H : 0);
+    // K-blocked step tiles (step_k_block): per thread, one block's sums for all N rows.
+    const KernelParams kp = kernel_params();
+    const int64_t kb = Cell::recurrent_gemm && !direct && N > 1
+                           ? step_k_block(kp, fused ? C + H : H, G * U * int64_t{sizeof(Real)})
+                           : 0;
+    const size_t at_kacc = ws.reserve<Real>(kb > 0 ? int64_t{threads < 1 ? 1 : threads} * N * G * U : 0);
     ws.allocate();
     Real* w_ih_p = ws.at<Real>(at_w_ih);
     Real* w_hh_p = ws.at<Real>(at_w_hh);
@@ -99,6 +105,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     Real* xw_buf = Training ? Cell::xw_cache(io) : ws.at<Real>(at_xw);
     Real* hbuf = ws.at<Real>(at_hbuf);     // inference: two [N,H] states, ping-pong
     Real* cbuf = ws.at<Real>(at_cbuf);     // inference LSTM: [N,H], updated in place
+    Real* kacc_all = ws.at<Real>(at_kacc);
 
     const double flops_per_step = 2.0 * N * GH * (C + (Cell::recurrent_gemm ? H : 1));
     [[maybe_unused]] const int team = choose_threads(threads, blocks, flops_per_step, T);
@@ -211,6 +218,46 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                         row_tile_upto<V, NB, NV>(nb, H, h_prev, w_hh_p + b * H * G * U, G * U, H * G * U, acc);
                         for (int i = 0; i < nb; ++i) step_row(0, b + i, acc + i * G * U);
                     });
+                } else if (kb > 0) {
+                // K-blocked: for each own block, the k rows of its panel in
+                // slices of kb (kb*G*U values, 16 KB at LSTM floats with
+                // kb = 128: L1) serve every row tile before the next slice;
+                // the sums of all N rows wait in kacc between slices. The
+                // FMA chain of every output still runs k ascending over
+                // [x_t; h_prev] (fused) or h_prev, bitwise the unblocked one.
+                Real* kacc = kacc_all + tm.id() * N * G * U;
+                const int64_t K_all = fused ? C + H : H;
+                const Real* panels = fused ? w_ih_p : w_hh_p;
+                const int64_t panel_k = fused ? KI : H;
+                for (int64_t b = own.begin; b < own.end; ++b) {
+                    const Real* panel = panels + b * panel_k * G * U;
+                    for (int64_t k0 = 0; k0 < K_all;) {
+                        // Slices never straddle the x | h_prev seam of a fused panel.
+                        const int64_t seam = fused && k0 < C ? C : K_all;
+                        const int64_t k1 = min_i(seam, k0 + kb);
+                        const bool from_x = fused && k0 < C;
+                        const Real* a_base = from_x ? io.x + t * N * C + k0 : h_prev + (k0 - (fused ? C : 0));
+                        const int64_t lda = from_x ? C : H;
+                        // The slice after this one: prefetched by the first tiles.
+                        const Real* next = k1 < K_all      ? panel + k1 * G * U
+                                           : b + 1 < own.end ? panels + (b + 1) * panel_k * G * U
+                                                             : nullptr;
+                        for (int64_t n0 = 0; n0 < N; n0 += MR) {
+                            const int mr = static_cast<int>(min_i(MR, N - n0));
+                            const char* pf = prefetch_slice(next, kb * G * U * int64_t{sizeof(Real)}, n0 / MR, k1 - k0);
+                            if (k0 == 0)
+                                gemm_tile<V, MR, NV, false, false>(mr, k1 - k0, a_base + n0 * lda, lda,
+                                                                   panel + k0 * G * U, G * U, kacc + n0 * G * U,
+                                                                   G * U, pf);
+                            else
+                                gemm_tile<V, MR, NV, false, true>(mr, k1 - k0, a_base + n0 * lda, lda,
+                                                                  panel + k0 * G * U, G * U, kacc + n0 * G * U,
+                                                                  G * U, pf);
+                        }
+                        k0 = k1;
+                    }
+                    for (int64_t n = 0; n < N; ++n) step_row(n, b, kacc + n * G * U);
+                }
                 } else {
                 // Block-outer: one block's panel ([H][G][U]) stays in L1/L2 for
                 // every row tile, and h_prev ([N,H]) stays in L2; the first

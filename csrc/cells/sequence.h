@@ -175,6 +175,17 @@ inline bool fuse_input(int64_t N, int64_t C, int64_t H, size_t panel_row_bytes) 
     return N >= 16 && static_cast<size_t>(C + H) * panel_row_bytes <= (size_t{256} << 10);
 }
 
+// The k slice of the step tiles (forward.h): 0 = the whole K at once. A
+// block's panel is K*G*U values; read whole by each of the N/MR row tiles it
+// streams from L2 (256 KB at LSTM floats, C = H = 1024), in slices that fit
+// the budget (KernelParams::fwd_slice_bytes, half of L1d) it stays in L1
+// across the tiles.
+inline int64_t step_k_block(const KernelParams& kp, int64_t K_all, int64_t row_bytes) {
+    if (kp.fwd_slice_bytes <= 0) return 0;
+    const int64_t kb = block_from_bytes(kp.fwd_slice_bytes, row_bytes, 8, K_all, 8);
+    return kb * 2 > K_all ? 0 : kb;
+}
+
 // --- A gate tile: MR rows (batch) by NV vectors, the G gates of U hidden
 // units side by side, so that the thread computing those units applies the
 // gate math in the tile's epilogue. For G = 1 a tile spans several vectors

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "rnnkit/cells.h"
+#include "rnnkit/params.h"
 #include "rnnkit/rtrl.h"
 
 namespace rnnkit {

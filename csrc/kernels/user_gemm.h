@@ -108,13 +108,14 @@ void user_gemm_tn(int64_t M, int64_t R, int64_t Kc, const typename V::T* a, int6
     using Real = typename V::T;
     using WG = WeightGrad<V>;
     constexpr int U = WG::U, MR = WG::MR;
+    const WG wg(kernel_params());
     const int64_t blocks = ceil_div(Kc, U), i_tiles = ceil_div(R, MR);
     const bool tail = Kc % U != 0;
     const int team = choose_threads(threads, i_tiles * blocks, 2.0 * M * R * Kc, 1);
     Workspace ws;
     const size_t at_tail = ws.reserve<Real>(tail ? M * U : 0);                          // [M][U]
     const size_t at_acc = ws.reserve<Real>(WG::direct(Kc) ? 0 : i_tiles * MR * blocks * U);  // padded out
-    const size_t at_bpack = ws.reserve<Real>(int64_t{team} * WG::scratch);
+    const size_t at_bpack = ws.reserve<Real>(int64_t{team} * wg.scratch());
     ws.allocate();
     Real* tail_p = ws.at<Real>(at_tail);
     if (tail) {
@@ -125,12 +126,12 @@ void user_gemm_tn(int64_t M, int64_t R, int64_t Kc, const typename V::T* a, int6
     run_team(team, [&](const Team& tm) {
         const FlushDenormals ftz;
         if (tm.id() == 0) note_parallel_region(tm.size());
-        WG::run(share(i_tiles * blocks, tm.id(), tm.size()), M, M, R, Kc, blocks, a, lda,
+        wg.run(share(i_tiles * blocks, tm.id(), tm.size()), M, M, R, Kc, blocks, a, lda,
                 [&](int64_t k0, int64_t cb) -> typename WG::Panel {
                     if (tail && cb == blocks - 1) return {tail_p + k0 * U, U};
                     return {b + k0 * ldb + cb * U, ldb};
                 },
-                ws.at<Real>(at_acc), out, ws.at<Real>(at_bpack) + int64_t{tm.id()} * WG::scratch);
+                ws.at<Real>(at_acc), out, ws.at<Real>(at_bpack) + int64_t{tm.id()} * wg.scratch());
     });
 }
 

@@ -39,7 +39,63 @@ rnnkit::MathFn math_fn(const std::string& name) {
 
 }  // namespace
 
+namespace {
+
+// KernelParams <-> dict, field by field (the names of rnnkit/params.h).
+py::dict params_dict(const rnnkit::KernelParams& p) {
+    py::dict d;
+    d["fwd_slice_bytes"] = p.fwd_slice_bytes;
+    d["bwd_b_bytes"] = p.bwd_b_bytes;
+    d["dx_a_bytes"] = p.dx_a_bytes;
+    d["wg_b_bytes"] = p.wg_b_bytes;
+    d["wg_a_bytes"] = p.wg_a_bytes;
+    return d;
+}
+
+void set_params(const py::dict& d, const std::string& source) {
+    rnnkit::KernelParams p = rnnkit::kernel_params();
+    int64_t* fields[] = {&p.fwd_slice_bytes, &p.bwd_b_bytes, &p.dx_a_bytes, &p.wg_b_bytes, &p.wg_a_bytes};
+    const char* names[] = {"fwd_slice_bytes", "bwd_b_bytes", "dx_a_bytes", "wg_b_bytes", "wg_a_bytes"};
+    for (auto item : d) {
+        const std::string key = py::str(item.first);
+        bool known = false;
+        for (int i = 0; i < 5; ++i)
+            if (key == names[i]) {
+                if (!py::isinstance<py::int_>(item.second) || py::isinstance<py::bool_>(item.second))
+                    throw py::type_error("kernel parameter " + key + " must be an int, got " +
+                                         std::string(py::str(py::type::of(item.second).attr("__name__"))));
+                *fields[i] = item.second.cast<int64_t>();
+                known = true;
+            }
+        if (!known)
+            throw py::value_error("unknown kernel parameter '" + key +
+                                  "'; known: fwd_slice_bytes, bwd_b_bytes, dx_a_bytes, wg_b_bytes, wg_a_bytes");
+    }
+    try {
+        rnnkit::set_kernel_params(p, source);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+}
+
+}  // namespace
+
 void init_runtime(py::module_& m) {
+    m.def("kernel_params", [] { return params_dict(rnnkit::kernel_params()); },
+          "The kernels' blocking parameters in use (cache budgets in bytes), as a dict.");
+    m.def("cpuid_params", [] { return params_dict(rnnkit::cpuid_params()); },
+          "The parameters derived from the CPU's cache sizes alone.");
+    m.def("kernel_params_source", &rnnkit::kernel_params_source, "Where the parameters in use came from.");
+    m.def("set_kernel_params", &set_params, py::arg("params"), py::arg("source") = "set",
+          "Replace some or all parameters (dict of field: bytes); results never depend on them.");
+    m.def("cache_sizes", [] {
+        const rnnkit::CacheSizes& c = rnnkit::cache_sizes();
+        py::dict d;
+        d["l1d"] = c.l1d;
+        d["l2"] = c.l2;
+        d["l3"] = c.l3;
+        return d;
+    }, "Bytes of L1d, L2 (per core) and L3 (shared), from cpuid; 0 where unknown.");
     m.def("get_isa", &rnnkit::isa, "The instruction set the kernels use now: 'avx512', 'avx2' or 'scalar'.");
     m.def("set_isa", &rnnkit::set_isa, py::arg("name"),
           "Use the kernels of one ISA; ValueError if unknown or the CPU lacks it.");

@@ -17,6 +17,7 @@
 
 #include "rnnkit/cells.h"
 #include "rnnkit/cpu.h"
+#include "rnnkit/params.h"
 #include "rnnkit/rtrl.h"
 
 namespace rnnkit {
