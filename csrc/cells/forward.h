@@ -98,6 +98,14 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                            ? step_k_block(kp, fused ? C + H : H, G * U * int64_t{sizeof(Real)})
                            : 0;
     const size_t at_kacc = ws.reserve<Real>(kb > 0 ? int64_t{threads < 1 ? 1 : threads} * N * G * U : 0);
+    // The sliced tiles' A operand ([x_t; h_prev] rows, or h_prev), packed per
+    // step and thread as [N/MR][K][MR] (pack_a_rows): one sequential stream
+    // per tile instead of MR rows C or H values apart, which at C = H = 1024
+    // lie 4 KB apart (one L1 set) and, read 1.5 KB per slice, are too short
+    // for the prefetchers.
+    const int64_t K_step = fused ? C + H : H;
+    const int64_t a_tiles = ceil_div(N, MR);
+    const size_t at_apack = ws.reserve<Real>(kb > 0 ? int64_t{threads < 1 ? 1 : threads} * a_tiles * K_step * MR : 0);
     ws.allocate();
     Real* w_ih_p = ws.at<Real>(at_w_ih);
     Real* w_hh_p = ws.at<Real>(at_w_hh);
@@ -106,6 +114,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     Real* hbuf = ws.at<Real>(at_hbuf);     // inference: two [N,H] states, ping-pong
     Real* cbuf = ws.at<Real>(at_cbuf);     // inference LSTM: [N,H], updated in place
     Real* kacc_all = ws.at<Real>(at_kacc);
+    Real* apack_all = ws.at<Real>(at_apack);
 
     const double flops_per_step = 2.0 * N * GH * (C + (Cell::recurrent_gemm ? H : 1));
     [[maybe_unused]] const int team = choose_threads(threads, blocks, flops_per_step, T);
@@ -226,18 +235,20 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                 // FMA chain of every output still runs k ascending over
                 // [x_t; h_prev] (fused) or h_prev, bitwise the unblocked one.
                 Real* kacc = kacc_all + tm.id() * N * G * U;
-                const int64_t K_all = fused ? C + H : H;
+                const int64_t K_all = K_step;
                 const Real* panels = fused ? w_ih_p : w_hh_p;
                 const int64_t panel_k = fused ? KI : H;
+                Real* apack = apack_all + tm.id() * a_tiles * K_step * MR;
+                if (fused) {
+                    pack_a_rows<MR>(io.x + t * N * C, C, N, C, apack, K_step * MR);
+                    pack_a_rows<MR>(h_prev, H, N, H, apack + C * MR, K_step * MR);
+                } else {
+                    pack_a_rows<MR>(h_prev, H, N, H, apack, K_step * MR);
+                }
                 for (int64_t b = own.begin; b < own.end; ++b) {
                     const Real* panel = panels + b * panel_k * G * U;
                     for (int64_t k0 = 0; k0 < K_all;) {
-                        // Slices never straddle the x | h_prev seam of a fused panel.
-                        const int64_t seam = fused && k0 < C ? C : K_all;
-                        const int64_t k1 = min_i(seam, k0 + kb);
-                        const bool from_x = fused && k0 < C;
-                        const Real* a_base = from_x ? io.x + t * N * C + k0 : h_prev + (k0 - (fused ? C : 0));
-                        const int64_t lda = from_x ? C : H;
+                        const int64_t k1 = min_i(K_all, k0 + kb);
                         // The slice after this one: prefetched by the first tiles.
                         const Real* next = k1 < K_all      ? panel + k1 * G * U
                                            : b + 1 < own.end ? panels + (b + 1) * panel_k * G * U
@@ -245,14 +256,13 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                         for (int64_t n0 = 0; n0 < N; n0 += MR) {
                             const int mr = static_cast<int>(min_i(MR, N - n0));
                             const char* pf = prefetch_slice(next, kb * G * U * int64_t{sizeof(Real)}, n0 / MR, k1 - k0);
+                            const Real* a = apack + (n0 / MR) * K_step * MR + k0 * MR;
                             if (k0 == 0)
-                                gemm_tile<V, MR, NV, false, false>(mr, k1 - k0, a_base + n0 * lda, lda,
-                                                                   panel + k0 * G * U, G * U, kacc + n0 * G * U,
-                                                                   G * U, pf);
+                                gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a, MR, panel + k0 * G * U, G * U,
+                                                                  kacc + n0 * G * U, G * U, pf);
                             else
-                                gemm_tile<V, MR, NV, false, true>(mr, k1 - k0, a_base + n0 * lda, lda,
-                                                                  panel + k0 * G * U, G * U, kacc + n0 * G * U,
-                                                                  G * U, pf);
+                                gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, a, MR, panel + k0 * G * U, G * U,
+                                                                 kacc + n0 * G * U, G * U, pf);
                         }
                         k0 = k1;
                     }

@@ -249,11 +249,15 @@ inline void for_lanes(int64_t count, F&& f) {
 // chain in k order as before, bitwise.
 //
 // From row-major A (A(r, k) = a[r*lda + k], e.g. dgates rows).
+// tile_stride: values from one tile's block to the next (kc*MR by default;
+// larger when several sources fill one tile's k range side by side).
 template <int MR, class Real>
-inline void pack_a_rows(const Real* a, int64_t lda, int64_t rows, int64_t kc, Real* apack) {
+inline void pack_a_rows(const Real* a, int64_t lda, int64_t rows, int64_t kc, Real* apack,
+                        int64_t tile_stride = 0) {
+    if (tile_stride == 0) tile_stride = kc * MR;
     for (int64_t t = 0; t * MR < rows; ++t) {
         const int64_t mr = min_i(MR, rows - t * MR);
-        Real* dst = apack + t * kc * MR;
+        Real* dst = apack + t * tile_stride;
         for (int64_t r = 0; r < MR; ++r) {
             if (r < mr) {
                 const Real* src = a + (t * MR + r) * lda;

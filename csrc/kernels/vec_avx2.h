@@ -81,7 +81,7 @@ struct Vec<double> {
 struct Tiling {
     static constexpr int acc_regs = 12;
     static constexpr int gate_vecs = 2;   // vectors of one gate tile when G = 1
-    static constexpr int plain_nv = 2;    // vectors per row of a plain GEMM tile: 6 x 2
+    static constexpr int plain_nv = 4;    // vectors per row of a plain GEMM tile: 3 x 4 (see below)
 };
 
 }  // namespace RNNKIT_ISA
