@@ -82,7 +82,7 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     const int64_t Tc = Training ? T : chunk_steps(T, N);
     const bool direct = direct_weights(T, N);   // no packing: dot products with w_ih, w_hh
     // Fused: each step's tiles also do the input side (no input GEMM ahead).
-    const bool fused = Cell::fusable && !direct && fuse_input(N, C, H, G * U * sizeof(Real));
+    const bool fused = Cell::fusable && !direct && fuse_input(N, C, H, G * U * sizeof(Real), G, sizeof(Real));
     const int64_t KI = fused ? C + H : C;   // rows of a packed input panel: [x; h] when fused
 
     Workspace ws;

@@ -171,8 +171,19 @@ inline bool direct_weights(int64_t T, int64_t N) { return T * N <= 4; }
 // inference N = 16 13% slower, N = 64 training 1.2 to 4.5% slower. A choice by shape only (training, inference and
 // every thread count take the same path), for cells whose gates add the two
 // sides before any nonlinearity (not GRU's n gate).
-inline bool fuse_input(int64_t N, int64_t C, int64_t H, size_t panel_row_bytes) {
-    return N >= 16 && static_cast<size_t>(C + H) * panel_row_bytes <= (size_t{256} << 10);
+//
+// Nor where all the fused panels together pass 16 MB (RNNKIT_FUSE_MAX_MB):
+// a step then streams every weight from DRAM, where unfused it streams only
+// w_hh (the input side runs as one GEMM over all rows, each weight read once
+// per chunk). Zen 3, LSTM C = H = 1024 floats (32 MB of fused panels against
+// 16 of w_hh): a single core streams about 8 GB/s from DRAM, 4 ms of the
+// step's 10. A constant, not the CPU's L3: the path sets the rounding, and
+// one ISA gives the same bits on every CPU.
+inline bool fuse_input(int64_t N, int64_t C, int64_t H, size_t panel_row_bytes, int64_t G = 1,
+                       size_t real_bytes = 4) {
+    const size_t all_panels = static_cast<size_t>(G) * static_cast<size_t>(H) * static_cast<size_t>(C + H) * real_bytes;
+    return N >= 16 && static_cast<size_t>(C + H) * panel_row_bytes <= (size_t{256} << 10) &&
+           all_panels <= (size_t{16} << 20);
 }
 
 // The k slice of the step tiles (forward.h): 0 = the whole K at once. A
