@@ -174,7 +174,11 @@ def release_memory() -> int:
 
 
 def show_config(file=None) -> None:
-    """Print rnnkit's version, compiler, CPU features and thread count."""
+    """Print rnnkit's version, compiler, CPU features, ISA and thread count,
+    the cache sizes, and the kernels' blocking parameters in use beside their
+    cpuid defaults with where they came from (cpuid, tuned: <file>, set,
+    RNNKIT_TUNE=0). A cached tune is loaded here if the first native call has
+    not run yet; nothing is tuned."""
     from ._config import show_config as _show
 
     _show(file=file)

@@ -10,7 +10,8 @@ import numpy as np
 
 
 def config() -> dict:
-    """Version, compiler, CPU features, ISA and threads, as a dict."""
+    """Version, compiler, CPU features, ISA, threads, cache sizes and the
+    kernels' parameters (in use, cpuid defaults, where from), as a dict."""
     from . import _core
     from ._version import __version__
 
@@ -60,9 +61,7 @@ def _bytes(n: int) -> str:
 def _text(key, value) -> str:
     if key == "cache_sizes":
         return ", ".join(f"{k} {_bytes(v) if v else 'unknown'}" for k, v in value.items())
-    if key == "kernel_params":
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    if key == "kernel_params_cpuid":
+    if key in ("kernel_params", "kernel_params_cpuid"):
         return ", ".join(f"{k}={v}" for k, v in value.items())
     if isinstance(value, list):
         return " ".join(value) if value else "none"
