@@ -14,7 +14,6 @@ import sys
 
 import numpy as np
 import pytest
-
 import rnnkit
 from rnnkit import _core, _tune, cells
 from rnnkit import functional as F
@@ -67,26 +66,36 @@ def test_configs_cover_every_candidate():
         assert want <= {(cfg[a], cfg[b]) for cfg in configs}, (a, b)
 
 
+def read(path):
+    with open(path, encoding="utf-8") as f:
+        return f.read()
+
+
+def write(path, text):
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def make_case(cell, dtype, T, N, C, H, lengths, reverse, seed=0):
     rng = np.random.default_rng(seed)
     g = G[cell]
     s = 1 / np.sqrt(H)
-    args = dict(
-        x=rng.standard_normal((T, N, C)).astype(dtype),
-        h0=(0.5 * rng.standard_normal((N, H))).astype(dtype),
-        w_ih=(s * rng.standard_normal((g * H, C))).astype(dtype),
-        w_hh=(rng.uniform(-1, 1, H) if cell == "indrnn" else s * rng.standard_normal((g * H, H))).astype(dtype),
-        b_ih=(0.1 * rng.standard_normal(g * H)).astype(dtype),
-        b_hh=(0.1 * rng.standard_normal(g * H)).astype(dtype),
-    )
+    args = {
+        "x": rng.standard_normal((T, N, C)).astype(dtype),
+        "h0": (0.5 * rng.standard_normal((N, H))).astype(dtype),
+        "w_ih": (s * rng.standard_normal((g * H, C))).astype(dtype),
+        "w_hh": (rng.uniform(-1, 1, H) if cell == "indrnn" else s * rng.standard_normal((g * H, H))).astype(dtype),
+        "b_ih": (0.1 * rng.standard_normal(g * H)).astype(dtype),
+        "b_hh": (0.1 * rng.standard_normal(g * H)).astype(dtype),
+    }
     if cell == "lstm":
         args["c0"] = (0.5 * rng.standard_normal((N, H))).astype(dtype)
-    grads = dict(
-        dy=rng.standard_normal((T, N, H)).astype(dtype),
-        dh_n=rng.standard_normal((N, H)).astype(dtype),
-        dc_n=rng.standard_normal((N, H)).astype(dtype) if cell == "lstm" else None,
-    )
-    kw = dict(lengths=lengths, reverse=reverse)
+    grads = {
+        "dy": rng.standard_normal((T, N, H)).astype(dtype),
+        "dh_n": rng.standard_normal((N, H)).astype(dtype),
+        "dc_n": rng.standard_normal((N, H)).astype(dtype) if cell == "lstm" else None,
+    }
+    kw = {"lengths": lengths, "reverse": reverse}
     return args, grads, kw
 
 
@@ -277,7 +286,7 @@ def test_first_use_tunes_once_writes_and_reloads(tuning_on, monkeypatch):
     assert os.path.dirname(path) == str(tuning_on)
     key = _tune.cpu_key()
     assert os.path.basename(path) == f"tune-{key['vendor']}-{key['family']}-{key['model']}-{key['isa']}.json"
-    doc = json.loads(open(path).read())
+    doc = json.loads(read(path))
     assert doc["rnnkit"] == rnnkit.__version__ and doc["threads"] == rnnkit.get_num_threads()
     assert set(doc["params"]) == set(_tune.PARAMS) and doc["key"] == key and doc["date"]
     assert doc["measurements"].keys() == set(_tune.PARAMS)
@@ -286,7 +295,7 @@ def test_first_use_tunes_once_writes_and_reloads(tuning_on, monkeypatch):
     # A fresh process (state reset) loads it, no tune.
     _tune.reset_state()
     doc["params"] = {**doc["params"], "wg_a_bytes": 4096}  # recognisably the file's
-    open(path, "w").write(json.dumps(doc))
+    write(path, json.dumps(doc))
     first_call()
     assert len(calls) == 1 and _core.kernel_params()["wg_a_bytes"] == 4096
 
@@ -299,7 +308,7 @@ def test_corrupt_file_is_ignored_and_overwritten(tuning_on, content):
     with open(path, "w", encoding="utf-8", errors="surrogateescape") as f:
         f.write(content)
     first_call()  # no exception: tuned afresh
-    doc = json.loads(open(path).read())
+    doc = json.loads(read(path))
     assert _core.kernel_params() == doc["params"] and _core.kernel_params_source() == f"tuned: {path}"
 
 
@@ -307,7 +316,7 @@ def test_corrupt_file_is_ignored_and_overwritten(tuning_on, content):
 def test_foreign_file_is_ignored(tuning_on, change):
     first_call()
     path = _tune.cache_path()
-    doc = json.loads(open(path).read())
+    doc = json.loads(read(path))
     if change == "version":
         doc["rnnkit"] = "0.0.0-other"
     elif change == "isa":
@@ -319,7 +328,7 @@ def test_foreign_file_is_ignored(tuning_on, change):
     else:
         doc["params"]["bwd_b_bytes"] = 1024.0
     assert _tune.read_cache(path, _tune.cpu_key()) is not None
-    open(path, "w").write(json.dumps(doc))
+    write(path, json.dumps(doc))
     assert _tune.read_cache(path, _tune.cpu_key()) is None
     _tune.reset_state()
     first_call()  # re-tuned and rewritten
@@ -334,7 +343,7 @@ def test_tune_off_reads_and_writes_nothing(tmp_path, monkeypatch):
     doc = {"format": 1, "rnnkit": rnnkit.__version__, "key": _tune.cpu_key(),
            "params": dict.fromkeys(_tune.PARAMS, 4096)}
     path = _tune.cache_path()
-    open(path, "w").write(json.dumps(doc))
+    write(path, json.dumps(doc))
     assert _tune.read_cache(path, _tune.cpu_key()) is not None  # it would be, with tuning on
     before = os.stat(path).st_mtime_ns
     first_call()
@@ -355,10 +364,10 @@ def test_isa_change_applies_that_isas_file(tuning_on):
         assert _tune.pending
         scalar_path = _tune.cache_path()
         assert scalar_path != avx and "scalar" in os.path.basename(scalar_path)
-        doc = json.loads(open(avx).read())
+        doc = json.loads(read(avx))
         doc["key"]["isa"] = "scalar"
         doc["params"] = dict.fromkeys(_tune.PARAMS, 2048)
-        open(scalar_path, "w").write(json.dumps(doc))
+        write(scalar_path, json.dumps(doc))
         first_call()
         assert _core.kernel_params() == doc["params"]
         assert _core.kernel_params_source() == f"tuned: {scalar_path}"
@@ -399,7 +408,7 @@ def cli(*argv, env_extra):
     env["PYTHONPATH"] = os.pathsep.join([os.path.dirname(os.path.dirname(rnnkit.__file__)),
                                          env.get("PYTHONPATH", "")])
     return subprocess.run([sys.executable, "-m", "rnnkit", "tune", *argv], capture_output=True, text=True,
-                          env=env, timeout=120)
+                          env=env, timeout=120, check=False)
 
 
 def test_cli_tune_show_reset(tmp_path):

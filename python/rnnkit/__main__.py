@@ -756,7 +756,7 @@ def _tune_cmd(args) -> int:
             note = "not measured (budget)"
         else:
             ratios = ", ".join(f"{v}: {1 / r:.3f}x" for v, r in zip(m["candidates"], m["ratio_of_min"]))
-            note = f"{m['speedup']:.3f}x over cpuid ({m['rounds']} rounds; {ratios})"
+            note = f"{m['speedup']:.3f}x over cpuid ({m['rounds']} rounds; by min time {ratios})"
         print(f"{name:<16} {doc['cpuid_params'][name]:>8} {doc['params'][name]:>8}  {note}")
     return 0
 

@@ -18,7 +18,7 @@ import tempfile
 import threading
 import time
 
-__all__ = ["PARAMS", "candidates", "cache_dir", "cache_path", "cpu_key", "tune", "first_use"]
+__all__ = ["PARAMS", "cache_dir", "cache_path", "candidates", "cpu_key", "first_use", "tune"]
 
 # The fields of rnnkit/params.h in tuning order, each with the kernels whose
 # speed it changes. bwd_b_bytes comes before dx_a_bytes and wg_b_bytes before
@@ -77,8 +77,8 @@ def _cpuinfo() -> tuple[str | None, str | None]:
             text = f.read(65536)
     except OSError:
         return None, None
-    fam = re.search(r"^cpu family\s*:\s*(\d+)", text, re.M)
-    mod = re.search(r"^model\s*:\s*(\d+)", text, re.M)
+    fam = re.search(r"^cpu family\s*:\s*(\d+)", text, re.MULTILINE)
+    mod = re.search(r"^model\s*:\s*(\d+)", text, re.MULTILINE)
     return (fam.group(1) if fam else None), (mod.group(1) if mod else None)
 
 
@@ -271,13 +271,10 @@ def tune(budget: float = QUICK_BUDGET, shapes=SHAPES_QUICK, *, log=None) -> dict
         # round (paired, back to back). A candidate replaces the default only
         # if both say it is more than _MIN_GAIN faster: on a loaded machine a
         # single call varies by 20%.
-        def gmean(xs):
-            return math.exp(sum(math.log(x) for x in xs) / len(xs))
-
         mins = [[min(times[ci][r][pi] for r in range(rounds)) for pi in range(len(problems))] for ci in range(len(cands))]
-        ratio = [gmean([t / t0 for t, t0 in zip(mins[ci], mins[0])]) for ci in range(len(cands))]
+        ratio = [_gmean([t / t0 for t, t0 in zip(mins[ci], mins[0])]) for ci in range(len(cands))]
         paired = [
-            _median([gmean([t / t0 for t, t0 in zip(times[ci][r], times[0][r])]) for r in range(rounds)])
+            _median([_gmean([t / t0 for t, t0 in zip(times[ci][r], times[0][r])]) for r in range(rounds)])
             for ci in range(len(cands))
         ]
         pick = min(range(len(cands)), key=lambda i: max(ratio[i], paired[i]))
@@ -311,6 +308,10 @@ def tune(budget: float = QUICK_BUDGET, shapes=SHAPES_QUICK, *, log=None) -> dict
         "elapsed_s": round(time.perf_counter() - t_start, 3),
         "measurements": measured,
     }
+
+
+def _gmean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
 def _median(xs):
