@@ -436,3 +436,40 @@ def test_cli_tune_show_reset(tmp_path):
     r = cli("--budget", "1", env_extra={**env, "RNNKIT_TUNE": "0"})
     assert r.returncode == 1 and "RNNKIT_TUNE=0" in r.stderr and "Traceback" not in r.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# --- The decision rule, on synthetic timings ------------------------------------------
+
+
+def test_tuner_keeps_default_unless_clearly_faster(monkeypatch):
+    # Times as a function of the parameters in use: wg_b_bytes x2 10% faster
+    # (taken), bwd_b_bytes x0.5 2% faster (under the 3% bar: not taken),
+    # fwd_slice_bytes 0 faster only in the first pass (a lucky draw: the
+    # confirmation rejects it). Deterministic: no clock is read.
+    d = _core.cpuid_params()
+    seen = {"fwd0": 0}
+
+    def fake_run(self, kernel):
+        p = _core.kernel_params()
+        if kernel == "forward":
+            if p["fwd_slice_bytes"] == 0:
+                seen["fwd0"] += 1
+                return 0.8e-3 if seen["fwd0"] <= 7 else 1.01e-3  # its 7 first-pass rounds, then not
+            return 1e-3
+        t = 1e-3
+        if p["wg_b_bytes"] == 2 * d["wg_b_bytes"]:
+            t *= 0.9
+        if p["bwd_b_bytes"] == d["bwd_b_bytes"] // 2:
+            t *= 0.98
+        return t
+
+    monkeypatch.setattr(_tune._Problem, "run", fake_run)
+    doc = _tune.tune(0.5, ((16, 64, 2),))
+    m = doc["measurements"]
+    assert m["fwd_slice_bytes"]["rounds"] == 7  # synthetic times are short: as many rounds as there may be
+    assert doc["params"] == {**d, "wg_b_bytes": 2 * d["wg_b_bytes"]}
+    assert m["wg_b_bytes"]["chosen"] == 2 * d["wg_b_bytes"] and abs(m["wg_b_bytes"]["speedup"] - 1 / 0.9) < 1e-3
+    assert m["bwd_b_bytes"]["chosen"] == d["bwd_b_bytes"] and m["bwd_b_bytes"]["confirm"] is None
+    assert m["fwd_slice_bytes"]["chosen"] == d["fwd_slice_bytes"]
+    assert m["fwd_slice_bytes"]["confirm"]["ratio_of_min"] > 1.0  # measured again, and lost
+    assert _core.kernel_params() == doc["params"]
