@@ -757,6 +757,15 @@ def _tune_cmd(args) -> int:
         else:
             ratios = ", ".join(f"{v}: {1 / r:.3f}x" for v, r in zip(m["candidates"], m["ratio_of_min"]))
             note = f"{m['speedup']:.3f}x over cpuid ({m['rounds']} rounds; by min time {ratios})"
+            c = m.get("confirm")
+            if c and "skipped" in c:
+                note += "; the best one not re-measured (budget): cpuid kept"
+            elif c:
+                again = 1 / max(c["ratio_of_min"], c["paired_ratio_median"])
+                best = m["candidates"][min(range(len(m["candidates"])), key=lambda i: max(
+                    m["ratio_of_min"][i], m["paired_ratio_median"][i]))]
+                note += f"; {best} re-measured head to head: {again:.3f}x" + (
+                    "" if m["chosen"] == best else ", not enough: cpuid kept")
         print(f"{name:<16} {doc['cpuid_params'][name]:>8} {doc['params'][name]:>8}  {note}")
     return 0
 
