@@ -455,6 +455,9 @@ def test_cli_tune_show_reset(tmp_path):
     assert r.returncode == 0 and f"removed {files[0]}" in r.stdout and list(tmp_path.iterdir()) == []
     r = cli("--reset", env_extra=env)
     assert r.returncode == 0 and "nothing cached" in r.stdout
+    if "scalar" in _core.supported_isas():  # RNNKIT_ISA picks that ISA's file
+        r = cli("--show", env_extra={**env, "RNNKIT_ISA": "scalar"})
+        assert r.returncode == 0 and "-scalar.json (none" in r.stdout, r.stdout + r.stderr
     r = cli("--budget", "0", env_extra=env)
     assert r.returncode == 2 and "expected a positive number" in r.stderr
     r = cli("--budget", "1", env_extra={**env, "RNNKIT_TUNE": "0"})
