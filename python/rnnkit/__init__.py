@@ -33,6 +33,9 @@ __all__ = [
     "get_isa",
     "set_isa",
     "release_memory",
+    "kernel_params",
+    "set_kernel_params",
+    "tune",
 ]
 __all__ += ["Recurrent", "Cell", "CellError", "CellGradientError", "check_cell", "cells"]
 
@@ -106,9 +109,48 @@ def set_isa(name: str) -> None:
     ValueError for an unknown name or one this CPU lacks."""
     if not isinstance(name, str):
         raise TypeError(f"name must be a str, got {type(name).__name__}")
-    from . import _core
+    from . import _core, _tune
 
     _core.set_isa(name)
+    _tune.isa_changed()  # the next native call loads (or tunes) that ISA's parameters
+
+
+def kernel_params() -> dict[str, int]:
+    """The native kernels' blocking parameters in use: cache budgets in bytes
+    (fwd_slice_bytes, bwd_b_bytes, dx_a_bytes, wg_b_bytes, wg_a_bytes;
+    docs/performance.md, "Per-CPU parameters"). They change speed only, never
+    a result. Before the first native call this loads the cached autotune for
+    this CPU model and ISA if there is one (it never tunes: the first native
+    call does, unless RNNKIT_TUNE=0). show_config() says where they came from."""
+    from . import _core, _tune
+
+    if _tune.pending:
+        _tune.first_use(tune_if_missing=False)
+    return dict(_core.kernel_params())
+
+
+def set_kernel_params(params: dict) -> None:
+    """Use these blocking parameters (a dict of some or all of kernel_params()'
+    fields, bytes as ints) from now on, in place of the tuned or cpuid ones;
+    neither the first-use autotune nor set_isa overrides them. ValueError for
+    an unknown field or a value out of range, TypeError for a non-int, each
+    naming the field. Results are bitwise the same whatever the values."""
+    if not isinstance(params, dict):
+        raise TypeError(f"params must be a dict of field: bytes, got {type(params).__name__}")
+    from . import _tune
+
+    _tune.user_set(params)
+
+
+def tune(budget: float = 20.0, *, quick: bool = False, verbose: bool = False) -> dict:
+    """Re-run the autotune of the kernels' parameters at the current thread
+    count (within about ``budget`` seconds; ``quick``: the first-use shape
+    only), use the result and write it to the cache file for this CPU model
+    and ISA (the same as ``rnnkit tune``). Returns the cache document: the
+    parameters, the cpuid defaults and the measurements."""
+    from ._tune import run_and_cache
+
+    return run_and_cache(budget, quick=quick, log=print if verbose else None)
 
 
 def release_memory() -> int:
@@ -132,7 +174,11 @@ def release_memory() -> int:
 
 
 def show_config(file=None) -> None:
-    """Print rnnkit's version, compiler, CPU features and thread count."""
+    """Print rnnkit's version, compiler, CPU features, ISA and thread count,
+    the cache sizes, and the kernels' blocking parameters in use beside their
+    cpuid defaults with where they came from (cpuid, tuned: <file>, set,
+    RNNKIT_TUNE=0). A cached tune is loaded here if the first native call has
+    not run yet; nothing is tuned."""
     from ._config import show_config as _show
 
     _show(file=file)

@@ -1,4 +1,4 @@
-"""The ``rnnkit`` command line: ``train-text``, ``sample``, ``info`` and ``bench``.
+"""The ``rnnkit`` command line: ``train-text``, ``sample``, ``info``, ``tune`` and ``bench``.
 
 Errors in what the user gave (a missing file, an empty corpus, a file that is
 not UTF-8, a bad checkpoint) end the command with a one-line message on stderr
@@ -208,6 +208,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     sub.add_parser("info", help="print rnnkit's build and CPU configuration")
+    tu = sub.add_parser(
+        "tune",
+        help="measure the kernels' per-CPU blocking parameters and cache them for this CPU model "
+        "(docs/performance.md, 'Per-CPU parameters')",
+    )
+    tu.add_argument(
+        "--budget",
+        type=_positive_float,
+        default=20.0,
+        metavar="SECONDS",
+        help="about how long the measurement may take (default: 20)",
+    )
+    tu.add_argument("--show", action="store_true", help="print what is cached and in use; tune nothing")
+    tu.add_argument("--reset", action="store_true", help="delete this CPU model's cached file; tune nothing")
     sub.add_parser(
         "bench",
         add_help=False,
@@ -704,6 +718,58 @@ def _info(args) -> int:
     return 0
 
 
+def _tune_cmd(args) -> int:
+    from . import _core, _tune
+    from ._config import _text
+
+    if args.show and args.reset:
+        raise _UserError("--show and --reset are exclusive")
+    if args.reset:
+        if not _tune.enabled():
+            raise _UserError("RNNKIT_TUNE=0 is set: no tune file is read or written")
+        path = _tune.remove_cache()
+        print(f"removed {path}" if path else f"nothing cached at {_tune.cache_path()}")
+        return 0
+    if args.show:
+        if _tune.pending:
+            _tune.first_use(tune_if_missing=False)
+        path = _tune.cache_path()
+        doc = _tune.read_cache(path, _tune.cpu_key()) if _tune.enabled() else None
+        print(f"file   : {path} ({'valid' if doc else 'none or not for this CPU, ISA and version'})")
+        if doc:
+            print(f"tuned  : {doc.get('date')}, {doc.get('threads')} threads, rnnkit {doc.get('rnnkit')}")
+        print(f"in use : {_text('kernel_params', dict(_core.kernel_params()))}")
+        print(f"from   : {_tune.describe_source()}")
+        print(f"cpuid  : {_text('kernel_params', dict(_core.cpuid_params()))}")
+        return 0
+    try:
+        doc = _tune.run_and_cache(args.budget)
+    except RuntimeError as err:
+        raise _UserError(str(err)) from None
+    except OSError as err:
+        raise _UserError(f"could not write the tune file: {err}") from None
+    print(f"tuned at {doc['threads']} threads in {doc['elapsed_s']:.1f} s; wrote {doc['path']}")
+    print(f"{'parameter':<16} {'cpuid':>8} {'chosen':>8}  measured")
+    for name in _tune.PARAMS:
+        m = doc["measurements"][name]
+        if "skipped" in m:
+            note = "not measured (budget)"
+        else:
+            ratios = ", ".join(f"{v}: {1 / r:.3f}x" for v, r in zip(m["candidates"], m["ratio_of_min"]))
+            note = f"{m['speedup']:.3f}x over cpuid ({m['rounds']} rounds; by min time {ratios})"
+            c = m.get("confirm")
+            if c and "skipped" in c:
+                note += "; the best one not re-measured (budget): cpuid kept"
+            elif c:
+                again = 1 / max(c["ratio_of_min"], c["paired_ratio_median"])
+                best = m["candidates"][min(range(len(m["candidates"])), key=lambda i: max(
+                    m["ratio_of_min"][i], m["paired_ratio_median"][i]))]
+                note += f"; {best} re-measured head to head: {again:.3f}x" + (
+                    "" if m["chosen"] == best else ", not enough: cpuid kept")
+        print(f"{name:<16} {doc['cpuid_params'][name]:>8} {doc['params'][name]:>8}  {note}")
+    return 0
+
+
 def _bench(argv: list[str]) -> int:
     try:
         bench = importlib.import_module("rnnkit.bench")
@@ -741,7 +807,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "bench":  # everything after it belongs to rnnkit.bench's own parser
             return _bench(argv[1:])
         args = build_parser().parse_args(argv)
-        return {"train-text": _train_text, "sample": _sample, "info": _info}[args.command](args)
+        return {"train-text": _train_text, "sample": _sample, "info": _info, "tune": _tune_cmd}[args.command](args)
     except _UserError as err:
         print(f"{PROG} {command}: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None

@@ -3,14 +3,16 @@
 
 Each function validates with ``rnnkit._checks`` (the very checks the reference
 runs), then calls the C++ core, which checks shapes again, releases the GIL and
-runs one OpenMP parallel region per call. No math happens here.
+runs one OpenMP parallel region per call. No math happens here. The first
+call of a process settles the kernels' per-CPU parameters (rnnkit._tune:
+the cached autotune, or a short one; RNNKIT_TUNE=0 keeps the cpuid defaults).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from . import _core
+from . import _core, _tune
 from ._cache import Cache
 from ._checks import check_backward, check_forward, check_rtrl
 
@@ -91,6 +93,8 @@ def rnn_forward(
         nonlinearity,
         training=training,
     )
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
     y, h_n, arrays = _core.rnn_forward(
         a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.nonlinearity, a.training
     )
@@ -100,6 +104,8 @@ def rnn_forward(
 def rnn_backward(dy, dh_n, cache):
     """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through rnn_forward's cache."""
     dy, dh_n, _ = check_backward("rnn", cache, dy, dh_n, None)
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
     return _core.rnn_backward(
         dy,
         dh_n,
@@ -122,6 +128,8 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=Fal
     a = check_forward(
         "lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training
     )
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
     y, h_n, c_n, arrays = _core.lstm_forward(
         a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.training
     )
@@ -131,6 +139,8 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=Fal
 def lstm_backward(dy, dh_n, dc_n, cache):
     """dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh: BPTT through lstm_forward's cache."""
     dy, dh_n, dc_n = check_backward("lstm", cache, dy, dh_n, dc_n)
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
     return _core.lstm_backward(
         dy,
         dh_n,
@@ -157,6 +167,8 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, t
     a = check_forward(
         "gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training
     )
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
     y, h_n, arrays = _core.gru_forward(
         a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.training
     )
@@ -166,6 +178,8 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, t
 def gru_backward(dy, dh_n, cache):
     """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through gru_forward's cache."""
     dy, dh_n, _ = check_backward("gru", cache, dy, dh_n, None)
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
     return _core.gru_backward(
         dy,
         dh_n,
@@ -212,6 +226,8 @@ def indrnn_forward(
         nonlinearity,
         training=training,
     )
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
     y, h_n, arrays = _core.indrnn_forward(
         a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.nonlinearity, a.training
     )
@@ -221,6 +237,8 @@ def indrnn_forward(
 def indrnn_backward(dy, dh_n, cache):
     """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through indrnn_forward's cache."""
     dy, dh_n, _ = check_backward("indrnn", cache, dy, dh_n, None)
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
     return _core.indrnn_backward(
         dy,
         dh_n,

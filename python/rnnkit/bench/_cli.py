@@ -435,6 +435,19 @@ def _cpu() -> str:
     return f"{name} (family {fam}, model {model})" if fam else name
 
 
+def _kernel_params() -> dict | None:
+    """The blocking parameters the rnnkit rows ran with, and where from
+    (cpuid, tuned: <file>, set; docs/performance.md, "Per-CPU parameters")."""
+    try:
+        from .. import _core, _tune
+    except ImportError:
+        return None
+    get = getattr(_core, "kernel_params", None)
+    if get is None:
+        return None
+    return {"params": dict(get()), "source": _tune.describe_source()}
+
+
 def _loadavg() -> float | None:
     try:
         return os.getloadavg()[0]
@@ -578,6 +591,7 @@ def main(argv: list[str] | None = None) -> int:
         "rnnkit_backend": "native" if native else "reference",
         "rnnkit_note": rnnkit_note,
         "isa": _isa() or None,
+        "kernel_params": _kernel_params(),
         "blas": _blas() or None,
         "versions": versions,
         "impls": names,
@@ -713,6 +727,7 @@ def _main_scaling(args, parser, rnnkit_impl, native, argv) -> int:
         "counts": counts,
         "core_round_trip_ns": round_trip,
         "isa": _isa() or None,
+        "kernel_params": _kernel_params(),
         "versions": {
             "rnnkit": _version(),
             "numpy": np.__version__,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rnnkit import _core
+from rnnkit import _core, _tune
 
 __all__ = ["StepCache", "backward_direction", "forward_direction", "reverse_time"]
 
@@ -155,6 +155,8 @@ def backward_direction(spec, cache, dy, dfinal):
     """Back through one direction: ``dy`` ``[T, N, H]`` (time order) or None,
     ``dfinal`` a list of S arrays or None. Returns ``(dx, dstate0 list, grads)``
     with grads ``{"weight_ih", "weight_hh", ["bias_ih", "bias_hh"], *params}``."""
+    if _tune.pending:  # its weight-gradient GEMMs read the per-CPU parameters
+        _tune.first_use()
     cell = spec.cell
     xs, hs = cache.xs, cache.hs
     T, N, C = xs.shape
