@@ -39,6 +39,7 @@ struct Tiling {
 #include "cells/table.h"
 #include "kernels/user_gemm.h"
 #include "cells/rtrl.h"
+#include "kernels/fma_peak.h"
 
 namespace rnnkit {
 namespace scalar {
