@@ -603,7 +603,10 @@ def _main(argv: list[str] | None = None) -> int:
     if child is not None:
         for w in restriction_check(args.isa, child.info):
             warn(w)
-    fma = FmaPeak(isa_in_use, threads) if isa_in_use else None
+    # Each probe run lasts as long as two samples (20-100 ms): enough for a
+    # stable peak (it checks the clock every ~10-100 us), cheap in a quick run.
+    fma_s = min(0.1, max(0.02, 2 * settings.min_time))
+    fma = FmaPeak(isa_in_use, threads, seconds=fma_s) if isa_in_use else None
     interrupted = False
     round_trip = {"start": _round_trip()}
     with ThreadSettings(threads) as ts:
