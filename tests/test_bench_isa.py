@@ -51,19 +51,21 @@ def test_fma_peak_is_positive_and_plausible(isa, dtype):
     assert lanes == {"avx512": 16, "avx2": 8, "scalar": 4}[isa] // (2 if dtype == "float64" else 1)
     assert info["fused"] == (isa != "scalar")
     bound = MAX_UNITS * lanes * 2 * MAX_HZ
-    for key in ("flops_per_s", "flops_per_cpu_s"):
-        assert 1e9 <= info[key] <= bound, (key, info)
-    assert 0.04 <= info["seconds"] < 5  # the window opens as the first thread starts
+    # Per CPU-second the rate does not depend on other load; the wall-clock
+    # rate does (a busy CI machine), so it gets only the upper bound.
+    assert 1e9 <= (info["flops_per_cpu_s"] or info["flops_per_s"]) <= bound, info
+    assert 0 < info["flops_per_s"] <= bound, info
+    assert 0 < info["seconds"] < 5, info
     plain = core.fma_peak(isa, 1, 0.05, np.dtype(dtype))
-    assert 1e9 <= plain <= bound
+    assert 0 < plain <= bound
 
 
 def test_fma_peak_runs_a_team():
     info = core.fma_peak_info(HAVE[0], 2, 0.05)
     assert info["threads"] in (1, 2)  # 1 only in a build without OpenMP
     bound = MAX_UNITS * info["lanes"] * 2 * MAX_HZ * info["threads"]
-    assert 1e9 <= info["flops_per_s"] <= bound
-    assert info["flops_per_cpu_s"] is None or 1e9 <= info["flops_per_cpu_s"] <= bound
+    assert 0 < info["flops_per_s"] <= bound
+    assert 1e9 <= (info["flops_per_cpu_s"] or info["flops_per_s"]) <= bound
 
 
 @pytest.mark.parametrize(
