@@ -239,7 +239,7 @@ class PeerChild:
             raise RuntimeError(value)
         return value
 
-    def impl(self, name: str) -> "ChildImpl":
+    def impl(self, name: str) -> ChildImpl:
         return ChildImpl(self, name)
 
     def close(self) -> None:
@@ -248,7 +248,7 @@ class PeerChild:
         try:
             if self.proc.poll() is None:
                 self.call("exit")
-        except Exception:
+        except Exception:  # noqa: BLE001, S110  (a dead child: it is killed below)
             pass
         for f in (self._tx, self._rx):
             try:
@@ -285,13 +285,14 @@ def _in_child(*_):
     raise RuntimeError("this runner runs in the peer child; time it through Runner.remote")
 
 
+_PEER_CLASSES = {"torch": TorchImpl, "onnxruntime": OrtImpl}
+
+
 class ChildImpl(Impl):
     """A peer (torch or onnxruntime) that lives in the PeerChild."""
 
-    _classes = {"torch": TorchImpl, "onnxruntime": OrtImpl}
-
     def __init__(self, child: PeerChild, name: str):
-        cls = self._classes[name]
+        cls = _PEER_CLASSES[name]
         self.child, self.name = child, name
         self.cells, self.modes = cls.cells, cls.modes
         self.info = child.info.get(name, {})
