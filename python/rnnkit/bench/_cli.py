@@ -699,8 +699,7 @@ def _main(argv: list[str] | None = None) -> int:
     }
 
     out = sys.stdout
-    print(_header(meta, ceiling_doc, impls, settings, args), file=out)
-    print(fma_peak_text(fma_doc), file=out)
+    print(_header(meta, ceiling_doc, impls, settings, args, fma_doc), file=out)
     if child is not None:
         print(f"--isa {args.isa}: rnnkit's kernels set to {isa_in_use}; the peers below run in "
               "a child process, one sample per request, taking turns with rnnkit's:", file=out)
@@ -894,7 +893,7 @@ def _agree_rtol() -> float:
     return AGREE_RTOL
 
 
-def _header(meta, ceiling, impls, settings, args) -> str:
+def _header(meta, ceiling, impls, settings, args, fma_doc=None) -> str:
     t = meta["threads"]
     la = meta["loadavg_start"], meta["loadavg_end"]
     load = f", load average {la[0]:.2f} at start, {la[1]:.2f} at end" if None not in la else ""
@@ -936,6 +935,7 @@ def _header(meta, ceiling, impls, settings, args) -> str:
         )
     else:
         lines.append("P: not measured (%P shows -)")
+    lines.append(fma_peak_text(fma_doc))  # beside P: what %FMA divides by
     lines.append(
         f"ms: median of {settings.repeat} samples, each the mean over enough calls to last "
         f">= {settings.min_time * 1e3:g} ms, implementations interleaved round-robin per shape"
