@@ -54,6 +54,9 @@ def test_fma_peak_is_positive_and_plausible(isa, dtype):
     # rate does (a busy CI machine), so it gets only the upper bound.
     assert 1e9 <= (info["flops_per_cpu_s"] or info["flops_per_s"]) <= bound, info
     assert 0 < info["flops_per_s"] <= bound, info
+    # One thread's CPU time is at most its wall time: per CPU-second >= per second.
+    if info["flops_per_cpu_s"] is not None:
+        assert info["flops_per_cpu_s"] >= 0.97 * info["flops_per_s"], info
     assert 0 < info["seconds"] < 5, info
     plain = core.fma_peak(isa, 1, 0.05, np.dtype(dtype))
     assert 0 < plain <= bound
