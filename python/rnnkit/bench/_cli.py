@@ -505,6 +505,7 @@ def _main(argv: list[str] | None = None) -> int:
     if args.rtrl:
         from ._rtrl import main_rtrl
 
+        _force_isa(args, parser, importlib.util.find_spec("rnnkit._core") is not None)
         return main_rtrl(args)
 
     # Everything that can fail cheaply fails now, before minutes of timing.
