@@ -308,3 +308,15 @@ def test_the_child_settles_before_each_of_its_samples():
         _run.Settings(repeat=3, min_time=0, settle=0.01),
     )
     assert "".join(log) == "R" + "sR" * 4  # the check, then sizing and 3 samples
+
+
+def test_isa_applies_to_scaling_too(tmp_path, capsys):
+    target = "scalar" if core.get_isa() != "scalar" else HAVE[0]
+    before = core.get_isa()
+    path = tmp_path / "s.json"
+    argv = ["--isa", target, "--scaling", "1,2", "--grid", "3x2x5", "--cells", "rnn"]
+    argv += ["--modes", "inference", "--repeat", "1", "--min-time", "0", "--no-progress"]
+    assert bench.main([*argv, "--json", str(path)]) == 0
+    assert f"rnnkit native, ISA {target}" in capsys.readouterr().out
+    assert json.loads(path.read_text())["meta"]["isa"] == target
+    assert core.get_isa() == before
