@@ -79,6 +79,13 @@ CHILD_TIMEOUT_S = 900.0  # one request: a sample of the largest shape takes seco
 # ---------------------------------------------------------------------------
 
 
+def _usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 class FmaPeak:
     """rnnkit._core.fma_peak of one ISA at the bench's thread count, float32,
     measured at the run's start and end like P.
@@ -86,7 +93,9 @@ class FmaPeak:
     ``gflops`` is the best per-CPU-second rate (FLOPs each probe thread did per
     second of CPU time it got): the cores' peak, which other load on a shared
     machine does not lower. ``gflops_wall`` is the best wall-clock rate: below
-    ``gflops`` when the run did not have its cores to itself.
+    ``gflops`` when the run did not have its cores to itself. With more
+    threads than usable CPUs the per-CPU-second sum would count cores that
+    are not there, so ``gflops`` is then the wall-clock rate.
     """
 
     def __init__(self, isa: str, threads: int, seconds: float = 0.1, samples: int = 3):
@@ -114,6 +123,8 @@ class FmaPeak:
 
     @property
     def gflops(self) -> float | None:
+        if self.threads > _usable_cpus():
+            return self._best("flops_per_s")
         return self._best("flops_per_cpu_s") or self._best("flops_per_s")
 
     @property
@@ -128,6 +139,7 @@ class FmaPeak:
             "dtype": "float32",
             "gflops": self.gflops,
             "gflops_wall": self.gflops_wall,
+            "per": "wall" if self.threads > _usable_cpus() else "cpu",
             "gflops_start": self._best("flops_per_cpu_s", "start"),
             "gflops_end": self._best("flops_per_cpu_s", "end"),
             "chains": first.get("chains"),
@@ -145,14 +157,15 @@ def fma_peak_text(doc: dict | None) -> str:
     t = doc["threads"]
     op = "FMA" if doc["fused"] else "multiply + add (no FMA in the baseline)"
     wall = doc.get("gflops_wall")
+    per = "wall clock (more threads than CPUs)" if doc.get("per") == "wall" else "per CPU-second"
     return (
         f"FMA peak ({doc['isa']}, {t} thread{'s' * (t > 1)}, float32): {doc['gflops']:.1f} GFLOP/s "
-        f"per CPU-second ({doc['chains']} chains of {doc['lanes']}-lane {op} per thread, best of "
+        f"{per} ({doc['chains']} chains of {doc['lanes']}-lane {op} per thread, best of "
         f"{len(doc['runs']['start']) + len(doc['runs']['end'])} x {doc['seconds_per_run'] * 1e3:g} ms"
         + (
             f"; wall clock {wall:.1f}"
             + (": lower, so the probe did not have its cores to itself" if wall < 0.9 * doc["gflops"] else "")
-            if wall
+            if wall and doc.get("per") != "wall"
             else ""
         )
         + ")"
