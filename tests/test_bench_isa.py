@@ -78,6 +78,7 @@ def test_fma_peak_runs_a_team():
         (("scalar", 0), ValueError, "threads must be in 1..1024, got 0"),
         (("scalar", 1025), ValueError, "threads must be in 1..1024, got 1025"),
         (("scalar", 1.5), TypeError, "threads must be an int, got float"),
+        (("scalar", 10**30), ValueError, "threads must be in 1..1024, got 1" + "0" * 30),
         (("scalar", True), TypeError, "threads must be an int, got bool"),
         (("scalar", 1, 0), ValueError, "seconds must be in (0, 60], got 0"),
         (("scalar", 1, -1.0), ValueError, "seconds must be in (0, 60], got -1.0"),

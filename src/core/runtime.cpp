@@ -44,8 +44,14 @@ rnnkit::FmaPeak fma_peak_checked(py::handle isa, py::handle threads, py::handle 
     if (!py::isinstance<py::str>(isa)) throw py::type_error("isa must be a str, got " + type_name(isa));
     if (!py::isinstance<py::int_>(threads) || py::isinstance<py::bool_>(threads))
         throw py::type_error("threads must be an int, got " + type_name(threads));
-    const long long n = threads.cast<long long>();
-    if (n < 1 || n > 1024) throw py::value_error("threads must be in 1..1024, got " + std::to_string(n));
+    long long n = 0;
+    try {
+        n = threads.cast<long long>();
+    } catch (const py::cast_error&) {   // beyond 64 bits
+        n = -1;
+    }
+    if (n < 1 || n > 1024)
+        throw py::value_error("threads must be in 1..1024, got " + std::string(py::str(threads)));
     if (py::isinstance<py::bool_>(seconds) ||
         !(py::isinstance<py::int_>(seconds) || py::isinstance<py::float_>(seconds)))
         throw py::type_error("seconds must be a number, got " + type_name(seconds));
@@ -123,8 +129,9 @@ void init_runtime(py::module_& m) {
             return fma_peak_checked(isa, threads, seconds, dtype).flops_per_s;
         },
         py::arg("isa"), py::arg("threads") = 1, py::arg("seconds") = 0.2, py::arg("dtype") = "float32",
-        "Measured FMA peak of one ISA in FLOP/s: `threads` threads each run independent "
-        "multiply-add chains on registers for `seconds` (2 FLOPs per multiply-add). Not a kernel: "
+        "Measured FMA peak of one ISA in FLOP/s of wall time: `threads` threads each run independent "
+        "multiply-add chains on registers for `seconds` (2 FLOPs per multiply-add); fma_peak_info "
+        "also gives the rate per CPU-second, which other load does not lower. Not a kernel: "
         "what rnnkit.bench's %FMA divides by. ValueError for an ISA unknown or missing on this CPU, "
         "threads outside 1..1024, seconds outside (0, 60], a dtype other than float32/float64.");
     m.def(
