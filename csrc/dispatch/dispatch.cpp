@@ -539,3 +539,103 @@ RNNKIT_USER_INSTANTIATE(double)
 #undef RNNKIT_USER_INSTANTIATE
 
 }  // namespace rnnkit
+
+// --- fma_peak: the probe table of the ISA asked for, run by a team until a
+// shared deadline. Each thread calls blocks of iterations and checks the clock
+// between them (a block is ~10-100 us), so the team stops within a block of
+// the deadline. The window runs from the first thread's start to the last
+// thread's end: a thread that starts late or is preempted lowers the rate,
+// never raises it.
+#include <ctime>
+
+#include "dispatch/peak_table.h"
+
+namespace rnnkit {
+namespace {
+
+// CPU time of the calling thread, in seconds; -1 where there is no such clock.
+double thread_cpu_seconds() {
+#if defined(__unix__) || defined(__APPLE__)
+    timespec ts;
+    if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
+#endif
+    return -1.0;
+}
+
+const FmaPeakTable& peak_table_named(const std::string& name) {
+#ifdef RNNKIT_X86_KERNELS
+    if (name == "avx512") return avx512::fma_peak_table();
+    if (name == "avx2") return avx2::fma_peak_table();
+#endif
+    return scalar::fma_peak_table();
+}
+
+}  // namespace
+
+FmaPeak fma_peak(const std::string& isa_name, bool f64, int threads, double seconds) {
+    if (threads < 1 || threads > 1024)
+        throw std::invalid_argument("threads must be in 1..1024, got " + std::to_string(threads));
+    if (!(seconds > 0.0 && seconds <= 60.0))
+        throw std::invalid_argument("seconds must be in (0, 60], got " + std::to_string(seconds));
+    const KernelTable* kt = find(isa_name);   // unknown, or not on this CPU: invalid_argument
+    const FmaPeakTable& pt = peak_table_named(kt->name);
+#ifdef _OPENMP
+    if (threads > 1 && forked_after_team.load(std::memory_order_relaxed))
+        throw std::runtime_error("fma_peak with threads=" + std::to_string(threads) +
+                                 " in a child forked after a multi-threaded call: libgomp cannot start "
+                                 "a team here (docs/install.md)");
+    if (threads > 1) team_started.store(true, std::memory_order_relaxed);
+#else
+    threads = 1;
+#endif
+    using clock = std::chrono::steady_clock;
+    const int64_t block = 4096;
+    const auto t0 = clock::now();
+    const auto deadline = t0 + std::chrono::duration_cast<clock::duration>(std::chrono::duration<double>(seconds));
+    std::vector<clock::time_point> start(threads, t0), end(threads, t0);
+    std::vector<int64_t> iters(threads, 0);
+    std::vector<double> sink(threads, 0.0), cpu(threads, -1.0);
+    int team = 1;
+#ifdef _OPENMP
+#pragma omp parallel num_threads(threads)
+#endif
+    {
+        int me = 0;
+#ifdef _OPENMP
+        me = omp_get_thread_num();
+        if (me == 0) team = omp_get_num_threads();
+#endif
+        const double cpu0 = thread_cpu_seconds();
+        const auto t_start = clock::now();
+        int64_t n = 0;
+        double s = 0.0;
+        do {
+            s += f64 ? pt.f64(block, 0.5 + me) : double(pt.f32(block, 0.5f + float(me)));
+            n += block;
+        } while (clock::now() < deadline);
+        start[me] = t_start;
+        end[me] = clock::now();
+        cpu[me] = thread_cpu_seconds() - cpu0;
+        iters[me] = n;
+        sink[me] = s;
+    }
+    const auto first = *std::min_element(start.begin(), start.begin() + team);
+    const auto last = *std::max_element(end.begin(), end.begin() + team);
+    const double window = std::chrono::duration<double>(last - first).count();
+    int64_t total = 0;
+    double check = 0.0, per_cpu = 0.0;
+    const int lanes = f64 ? pt.lanes_f64 : pt.lanes_f32;
+    const double flops_per_iter = 2.0 * pt.chains * lanes;
+    for (int i = 0; i < team; ++i) {
+        total += iters[i], check += sink[i];
+        // A thread's rate per second of CPU time it got: what its core does
+        // while it runs, whatever else wants the core (the sum is -1 when the
+        // clock is missing, or a thread's CPU time is too short to read).
+        per_cpu = (per_cpu < 0 || !(cpu[i] > 1e-4)) ? -1.0 : per_cpu + flops_per_iter * double(iters[i]) / cpu[i];
+    }
+    // Every chain tends to 1: a sum that is not finite means the probe is broken.
+    if (!(check == check) || check > 1e300) throw std::runtime_error("fma_peak: the probe's accumulators diverged");
+    return {flops_per_iter * double(total) / window, per_cpu, window, team, pt.chains, lanes, pt.fused};
+}
+
+}  // namespace rnnkit

@@ -26,3 +26,4 @@
 #include "cells/table.h"
 #include "kernels/user_gemm.h"
 #include "cells/rtrl.h"
+#include "kernels/fma_peak.h"

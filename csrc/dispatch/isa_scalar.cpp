@@ -57,6 +57,7 @@ struct Tiling {
 #include "cells/table.h"
 #include "kernels/user_gemm.h"
 #include "cells/rtrl.h"
+#include "kernels/fma_peak.h"
 
 namespace rnnkit {
 namespace scalar {

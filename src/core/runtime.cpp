@@ -37,6 +37,45 @@ rnnkit::MathFn math_fn(const std::string& name) {
     throw py::value_error("math function must be 'exp', 'tanh' or 'sigmoid', got '" + name + "'");
 }
 
+std::string type_name(py::handle h) { return py::str(py::type::of(h).attr("__name__")); }
+
+// fma_peak's arguments, checked here so that each error names its argument.
+rnnkit::FmaPeak fma_peak_checked(py::handle isa, py::handle threads, py::handle seconds, py::handle dtype) {
+    if (!py::isinstance<py::str>(isa)) throw py::type_error("isa must be a str, got " + type_name(isa));
+    if (!py::isinstance<py::int_>(threads) || py::isinstance<py::bool_>(threads))
+        throw py::type_error("threads must be an int, got " + type_name(threads));
+    long long n = 0;
+    try {
+        n = threads.cast<long long>();
+    } catch (const py::cast_error&) {   // beyond 64 bits
+        n = -1;
+    }
+    if (n < 1 || n > 1024)
+        throw py::value_error("threads must be in 1..1024, got " + std::string(py::str(threads)));
+    if (py::isinstance<py::bool_>(seconds) ||
+        !(py::isinstance<py::int_>(seconds) || py::isinstance<py::float_>(seconds)))
+        throw py::type_error("seconds must be a number, got " + type_name(seconds));
+    const double s = seconds.cast<double>();
+    if (!(s > 0.0 && s <= 60.0))
+        throw py::value_error("seconds must be in (0, 60], got " + std::string(py::str(seconds)));
+    py::dtype dt;
+    try {
+        dt = py::dtype::from_args(py::reinterpret_borrow<py::object>(dtype));
+    } catch (const py::error_already_set&) {
+        throw py::type_error("dtype must be float32 or float64, got " + std::string(py::repr(dtype)));
+    }
+    const bool f64 = dt.is(py::dtype::of<double>()) || dt.equal(py::dtype::of<double>());
+    if (!f64 && !dt.equal(py::dtype::of<float>()))
+        throw py::value_error("dtype must be float32 or float64, got " + std::string(py::str(dt)));
+    const std::string name = isa.cast<std::string>();
+    try {
+        py::gil_scoped_release release;
+        return rnnkit::fma_peak(name, f64, static_cast<int>(n), s);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(std::string("isa: ") + e.what());
+    }
+}
+
 }  // namespace
 
 namespace {
@@ -140,6 +179,37 @@ void init_runtime(py::module_& m) {
             throw py::type_error("x must have dtype float32 or float64, got " + std::string(py::str(x.dtype())));
         },
         py::arg("name"), py::arg("x"), "The kernels' own exp, tanh or sigmoid, elementwise (tests).");
+    m.def(
+        "fma_peak",
+        [](py::handle isa, py::handle threads, py::handle seconds, py::handle dtype) -> double {
+            return fma_peak_checked(isa, threads, seconds, dtype).flops_per_s;
+        },
+        py::arg("isa"), py::arg("threads") = 1, py::arg("seconds") = 0.2, py::arg("dtype") = "float32",
+        "Measured FMA peak of one ISA in FLOP/s of wall time: `threads` threads each run independent "
+        "multiply-add chains on registers for `seconds` (2 FLOPs per multiply-add); fma_peak_info "
+        "also gives the rate per CPU-second, which other load does not lower. Not a kernel: "
+        "what rnnkit.bench's %FMA divides by. ValueError for an ISA unknown or missing on this CPU, "
+        "threads outside 1..1024, seconds outside (0, 60], a dtype other than float32/float64.");
+    m.def(
+        "fma_peak_info",
+        [](py::handle isa, py::handle threads, py::handle seconds, py::handle dtype) -> py::dict {
+            const auto r = fma_peak_checked(isa, threads, seconds, dtype);
+            py::dict d;
+            d["flops_per_s"] = r.flops_per_s;
+            d["flops_per_cpu_s"] = r.flops_per_cpu_s < 0 ? py::object(py::none()) : py::object(py::float_(r.flops_per_cpu_s));
+            d["seconds"] = r.seconds;
+            d["threads"] = r.threads;
+            d["chains"] = r.chains;
+            d["lanes"] = r.lanes;
+            d["fused"] = r.fused;
+            return d;
+        },
+        py::arg("isa"), py::arg("threads") = 1, py::arg("seconds") = 0.2, py::arg("dtype") = "float32",
+        "fma_peak with the probe's description: a dict of flops_per_s (wall time), flops_per_cpu_s "
+        "(per second of CPU time each thread got: other load does not lower it; None without that "
+        "clock), seconds (the measured window), "
+        "threads (the team run), chains and lanes (per thread) and fused (one FMA instruction per "
+        "multiply-add; the baseline ISA has none).");
     m.def("counters", [] {
         const auto c = rnnkit::counters();
         py::dict d;

@@ -82,6 +82,27 @@ void release_workspace_cache();            // frees every retained block
 // of the vCPUs: 70 to 420 ns on one 2-vCPU VM within an hour. Negative where
 // it cannot be measured (one usable CPU, not Linux). Takes 10-50 ms.
 double core_round_trip_ns();
+
+// --- The measured FMA peak of one ISA (not a kernel; for rnnkit.bench's %FMA):
+// `threads` threads (OpenMP) each run independent multiply-add chains on
+// registers (12 on 16 ymm/xmm, 24 on 32 zmm) for `seconds`, with that ISA's
+// instructions (the baseline's "scalar": 16-byte vectors, multiply then add).
+// flops_per_s counts 2 FLOPs per multiply-add, over the whole team's window
+// of wall time; flops_per_cpu_s sums each thread's FLOPs per second of the CPU
+// time it got (CLOCK_THREAD_CPUTIME_ID), so other load on the machine does not
+// lower it (-1 where that clock is missing).
+// Throws std::invalid_argument for an unknown ISA or one the CPU lacks, for
+// threads outside 1..1024 or seconds outside (0, 60], and std::runtime_error
+// for threads > 1 in a child forked after a team ran (libgomp would hang).
+struct FmaPeak {
+    double flops_per_s;
+    double flops_per_cpu_s;
+    double seconds;      // measured window
+    int threads;         // team size run (1 without OpenMP)
+    int chains, lanes;   // per thread: independent accumulators, values per register
+    bool fused;          // one FMA instruction per multiply-add
+};
+FmaPeak fma_peak(const std::string& isa, bool f64, int threads, double seconds);
 // Memory for an array handed to Python: 64-byte aligned, kept blocks for
 // large ones. array_free takes the same byte count. Throws std::bad_alloc.
 void* array_alloc(std::size_t bytes);

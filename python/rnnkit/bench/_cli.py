@@ -26,6 +26,15 @@ from ._peers import (
     make_reference_peer,
     rnnkit_backends,
 )
+from ._isa import (
+    ISAS,
+    FmaPeak,
+    PeerChild,
+    PeerChildError,
+    fma_peak_text,
+    peer_isa_text,
+    restriction_check,
+)
 from ._report import format_summary, format_table, to_json, write_json, write_plot
 from ._run import CEILING_SHAPE, Ceiling, Settings, ThreadSettings, default_threads, run_shape
 
@@ -270,6 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="time each RTRL mode per step against BPTT, with the napkin math (docs/rtrl.md)",
     )
     p.add_argument(
+        "--isa",
+        choices=ISAS,
+        default=None,
+        help="force rnnkit's kernels to this ISA (as RNNKIT_ISA does) and run torch and "
+        "onnxruntime in a child process restricted to the same ISA before they load "
+        "(torch: ONEDNN_MAX_CPU_ISA, ATEN_CPU_CAPABILITY, MKL_ENABLE_INSTRUCTIONS; "
+        "onnxruntime has no such switch and runs unrestricted); the child and rnnkit take "
+        "turns sample by sample (default: the native ISA, peers in this process)",
+    )
+    p.add_argument(
         "--no-progress", action="store_true", help="no progress bar or counter on stderr"
     )
     # For tests and tuning: a custom grid and a smaller (or no) ceiling GEMM.
@@ -369,7 +388,10 @@ def _isa() -> str:
     except ImportError:
         return ""
     get = getattr(_core, "get_isa", None)
-    return str(get()) if callable(get) else ""
+    try:
+        return str(get()) if callable(get) else ""
+    except ValueError:  # a bad RNNKIT_ISA: the first native call reports it
+        return ""
 
 
 def _round_trip() -> float | None:
@@ -456,11 +478,47 @@ def _loadavg() -> float | None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    before = _isa()
+    try:
+        return _main(argv)
+    finally:
+        while _children:  # the --isa peer child, however the run ended
+            _children.pop().close()
+        if before and _isa() != before:  # --isa: rnnkit's ISA as it was
+            from .. import _core
+
+            _core.set_isa(before)
+
+
+_children: list = []
+
+
+def _force_isa(args, parser, native: bool) -> None:
+    """--isa: checks, then switches rnnkit's kernels (at run time: set_isa)."""
+    if args.isa is None:
+        return
+    if not native:
+        parser.error(
+            f"--isa {args.isa} forces rnnkit's native kernels, which do not run here "
+            "(--backend reference, or rnnkit.functional does not import)"
+        )
+    from .. import _core
+
+    have = list(_core.supported_isas())
+    if args.isa not in have:
+        parser.error(
+            f"--isa {args.isa}: this CPU ({_cpu()}) or build lacks it; it has {', '.join(have)}"
+        )
+    _core.set_isa(args.isa)
+
+
+def _main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if args.rtrl:
         from ._rtrl import main_rtrl
 
+        _force_isa(args, parser, importlib.util.find_spec("rnnkit._core") is not None)
         return main_rtrl(args)
 
     # Everything that can fail cheaply fails now, before minutes of timing.
@@ -474,7 +532,8 @@ def main(argv: list[str] | None = None) -> int:
             d = os.path.dirname(os.path.abspath(path))
             if not os.path.isdir(d):
                 parser.error(f"{opt} {path}: directory {d} does not exist")
-    available = available_peers()
+    # --isa: only look for torch here; it must first load in the restricted child.
+    available = available_peers() if args.isa is None else available_peers(import_modules=False)
     if args.peers is None:
         peers = [p for p in PEER_NAMES if available[p] is None]
         missing = {p: available[p] for p in PEER_NAMES if available[p] is not None}
@@ -490,6 +549,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--plot draws the speedup over {plot_peer}, which will not run: {why}")
 
     rnnkit_impl, rnnkit_note, reference, native = _rnnkit_impl(args, parser)
+    _force_isa(args, parser, native)
     if args.scaling is not None:
         return _main_scaling(args, parser, rnnkit_impl, native, argv)
     threads = args.threads or default_threads()
@@ -503,11 +563,32 @@ def main(argv: list[str] | None = None) -> int:
         impls.append(StepCellImpl())
     if "numpy-ref" in peers and native:  # with no native core, rnnkit already is the reference
         impls.append(make_reference_peer(reference, args.reference_max_nh))
+    child = None
+    child_peers = [p for p in ("torch", "onnxruntime") if p in peers]
+    if args.isa is not None and child_peers:
+        try:
+            child = PeerChild(args.isa, threads, child_peers)
+        except (PeerChildError, RuntimeError) as err:
+            print(f"{PROG}: error: --isa {args.isa}: the restricted peer child failed: {err}",
+                  file=sys.stderr)
+            return 1
+        _children.append(child)
     if "torch" in peers:
-        impls.append(TorchImpl())
+        impls.append(child.impl("torch") if child else TorchImpl())
     if "onnxruntime" in peers:
-        impls.append(OrtImpl(threads))
+        impls.append(child.impl("onnxruntime") if child else OrtImpl(threads))
     names = [i.name for i in impls]
+    isa_in_use = _isa() if native else None
+    # The ISA each implementation runs under, for the JSON and the labels.
+    isas = {n: "unrestricted" for n in names}
+    if native:
+        isas.update({n: isa_in_use for n in names if n in ("rnnkit", "rnnkit-step")})
+    if child and "torch" in names:
+        isas["torch"] = args.isa
+    labels = {}
+    if args.isa is not None:
+        labels = {n: f"{n} ({v})" for n, v in isas.items()}
+        labels.pop("rnnkit", None)  # the baseline's own name: tools and the plot key on it
 
     progress = Progress(len(tasks), enabled=not args.no_progress)
     warnings: list[str] = []
@@ -533,10 +614,20 @@ def main(argv: list[str] | None = None) -> int:
                 else ""
             )
         )
+    if child is not None:
+        for w in restriction_check(args.isa, child.info):
+            warn(w)
+    # Each probe run lasts as long as two samples (20-100 ms): enough for a
+    # stable peak (it checks the clock every ~10-100 us), cheap in a quick run.
+    fma_s = min(0.1, max(0.02, 2 * settings.min_time))
+    fma = FmaPeak(isa_in_use, threads, seconds=fma_s) if isa_in_use else None
     interrupted = False
     round_trip = {"start": _round_trip()}
     with ThreadSettings(threads) as ts:
         try:
+            if fma:
+                progress.start("FMA peak")
+                fma.measure("start")
             if ceiling:
                 progress.start("numpy.matmul ceiling")
                 ceiling.measure("start", ceil_samples)
@@ -548,10 +639,16 @@ def main(argv: list[str] | None = None) -> int:
             if ceiling:
                 progress.start("numpy.matmul ceiling")
                 ceiling.measure("end", ceil_samples, warmup=0)
+            if fma:
+                progress.start("FMA peak")
+                fma.measure("end")
         except KeyboardInterrupt:  # report what was measured so far
             interrupted = True
         finally:
             progress.close()
+    if child is not None:
+        _children.remove(child)
+        child.close()
     if interrupted:
         warn(f"interrupted after {progress.n} of {len(tasks)} runs: the table is partial")
     round_trip.setdefault("end", None)
@@ -568,6 +665,8 @@ def main(argv: list[str] | None = None) -> int:
             samples_s=ceiling.samples_s,
         )
         ceiling.release()
+    fma_doc = fma.doc() if fma and fma.available else None
+    F = fma_doc["gflops"] if fma_doc else None
 
     versions = {"rnnkit": _version(), "numpy": np.__version__, "python": platform.python_version()}
     for impl in impls[1:]:
@@ -592,6 +691,12 @@ def main(argv: list[str] | None = None) -> int:
         "rnnkit_note": rnnkit_note,
         "isa": _isa() or None,
         "kernel_params": _kernel_params(),
+        "isa_forced": args.isa,
+        "impl_isa": isas,
+        "peer_child": (
+            {k: v for k, v in child.info.items() if k != "thread_settings"} if child else None
+        ),
+        "peer_child_thread_settings": child.info.get("thread_settings") if child else None,
         "blas": _blas() or None,
         "versions": versions,
         "impls": names,
@@ -609,9 +714,21 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     out = sys.stdout
-    print(_header(meta, ceiling_doc, impls, settings, args), file=out)
-    print(format_table(rows, names, P), file=out)
-    summary = format_summary(rows, names)
+    print(_header(meta, ceiling_doc, impls, settings, args, fma_doc), file=out)
+    if child is not None:
+        print(f"--isa {args.isa}: rnnkit's kernels set to {isa_in_use}; the peers below run in "
+              "a child process, one sample per request, taking turns with rnnkit's:", file=out)
+        for n in child.peers:
+            print(peer_isa_text(args.isa, child.info, n), file=out)
+        for k, v in (child.info.get("thread_settings") or {}).items():
+            print(f"    child threads, {k}: {v}", file=out)
+    if args.isa is not None and "numpy-ref" in names:
+        print("  numpy-ref: in this process, unrestricted (NumPy picks its own SIMD)", file=out)
+    if args.isa is not None and P:
+        print("P is numpy's BLAS at whatever ISA it picks (not restricted by --isa); "
+              "%FMA is the measure of the ISA asked for", file=out)
+    print(format_table(rows, names, P, F, labels), file=out)
+    summary = format_summary(rows, names, labels)
     if summary:
         print(summary, file=out)
     notes = [
@@ -636,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
     rc = 130 if interrupted else 0
     if args.json:
         try:
-            write_json(args.json, to_json(rows, meta, ceiling_doc))
+            write_json(args.json, to_json(rows, meta, ceiling_doc, fma_doc, isas))
         except OSError as err:
             print(f"{PROG}: error: cannot write {args.json}: {err}", file=sys.stderr)
             rc = rc or 1
@@ -792,7 +909,7 @@ def _agree_rtol() -> float:
     return AGREE_RTOL
 
 
-def _header(meta, ceiling, impls, settings, args) -> str:
+def _header(meta, ceiling, impls, settings, args, fma_doc=None) -> str:
     t = meta["threads"]
     la = meta["loadavg_start"], meta["loadavg_end"]
     load = f", load average {la[0]:.2f} at start, {la[1]:.2f} at end" if None not in la else ""
@@ -834,6 +951,7 @@ def _header(meta, ceiling, impls, settings, args) -> str:
         )
     else:
         lines.append("P: not measured (%P shows -)")
+    lines.append(fma_peak_text(fma_doc))  # beside P: what %FMA divides by
     lines.append(
         f"ms: median of {settings.repeat} samples, each the mean over enough calls to last "
         f">= {settings.min_time * 1e3:g} ms, implementations interleaved round-robin per shape"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -39,6 +40,8 @@ class Runner:
     ``reset()`` (untimed) runs before each training call. ``outputs(f, b)``
     returns ``{"y": ..., "dx": ...}`` as NumPy arrays for the agreement check.
     ``context()`` is entered once around a batch of timed calls.
+    ``remote``: set for a peer that lives in the ``--isa`` peer child (_isa.py);
+    its calls, samples and settling then happen there, timed there.
     """
 
     forward: Callable[[], Any]
@@ -47,6 +50,7 @@ class Runner:
     reset: Callable[[], None] | None = None
     context: Callable[[], Any] = contextlib.nullcontext
     keep: list = field(default_factory=list)  # objects the calls close over
+    remote: Any = None
 
 
 class Impl:
@@ -346,13 +350,24 @@ def _importable(name: str) -> tuple[bool, str]:
     return True, ""
 
 
-def available_peers() -> dict[str, str | None]:
-    """Peer name -> None when it can run here, else why not (install hint)."""
+def _findable(name: str) -> tuple[bool, str]:
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError) as err:
+        return False, str(err)
+    return found, "" if found else f"No module named {name!r}"
+
+
+def available_peers(import_modules: bool = True) -> dict[str, str | None]:
+    """Peer name -> None when it can run here, else why not (install hint).
+    import_modules=False only looks for them (``--isa``: torch must first load
+    in the restricted child, not here)."""
+    check = _importable if import_modules else _findable
     out: dict[str, str | None] = {"numpy-ref": None}
-    ok, why = _importable("torch")
+    ok, why = check("torch")
     out["torch"] = None if ok else f"not installed ({why}); pip install torch==2.13.0"
-    ok1, why1 = _importable("onnx")
-    ok2, why2 = _importable("onnxruntime")
+    ok1, why1 = check("onnx")
+    ok2, why2 = check("onnxruntime")
     if ok1 and ok2:
         out["onnxruntime"] = None
     else:

@@ -65,13 +65,22 @@ MODE_TITLES = {
 }
 
 
-def format_table(rows: list[Row], impls: list[str], P: float | None) -> str:
-    """One section per (cell, mode); one line per (shape, implementation)."""
+def format_table(
+    rows: list[Row],
+    impls: list[str],
+    P: float | None,
+    fma: float | None = None,
+    labels: dict | None = None,
+) -> str:
+    """One section per (cell, mode); one line per (shape, implementation).
+    %P is GFLOP/s over P, %FMA over ``fma`` (the FMA peak of the ISA in use, in
+    GFLOP/s); ``labels`` renames implementations for display only."""
     idx = _index(rows)
     sp = speedups(rows)
+    labels = labels or {}
     cells = list(dict.fromkeys(r.cell for r in rows))
     modes = list(dict.fromkeys(r.mode for r in rows if r.mode in ROW_MODES))
-    width = max([len(i) for i in impls] + [6])
+    width = max([len(labels.get(i, i)) for i in impls] + [7])
     lines = []
     for cell in cells:
         for mode in modes:
@@ -83,7 +92,7 @@ def format_table(rows: list[Row], impls: list[str], P: float | None) -> str:
             lines.append(f"{cell} {MODE_TITLES[mode]}")
             head = (
                 f"{'T':>5} {'N':>4} {'C':>5} {'H':>5}  {'impl':<{width}} {'ms':>9} {'±':>4} "
-                f"{'GFLOP/s':>8} {'%P':>5} {'speedup':>8}"
+                f"{'GFLOP/s':>8} {'%P':>5} {'%FMA':>5} {'speedup':>8}"
             )
             if train:
                 head += f"   {'fwd ms':>8} {'speedup':>8}   {'bwd ms':>8} {'speedup':>8}"
@@ -101,7 +110,7 @@ def format_table(rows: list[Row], impls: list[str], P: float | None) -> str:
                         else " " * 22
                     )
                     first = False
-                    name = impl
+                    name = labels.get(impl, impl)
                     if impl == BASE and r.backend == "reference":
                         name = "rnnkit*"
                     if r.median_s is None:
@@ -109,15 +118,17 @@ def format_table(rows: list[Row], impls: list[str], P: float | None) -> str:
                         if r.skipped and r.skipped.startswith(("MISMATCH", "failed")):
                             note = r.skipped.split(":")[0].split()[0]
                         lines.append(
-                            f"{lead}  {name:<{width}} {'-':>9} {'':>4} {'-':>8} {'-':>5} {note:>8}"
+                            f"{lead}  {name:<{width}} {'-':>9} {'':>4} {'-':>8} {'-':>5} {'-':>5} "
+                            f"{note:>8}"
                         )
                         continue
                     g = r.gflops
                     pct = f"{100 * g / P:.0f}%" if P else "-"
+                    pct_fma = f"{100 * g / fma:.0f}%" if fma else "-"
                     ratio = "" if impl == BASE else _x(sp.get((cell, mode, shape, impl)))
                     line = (
                         f"{lead}  {name:<{width}} {_ms(r.median_s):>9} {100 * r.spread:>3.0f}% "
-                        f"{_gf(g):>8} {pct:>5} {ratio:>8}"
+                        f"{_gf(g):>8} {pct:>5} {pct_fma:>5} {ratio:>8}"
                     )
                     if train:
                         for part in ("training-forward", "training-backward"):
@@ -132,9 +143,10 @@ def _geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs))
 
 
-def format_summary(rows: list[Row], impls: list[str]) -> str:
+def format_summary(rows: list[Row], impls: list[str], labels: dict | None = None) -> str:
     """Geometric-mean speedup (and min..max) over the shapes, per cell, mode and peer."""
     sp = speedups(rows)
+    labels = labels or {}
     peers = [i for i in impls if i != BASE]
     if not peers:
         return ""
@@ -142,11 +154,11 @@ def format_summary(rows: list[Row], impls: list[str]) -> str:
     for (cell, mode, _shape, peer), v in sp.items():
         groups[(cell, mode, peer)].append(v)
     keys = list(dict.fromkeys((r.cell, r.mode) for r in rows))
-    col = 24
+    col = max([24] + [len(labels.get(p, p)) + 2 for p in peers])
     lines = [
         "",
         "rnnkit speedup = peer ms / rnnkit ms (geometric mean over shapes, min..max)",
-        f"{'cell':<7} {'mode':<18}" + "".join(f"{p:>{col}}" for p in peers),
+        f"{'cell':<7} {'mode':<18}" + "".join(f"{labels.get(p, p):>{col}}" for p in peers),
     ]
     for cell, mode in keys:
         cells_ = []
@@ -159,9 +171,15 @@ def format_summary(rows: list[Row], impls: list[str]) -> str:
     return "\n".join(lines) if len(lines) > 3 else ""
 
 
-def to_json(rows: list[Row], meta: dict, ceiling: dict) -> dict:
+def to_json(
+    rows: list[Row], meta: dict, ceiling: dict, fma: dict | None = None, isas: dict | None = None
+) -> dict:
+    """The document: meta, the ceiling P, the FMA peak and every row. ``isas``:
+    implementation -> the ISA it ran under ("unrestricted": whatever it picks)."""
     sp = speedups(rows)
     P = ceiling.get("gflops")
+    F = (fma or {}).get("gflops")
+    isas = isas or {}
     results = []
     for r in rows:
         g = r.gflops
@@ -184,13 +202,21 @@ def to_json(rows: list[Row], meta: dict, ceiling: dict) -> dict:
                 "calls_per_sample": r.number or None,
                 "gflops": g,
                 "fraction_of_P": g / P if (g is not None and P) else None,
+                "fraction_of_fma_peak": g / F if (g is not None and F) else None,
+                "isa": isas.get(r.impl),
                 "speedup": sp.get((r.cell, r.mode, r.shape, r.impl)),
                 "agrees": r.agrees,
                 "rel_err": r.rel_err or None,
                 "skipped": r.skipped,
             }
         )
-    return {"schema": SCHEMA, "meta": meta, "ceiling": ceiling, "results": results}
+    return {
+        "schema": SCHEMA,
+        "meta": meta,
+        "ceiling": ceiling,
+        "fma_peak": fma,
+        "results": results,
+    }
 
 
 def _finite(obj):

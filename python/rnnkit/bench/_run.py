@@ -110,6 +110,8 @@ def agreement(base: dict, peer: dict, rtol: float = AGREE_RTOL) -> tuple[bool, d
 
 def call_once(runner: Runner) -> tuple[dict, float, float]:
     """One untimed-for-the-table call: outputs, forward and backward seconds."""
+    if runner.remote is not None:
+        return runner.remote.call_once(), 0.0, 0.0
     with runner.context():
         if runner.reset is not None:
             runner.reset()
@@ -124,6 +126,8 @@ def call_once(runner: Runner) -> tuple[dict, float, float]:
 
 def sample(runner: Runner, number: int) -> tuple[float, float]:
     """Mean seconds per call over ``number`` calls: (forward, backward)."""
+    if runner.remote is not None:  # timed in the --isa peer child, by this function
+        return runner.remote.sample(number)
     pc = time.perf_counter
     forward, backward, reset = runner.forward, runner.backward, runner.reset
     with runner.context():
@@ -155,6 +159,8 @@ def calls_per_sample(settings: Settings, seconds_per_call: float) -> int:
 def _settle(settings: Settings, runner: Runner) -> None:
     if settings.settle <= 0:
         return
+    if runner.remote is not None:
+        return runner.remote.settle(settings.settle)
     end = time.perf_counter() + settings.settle
     with runner.context():
         while time.perf_counter() < end:
