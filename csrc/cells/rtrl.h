@@ -232,24 +232,25 @@ struct RtrlKernels {
     static constexpr int64_t IB = 128;   // steps per block: S streams once per block
 
     // Per thread, units [u0, u0 + U): a [IB][U] h_prev, then delta in place;
-    // b [IB][U] d, then e; P, c and the block sums of the scalar columns [U];
-    // X's panel [IB][BW] for one column block; one GEMM tile.
+    // b [IB][U] d, then e; dyb [IB][U] dy's rows (gathered while their lines
+    // stream in, so the backward sweep reads only this); P, c and the block
+    // sums of the scalar columns [U]; one GEMM tile.
     struct IndScratch {
         Real* a;
         Real* b;
+        Real* dyb;
         Real* P;
         Real* c;
         Real* se0;   // sum e h_prev
         Real* seb;   // sum e
         Real* sd0;   // sum delta h_prev
         Real* sdb;   // sum delta
-        Real* panel;
         Real* tile;
-        static int64_t count(int64_t U) { return 2 * IB * U + 6 * U + IB * BW + MR * BW + 16 * 10; }
+        static int64_t count(int64_t U) { return 3 * IB * U + 6 * U + MR * BW + 16 * 10; }
         IndScratch(Real* p, int64_t U) {
             auto take = [&](int64_t n) { Real* r = p; p += (n + 15) / 16 * 16; return r; };
-            a = take(IB * U), b = take(IB * U), P = take(U), c = take(U), se0 = take(U), seb = take(U);
-            sd0 = take(U), sdb = take(U), panel = take(IB * BW), tile = take(MR * BW);
+            a = take(IB * U), b = take(IB * U), dyb = take(IB * U), P = take(U), c = take(U);
+            se0 = take(U), seb = take(U), sd0 = take(U), sdb = take(U), tile = take(MR * BW);
         }
     };
 
@@ -259,7 +260,7 @@ struct RtrlKernels {
     static int ind_team(const Dims& dm, int threads) {
         return static_cast<int>(max_i(1, min_i(threads, max_i(ceil_div(dm.H, MR), dm.N))));
     }
-    static void ind_sizes(const Dims& dm, int team, int64_t out[6], int64_t& per_thread) {
+    static void ind_sizes(const Dims& dm, int team, int64_t out[7], int64_t& per_thread) {
         const int64_t N = dm.N, C = dm.C, H = dm.H;
         const int64_t U_max = ceil_div(ceil_div(H, MR), team) * MR;
         per_thread = (IndScratch::count(U_max) + 15) / 16 * 16;
@@ -268,9 +269,10 @@ struct RtrlKernels {
         out[2] = H * ceil_div(C, BW) * BW;         // gx, the dw_ih rows
         out[3] = out[4] = H;                       // gw, gb
         out[5] = per_thread * team;                // IndScratch per thread
+        out[6] = min_i(dm.T, IB) * N * ceil_div(C, BW) * BW;   // xp, one block's x packed
     }
     static int64_t ind_workspace(const Dims& dm, int team) {
-        int64_t sz[6], per_thread, total = 0;
+        int64_t sz[7], per_thread, total = 0;
         ind_sizes(dm, team, sz, per_thread);
         const int64_t line = 64 / static_cast<int64_t>(sizeof(Real));
         for (int64_t v : sz) total += ceil_div(v, line) * line;
@@ -278,11 +280,12 @@ struct RtrlKernels {
     }
 
     // Sequence n over block [s0, s0 + Tb) for units [u0, u0 + U): the
-    // forward steps (y, h_n, and h_prev, d kept), the backward sweep (e,
+    // forward steps (y, h_n, and h_prev, d, dy kept), the backward sweep (e,
     // delta, P, c and the scalar columns' sums), then S and the gradients.
-    // Sb: S at the block's start (S0 for the first block, else S in place).
-    static void ind_sequence(const Dims& dm, const RtrlIO<Real>& io, const Real* xw, int64_t s0, int64_t Tb,
-                             int64_t tlo, int64_t n, int64_t u0, int64_t U, const Real* Sb, bool first,
+    // Sb: S at the block's start (S0 for the first block, else S in place);
+    // xp: the block's x packed per sequence and column block, [N][nbj][Tb][BW].
+    static void ind_sequence(const Dims& dm, const RtrlIO<Real>& io, const Real* xw, const Real* xp, int64_t s0,
+                             int64_t Tb, int64_t tlo, int64_t n, int64_t u0, int64_t U, const Real* Sb, bool first,
                              const IndScratch& w, Real* gx, int64_t Cp, Real* gw, Real* gb) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H, Q = C + 3;
         const bool rev = io.reverse;
@@ -304,13 +307,25 @@ struct RtrlKernels {
             }
             return;
         }
-        // Forward: a = ((xw + b_ih) + w h) + b_hh, the reference's order.
+        // Forward: a = ((xw + b_ih) + w h) + b_hh, the reference's order. The
+        // rows of xw and dy are N*H apart: the next steps' rows are
+        // prefetched, and dy's kept for the backward sweep.
+        constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(Real));
+        auto xw_row = [&](int64_t tau) { return xw + ((t_of(s0 + tau, T, rev) - tlo) * N + n) * H + u0; };
+        auto dy_row = [&](int64_t tau) { return io.dy + (t_of(s0 + tau, T, rev) * N + n) * H + u0; };
         for (int64_t tau = lo; tau < hi; ++tau) {
+            if (tau + 2 < hi) {
+                const Real* px = xw_row(tau + 2);
+                const Real* pd = dy_row(tau + 2);
+                for (int64_t i = 0; i < U; i += line) __builtin_prefetch(px + i), __builtin_prefetch(pd + i);
+            }
             const int64_t t = t_of(s0 + tau, T, rev);
-            const Real* xr = xw + ((t - tlo) * N + n) * H + u0;
+            const Real* xr = xw_row(tau);
+            const Real* dyr = dy_row(tau);
             Real* yr = io.y + (t * N + n) * H + u0;
             Real* hp = w.a + tau * U;
             Real* dd = w.b + tau * U;
+            Real* dk = w.dyb + tau * U;
             for_lanes<V>(U, [&](auto vx, int64_t i) {
                 using Vx = decltype(vx);
                 const Vx one = Vx::set1(Real(1));
@@ -327,6 +342,7 @@ struct RtrlKernels {
                 }
                 h.storeu(hp + i);
                 d.storeu(dd + i);
+                Vx::loadu(dyr + i).storeu(dk + i);
                 y.storeu(yr + i);
                 y.storeu(hn + i);
             });
@@ -338,12 +354,11 @@ struct RtrlKernels {
             Vx q = Vx::set1(Real(1)), g = Vx::zero();
             Vx se0 = Vx::zero(), seb = Vx::zero(), sd0 = Vx::zero(), sdb = Vx::zero();
             for (int64_t tau = hi - 1; tau >= lo; --tau) {
-                const Real* dyr = io.dy + (t_of(s0 + tau, T, rev) * N + n) * H + u0;
                 Real* ap = w.a + tau * U + i;
                 Real* bp = w.b + tau * U + i;
                 const Vx d = Vx::loadu(bp), hp = Vx::loadu(ap);
                 const Vx e = d * q;
-                const Vx rho = Vx::loadu(dyr + i) + g;
+                const Vx rho = Vx::loadu(w.dyb + tau * U + i) + g;
                 const Vx de = d * rho;
                 const Vx al = wk * d;
                 e.storeu(bp);
@@ -376,26 +391,21 @@ struct RtrlKernels {
             gb[k] = (gb[k] + c * s_b) + w.sdb[i];
             io.dh0[n * H + k] = first ? c * s_h : io.dh0[n * H + k] + c * s_h;
         }
-        // The x columns, one column block of BW at a time: X's active rows
-        // packed once per block ([Ka][BW], zero past C), then per tile of MR
-        // units e^T X (into S) and delta^T X (into the gradient rows gx).
+        // The x columns, per tile of MR units and column block of BW: e^T X
+        // into S (plus P S_0) and delta^T X into the gradient rows gx (plus
+        // c S_0). Units outer, so S's and gx's rows stream in order.
         const int64_t Ka = hi - lo, nbj = ceil_div(C, BW);
         const Real* ea = w.b + lo * U;
         const Real* da = w.a + lo * U;
-        for (int64_t jb = 0; jb < nbj; ++jb) {
-            const int64_t j0 = jb * BW, valid = min_i(BW, C - j0);
-            for (int64_t tau = lo; tau < hi; ++tau) {
-                const Real* xr = io.x + (t_of(s0 + tau, T, rev) * N + n) * C + j0;
-                Real* dst = w.panel + (tau - lo) * BW;
-                int64_t u = 0;
-                for (; u < valid; ++u) dst[u] = xr[u];
-                for (; u < BW; ++u) dst[u] = Real(0);
-            }
-            for (int64_t k0 = 0; k0 < U; k0 += MR) {
-                const int mr = static_cast<int>(min_i(MR, U - k0));
-                gemm_tile<V, MR, NV, true, false>(mr, Ka, ea + k0, U, w.panel, BW, w.tile, BW);
+        const Real* xn = xp + n * nbj * Tb * BW + lo * BW;
+        for (int64_t k0 = 0; k0 < U; k0 += MR) {
+            const int mr = static_cast<int>(min_i(MR, U - k0));
+            for (int64_t jb = 0; jb < nbj; ++jb) {
+                const int64_t j0 = jb * BW, valid = min_i(BW, C - j0);
+                const Real* bp = xn + jb * Tb * BW;
+                gemm_tile<V, MR, NV, true, false>(mr, Ka, ea + k0, U, bp, BW, w.tile, BW);
                 Real* gr = gx + (u0 + k0) * Cp + j0;
-                gemm_tile<V, MR, NV, true, true>(mr, Ka, da + k0, U, w.panel, BW, gr, Cp);
+                gemm_tile<V, MR, NV, true, true>(mr, Ka, da + k0, U, bp, BW, gr, Cp);
                 for (int r = 0; r < mr; ++r) {
                     const int64_t k = u0 + k0 + r;
                     const Real* si = Sb + (n * H + k) * Q + 1 + j0;
@@ -414,11 +424,30 @@ struct RtrlKernels {
         }
     }
 
+    // x's rows of block [s0, s0 + Tb) (x rows from tlo) into xp
+    // [N][nbj][Tb][BW], zero past C; steps [r.begin, r.end) of the block.
+    static void ind_pack_x(const Dims& dm, const RtrlIO<Real>& io, int64_t s0, int64_t Tb, Range r, Real* xp) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, nbj = ceil_div(C, BW);
+        for (int64_t tau = r.begin; tau < r.end; ++tau) {
+            const int64_t t = t_of(s0 + tau, T, io.reverse);
+            for (int64_t n = 0; n < N; ++n) {
+                const Real* xr = io.x + (t * N + n) * C;
+                for (int64_t jb = 0; jb < nbj; ++jb) {
+                    Real* dst = xp + ((n * nbj + jb) * Tb + tau) * BW;
+                    const int64_t j0 = jb * BW, valid = min_i(BW, C - j0);
+                    int64_t u = 0;
+                    for (; u < valid; ++u) dst[u] = xr[j0 + u];
+                    for (; u < BW; ++u) dst[u] = Real(0);
+                }
+            }
+        }
+    }
+
     static void run_indrnn(const Dims& dm, const RtrlIO<Real>& io, int threads) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const int64_t n_ut = ceil_div(H, MR), Cp = ceil_div(C, BW) * BW;
         const int team = ind_team(dm, threads);
-        int64_t sz[6], per_thread;
+        int64_t sz[7], per_thread;
         ind_sizes(dm, team, sz, per_thread);
         Workspace ws;
         const size_t o_xw = ws.reserve<Real>(sz[0]);
@@ -427,8 +456,10 @@ struct RtrlKernels {
         const size_t o_gw = ws.reserve<Real>(sz[3]);
         const size_t o_gb = ws.reserve<Real>(sz[4]);
         const size_t o_thr = ws.reserve<Real>(sz[5]);
+        const size_t o_xp = ws.reserve<Real>(sz[6]);
         ws.allocate();
         Real* xw = ws.at<Real>(o_xw);
+        Real* xp = ws.at<Real>(o_xp);
         Real* gx = ws.at<Real>(o_gx);
         Real* gw = ws.at<Real>(o_gw);
         Real* gb = ws.at<Real>(o_gb);
@@ -446,13 +477,14 @@ struct RtrlKernels {
             for (int64_t s0 = 0; s0 < T; s0 += IB) {
                 const int64_t Tb = min_i(IB, T - s0);
                 const int64_t tlo = io.reverse ? T - s0 - Tb : s0;   // the block's rows of x are contiguous
-                // ends with a barrier; its first barrier also orders the
-                // previous block's reads of xw before the GEMM rewrites it
+                tm.barrier();   // the previous block's reads of xp and xw are done
+                ind_pack_x(dm, io, s0, Tb, share(Tb, tm.id(), tm.size()), xp);
+                // ends with a barrier; its first barrier also orders xp's packing
                 input_gemm(tm, Tb * N, C, H, io.x + tlo * N * C, io.w_ih, ws.at<Real>(o_pan), xw);
                 if (U == 0) continue;
                 const Real* Sb = s0 == 0 ? io.S0 : io.S;
                 for (int64_t n = 0; n < N; ++n)
-                    ind_sequence(dm, io, xw, s0, Tb, tlo, n, u0, U, Sb, s0 == 0, scr, gx, Cp, gw, gb);
+                    ind_sequence(dm, io, xw, xp, s0, Tb, tlo, n, u0, U, Sb, s0 == 0, scr, gx, Cp, gw, gb);
             }
             for (int64_t k = u0; k < u1; ++k) {
                 io.dw_hh[k] = gw[k];
