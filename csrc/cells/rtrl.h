@@ -231,11 +231,14 @@ struct RtrlKernels {
     // unit's arithmetic never depends on the team size.
     static constexpr int64_t IB = 128;   // steps per block: S streams once per block
 
-    // Per thread, units [u0, u0 + U): a [IB][U] h_prev, then delta in place;
-    // b [IB][U] d, then e; dyb [IB][U] dy's rows (gathered while their lines
+    // Per thread, units [u0, u0 + U): a [IB][ld] h_prev, then delta in place;
+    // b [IB][ld] d, then e; dyb [IB][ld] dy's rows (gathered while their lines
     // stream in, so the backward sweep reads only this); P, c and the block
-    // sums of the scalar columns [U]; one GEMM tile.
+    // sums of the scalar columns [U]; one GEMM tile. The row stride ld is an
+    // odd number of cache lines: the GEMMs read a and b down a column (MR
+    // units per step), and rows a power of two apart would share L1 sets.
     struct IndScratch {
+        int64_t ld;
         Real* a;
         Real* b;
         Real* dyb;
@@ -246,10 +249,15 @@ struct RtrlKernels {
         Real* sd0;   // sum delta h_prev
         Real* sdb;   // sum delta
         Real* tile;
-        static int64_t count(int64_t U) { return 3 * IB * U + 6 * U + MR * BW + 16 * 10; }
-        IndScratch(Real* p, int64_t U) {
+        static int64_t stride(int64_t U) {
+            constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(Real));
+            const int64_t lines = ceil_div(U, line);
+            return (lines % 2 == 1 ? lines : lines + 1) * line;
+        }
+        static int64_t count(int64_t U) { return 3 * IB * stride(U) + 6 * U + MR * BW + 16 * 10; }
+        IndScratch(Real* p, int64_t U) : ld(stride(U)) {
             auto take = [&](int64_t n) { Real* r = p; p += (n + 15) / 16 * 16; return r; };
-            a = take(IB * U), b = take(IB * U), dyb = take(IB * U), P = take(U), c = take(U);
+            a = take(IB * ld), b = take(IB * ld), dyb = take(IB * ld), P = take(U), c = take(U);
             se0 = take(U), seb = take(U), sd0 = take(U), sdb = take(U), tile = take(MR * BW);
         }
     };
@@ -317,15 +325,17 @@ struct RtrlKernels {
             if (tau + 2 < hi) {
                 const Real* px = xw_row(tau + 2);
                 const Real* pd = dy_row(tau + 2);
-                for (int64_t i = 0; i < U; i += line) __builtin_prefetch(px + i), __builtin_prefetch(pd + i);
+                const Real* py = io.y + (t_of(s0 + tau + 2, T, rev) * N + n) * H + u0;
+                for (int64_t i = 0; i < U; i += line)
+                    __builtin_prefetch(px + i), __builtin_prefetch(pd + i), __builtin_prefetch(py + i, 1);
             }
             const int64_t t = t_of(s0 + tau, T, rev);
             const Real* xr = xw_row(tau);
             const Real* dyr = dy_row(tau);
             Real* yr = io.y + (t * N + n) * H + u0;
-            Real* hp = w.a + tau * U;
-            Real* dd = w.b + tau * U;
-            Real* dk = w.dyb + tau * U;
+            Real* hp = w.a + tau * w.ld;
+            Real* dd = w.b + tau * w.ld;
+            Real* dk = w.dyb + tau * w.ld;
             for_lanes<V>(U, [&](auto vx, int64_t i) {
                 using Vx = decltype(vx);
                 const Vx one = Vx::set1(Real(1));
@@ -354,11 +364,11 @@ struct RtrlKernels {
             Vx q = Vx::set1(Real(1)), g = Vx::zero();
             Vx se0 = Vx::zero(), seb = Vx::zero(), sd0 = Vx::zero(), sdb = Vx::zero();
             for (int64_t tau = hi - 1; tau >= lo; --tau) {
-                Real* ap = w.a + tau * U + i;
-                Real* bp = w.b + tau * U + i;
+                Real* ap = w.a + tau * w.ld + i;
+                Real* bp = w.b + tau * w.ld + i;
                 const Vx d = Vx::loadu(bp), hp = Vx::loadu(ap);
                 const Vx e = d * q;
-                const Vx rho = Vx::loadu(w.dyb + tau * U + i) + g;
+                const Vx rho = Vx::loadu(w.dyb + tau * w.ld + i) + g;
                 const Vx de = d * rho;
                 const Vx al = wk * d;
                 e.storeu(bp);
@@ -395,17 +405,28 @@ struct RtrlKernels {
         // into S (plus P S_0) and delta^T X into the gradient rows gx (plus
         // c S_0). Units outer, so S's and gx's rows stream in order.
         const int64_t Ka = hi - lo, nbj = ceil_div(C, BW);
-        const Real* ea = w.b + lo * U;
-        const Real* da = w.a + lo * U;
+        const Real* ea = w.b + lo * w.ld;
+        const Real* da = w.a + lo * w.ld;
         const Real* xn = xp + n * nbj * Tb * BW + lo * BW;
         for (int64_t k0 = 0; k0 < U; k0 += MR) {
             const int mr = static_cast<int>(min_i(MR, U - k0));
             for (int64_t jb = 0; jb < nbj; ++jb) {
                 const int64_t j0 = jb * BW, valid = min_i(BW, C - j0);
                 const Real* bp = xn + jb * Tb * BW;
-                gemm_tile<V, MR, NV, true, false>(mr, Ka, ea + k0, U, bp, BW, w.tile, BW);
+                gemm_tile<V, MR, NV, true, false>(mr, Ka, ea + k0, w.ld, bp, BW, w.tile, BW);
                 Real* gr = gx + (u0 + k0) * Cp + j0;
-                gemm_tile<V, MR, NV, true, true>(mr, Ka, da + k0, U, bp, BW, gr, Cp);
+                gemm_tile<V, MR, NV, true, true>(mr, Ka, da + k0, w.ld, bp, BW, gr, Cp);
+                // the next tile's rows of S (in, and out for writing) and of
+                // gx, one column block's lines per row: S streams from memory
+                if (k0 + MR < U)
+                    for (int r = 0; r < MR && k0 + MR + r < U; ++r) {
+                        const int64_t off = (n * H + u0 + k0 + MR + r) * Q + 1 + j0;
+                        __builtin_prefetch(Sb + off);
+                        __builtin_prefetch(Sb + off + BW - 1);
+                        __builtin_prefetch(io.S + off, 1);
+                        __builtin_prefetch(io.S + off + BW - 1, 1);
+                        __builtin_prefetch(gr + (MR + r) * Cp, 1);
+                    }
                 for (int r = 0; r < mr; ++r) {
                     const int64_t k = u0 + k0 + r;
                     const Real* si = Sb + (n * H + k) * Q + 1 + j0;
