@@ -381,6 +381,21 @@ def test_budget_refuses_with_the_bytes_needed(monkeypatch):
                    np.full(2, 2, np.int64), False, "tanh", S0, need - 1)
 
 
+def test_budget_counts_indrnn_block_buffers(monkeypatch):
+    """The native IndRNN kernel's block buffers count against the budget beside
+    S (docs/rtrl.md, "Budget"): at a budget S alone fits, the reference runs
+    and the native binding refuses, naming both byte counts."""
+    seed = fresh_seed()
+    pos, _, dy = _case("indrnn", 1, 3, 2, 4, 5, np.float64, seed)
+    sens = 2 * 5 * (4 + 3) * 8
+    monkeypatch.setenv("RNNKIT_RTRL_MAX_BYTES", str(sens))
+    rtrl(R, "indrnn", "relu", pos, dy)
+    with pytest.raises(ValueError, match=f"need {sens} bytes plus [0-9]+ bytes of block buffers"):
+        rtrl(F, "indrnn", "relu", pos, dy)
+    monkeypatch.setenv("RNNKIT_RTRL_MAX_BYTES", str(sens + 2**20))
+    rtrl(F, "indrnn", "relu", pos, dy)
+
+
 def test_inputs_are_not_modified():
     seed = fresh_seed()
     pos, lengths, dy = _case("rnn", 1, 4, 2, 3, 5, np.float64, seed)
