@@ -44,7 +44,7 @@ struct RtrlIO {
 
 // Elements of the sensitivity tensor S of one call, and the bytes of the
 // workspace that the budget counts beside it on the active ISA with `threads`
-// threads: IndRNN exact's block buffers (O(min(T, 128)*N*H + H*C), never
+// threads: IndRNN exact's block buffers (O(min(T, 128)*N*(H + C) + H*C), never
 // growing with T); 0 for the other kernels, whose per-step buffers the budget
 // does not count (docs/rtrl.md).
 int64_t rtrl_sens_count(Cell cell, RtrlMode mode, const Dims& d);
