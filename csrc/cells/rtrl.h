@@ -318,16 +318,16 @@ struct RtrlKernels {
         // Forward: a = ((xw + b_ih) + w h) + b_hh, the reference's order. The
         // rows of xw and dy are N*H apart: the next steps' rows are
         // prefetched, and dy's kept for the backward sweep.
-        constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(Real));
+        constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(Real)), ahead = 8;
         auto xw_row = [&](int64_t tau) { return xw + ((t_of(s0 + tau, T, rev) - tlo) * N + n) * H + u0; };
         auto dy_row = [&](int64_t tau) { return io.dy + (t_of(s0 + tau, T, rev) * N + n) * H + u0; };
         for (int64_t tau = lo; tau < hi; ++tau) {
-            if (tau + 2 < hi) {
-                const Real* px = xw_row(tau + 2);
-                const Real* pd = dy_row(tau + 2);
-                const Real* py = io.y + (t_of(s0 + tau + 2, T, rev) * N + n) * H + u0;
+            if (tau + ahead < hi) {   // into L2, far enough ahead to cover a miss to memory
+                const Real* px = xw_row(tau + ahead);
+                const Real* pd = dy_row(tau + ahead);
+                const Real* py = io.y + (t_of(s0 + tau + ahead, T, rev) * N + n) * H + u0;
                 for (int64_t i = 0; i < U; i += line)
-                    __builtin_prefetch(px + i), __builtin_prefetch(pd + i), __builtin_prefetch(py + i, 1);
+                    __builtin_prefetch(px + i, 0, 1), __builtin_prefetch(pd + i, 0, 1), __builtin_prefetch(py + i, 1, 1);
             }
             const int64_t t = t_of(s0 + tau, T, rev);
             const Real* xr = xw_row(tau);
