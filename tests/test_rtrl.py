@@ -197,6 +197,105 @@ def test_sabotaged_variant_is_caught(mistake):
     assert mistake == "d" or max(errs.values()) < 1e-12
 
 
+def _indrnn_block_rtrl(pos, dy, lengths, reverse, nonlinearity, block, *, mistake=None):
+    """The block algorithm of the native IndRNN exact kernel (docs/rtrl.md), in
+    NumPy, from a zero state: per block of `block` steps a forward keeping d,
+    a backward sweep for e = d q, delta = d rho, P and c, then S_end = P S_0 +
+    sum e z and grad += c S_0 + sum delta z. mistake "q" leaves one d factor
+    off q (q_t = q_{t+1} w instead of q_{t+1} w d_{t+1}), "carry" drops the
+    gradient's c S_0 term (the sensitivities a block starts from)."""
+    x, h0, w_ih, w_hh, b_ih, b_hh = pos
+    T, N, C = x.shape
+    H = w_hh.shape[0]
+    act = np.tanh if nonlinearity == "tanh" else (lambda a: np.maximum(a, 0))
+    dact = (lambda h: 1 - h**2) if nonlinearity == "tanh" else (lambda h: (h > 0).astype(h.dtype))
+    S = np.zeros((N, H, C + 3))  # [h_prev[k]; x; 1; h0[k]]
+    S[:, :, C + 2] = 1
+    g_rows = np.zeros((H, C + 2))
+    dh0 = np.zeros((N, H))
+    h = h0
+    steps = list(range(T))[::-1] if reverse else list(range(T))
+    for b0 in range(0, T, block):
+        blk = steps[b0 : b0 + block]
+        zs, ds, alphas, qalphas, dys = [], [], [], [], []
+        for t in blk:
+            active = (t < lengths)[:, None]
+            h_new = act(x[t] @ w_ih.T + b_ih + w_hh * h + b_hh)
+            d = np.where(active, dact(h_new), 0)
+            z = np.concatenate([h[:, :, None], np.broadcast_to(x[t][:, None, :], (N, H, C)),
+                                np.ones((N, H, 1)), np.zeros((N, H, 1))], axis=2)
+            zs.append(z)
+            ds.append(d)
+            alphas.append(np.where(active, w_hh * d, 1))
+            qalphas.append(np.where(active, w_hh, 1) if mistake == "q" else alphas[-1])
+            dys.append(np.where(active, dy[t], 0))
+            h = np.where(active, h_new, h)
+        q, g = np.ones((N, H)), np.zeros((N, H))
+        S_sum, g_sum = np.zeros_like(S), np.zeros_like(g_rows)
+        for i in reversed(range(len(blk))):
+            e = ds[i] * q
+            rho = dys[i] + g
+            delta = ds[i] * rho
+            S_sum += e[:, :, None] * zs[i]
+            g_sum += np.einsum("nk,nkq->kq", delta, zs[i][:, :, : C + 2])
+            q = q * qalphas[i]
+            g = alphas[i] * rho
+        if mistake != "carry":
+            g_rows += np.einsum("nk,nkq->kq", g, S[:, :, : C + 2])
+        dh0 += g * S[:, :, C + 2]
+        S = q[:, :, None] * S + S_sum
+        g_rows += g_sum
+    return {"dh0": dh0, "dw_hh": g_rows[:, 0], "dw_ih": g_rows[:, 1 : C + 1],
+            "db_ih": g_rows[:, C + 1], "db_hh": g_rows[:, C + 1]}
+
+
+@pytest.mark.parametrize("mistake", [None, "q", "carry"])
+def test_indrnn_block_algorithm_and_its_sabotage(mistake):
+    """The native IndRNN kernel's block algorithm, written out in NumPy, equals
+    BPTT across several blocks (lengths, reverse); each sabotaged twin (q one d
+    short, the carried term dropped) fails the same check."""
+    seed = fresh_seed()
+    pos, lengths, dy = _case("indrnn", 1, 7, 4, 3, 5, np.float64, seed)
+    errs = {}
+    for reverse in (False, True):
+        want = bptt("indrnn", "tanh", pos, dy, lengths, reverse)
+        got = _indrnn_block_rtrl(pos, dy, lengths, reverse, "tanh", 3, mistake=mistake)
+        for name in grad_names("indrnn"):
+            errs[(reverse, name)] = rel_err(got[name], want[name])
+    worst = max(errs.values())
+    if mistake is None:
+        assert worst <= 1e-10, f"seed {seed}: {errs}"
+    else:
+        assert worst > 1e-6, f"seed {seed}: the sabotaged block algorithm ({mistake}) passed: {errs}"
+
+
+@pytest.mark.parametrize("nl", ["relu", "tanh"])
+def test_native_indrnn_across_blocks(nl):
+    """The native IndRNN kernel runs blocks of 128 steps: a call over three
+    blocks (S carried in place, x's rows per block, reverse) equals BPTT, and
+    is bitwise the same on 1, 2 and 3 threads."""
+    seed = fresh_seed()
+    rng = np.random.default_rng(seed)
+    T, N, C, H = 2 * 128 + 3, 3, 4, 13
+    pos, lengths, dy = _case("indrnn", 1, T, N, C, H, np.float64, seed, lengths=None)
+    pos[3] = rng.uniform(0.5, 1.0, H)  # |w| < 1: the gradients stay finite over 259 steps
+    lengths = np.array([T, 130, 0])
+    for reverse in (False, True):
+        want = bptt("indrnn", nl, pos, dy, lengths, reverse)
+        runs = []
+        for n in (1, 2, 3):
+            with threads(n):
+                got, st = rtrl(F, "indrnn", nl, pos, dy, lengths=lengths, reverse=reverse)
+            got["S"] = st.S
+            runs.append(got)
+        for name in grad_names("indrnn"):
+            err = rel_err(runs[0][name], want[name])
+            assert err <= 1e-10, f"seed {seed} rev={reverse}: {name} rel err {err:.2e}"
+        assert rel_err(runs[0]["y"], want["y"]) <= 1e-12
+        assert_identical(runs[1], runs[0], f"seed {seed} rev={reverse} 2 threads")
+        assert_identical(runs[2], runs[0], f"seed {seed} rev={reverse} 3 threads")
+
+
 # --- streaming: chunks equal one call ------------------------------------------
 
 
@@ -280,6 +379,21 @@ def test_budget_refuses_with_the_bytes_needed(monkeypatch):
         S0 = np.zeros((2, 5, 50))
         _core.rtrl("rnn", "exact", pos[0], pos[1], None, pos[2], pos[3], pos[4], pos[5], dy,
                    np.full(2, 2, np.int64), False, "tanh", S0, need - 1)
+
+
+def test_budget_counts_indrnn_block_buffers(monkeypatch):
+    """The native IndRNN kernel's block buffers count against the budget beside
+    S (docs/rtrl.md, "Budget"): at a budget S alone fits, the reference runs
+    and the native binding refuses, naming both byte counts."""
+    seed = fresh_seed()
+    pos, _, dy = _case("indrnn", 1, 3, 2, 4, 5, np.float64, seed)
+    sens = 2 * 5 * (4 + 3) * 8
+    monkeypatch.setenv("RNNKIT_RTRL_MAX_BYTES", str(sens))
+    rtrl(R, "indrnn", "relu", pos, dy)
+    with pytest.raises(ValueError, match=f"need {sens} bytes plus [0-9]+ bytes of block buffers"):
+        rtrl(F, "indrnn", "relu", pos, dy)
+    monkeypatch.setenv("RNNKIT_RTRL_MAX_BYTES", str(sens + 2**20))
+    rtrl(F, "indrnn", "relu", pos, dy)
 
 
 def test_inputs_are_not_modified():

@@ -10,9 +10,11 @@
 //  2. the sensitivity recursion, which given d and h_prev is linear and splits
 //     into independent pieces: columns of S (exact Elman: a column block of
 //     one GEMM per step, S_t = d_t * (W_hh S_{t-1} + own z)) or units
-//     (IndRNN, the approximate modes). Each piece runs all sequences and all
+//     (the approximate modes). Each piece runs all sequences and all
 //     steps of the call while its slice of S stays in L1, and accumulates its
 //     own gradient entries over sequences and steps in a fixed order.
+// IndRNN exact runs its own loop instead (run_indrnn): blocks of steps, each
+// a forward, a backward sweep and two GEMMs over the block.
 // Work is split over outputs only, so results never depend on the team size.
 #pragma once
 
@@ -25,7 +27,6 @@ struct RtrlKernels {
     static constexpr int NV = Tiling::plain_nv;
     static constexpr int BW = NV * V::W;                 // columns of a GEMM tile / S block
     static constexpr int MR = Tiling::acc_regs / NV;     // rows of a GEMM tile
-    static constexpr int64_t UB = 8;                     // units per IndRNN piece (2 register blocks)
 
     // out[m][c] = sum_k x[m][k] * w[c][k] for m < M, c < Hc: the input side,
     // one FMA chain in k order per element (never dependent on M or tiling,
@@ -215,147 +216,303 @@ struct RtrlKernels {
         }
     }
 
-    // Phase 2, exact IndRNN: units [u0, u1). S [N,H,1,C+3]: unit k w.r.t.
-    // w_hh[k], w_ih[k,:], b[k], then h0[k]; K = C + 2 gradient columns.
-    // Within a call the recursion runs on r = da_t/dtheta, the sensitivity of
-    // the pre-activation: r_t = (w d_{t-1}) r_{t-1} + z_t, s_t = d_t r_t, and
-    // the gradient row gains (dy_t d_t) r_t: two FMAs per entry and step.
-    // Vectorised over units (a vector holds one column of W units): the
-    // per-unit factors w d and dy d are one vector load each per step, the
-    // column's input x_t[j] one broadcast shared by the JB columns' FMA pairs
-    // in registers across all steps of a sequence; columns h_prev[k] (own
-    // input per unit), the bias and h0 run through the same kernel, so no
-    // column goes one scalar at a time. A unit's arithmetic does not depend on
-    // its lane or block, so neither do the results (threads, chunking).
-    static constexpr int JB = 6;   // 12 accumulators + factors + x: 16 registers
+    // --- IndRNN exact: the block algorithm (docs/rtrl.md, "IndRNN"). Unit k
+    // sees only its own parameters, so s_t[k] = d_t (w s_{t-1} + z_t) is a
+    // scalar linear recursion per entry. Over a block of steps (at most IB,
+    // in processing order) it sums in closed form. With alpha_t = w d_t (1 at
+    // an inactive step, whose d and dy count 0), q_t = prod_{u>t} alpha_u,
+    // e_t = d_t q_t, P = prod_t alpha_t, and the block's BPTT deltas
+    // rho_t = dy_t + alpha_{t+1} rho_{t+1}, delta_t = d_t rho_t, c = alpha_0 rho_0:
+    //   S_end = P S_0 + sum_t e_t z_t,   grad += c S_0 + sum_t delta_t z_t.
+    // The x columns of both sums are GEMMs over the block (e^T X per sequence,
+    // delta^T X over all of them), run by gemm.h's micro-kernel; the other
+    // columns (h_prev[k], the bias, h0) are O(H) per step. Work splits over
+    // tiles of MR units, the same for every phase but the input GEMM, so a
+    // unit's arithmetic never depends on the team size.
+    static constexpr int64_t IB = 128;   // steps per block: S streams once per block
 
-    // The buffers of one block of Vx::W units for sequence n (all [.][W]):
-    // al/be [n_act] factors, hz [n_act] h_prev, st [Q] S of the block
-    // transposed, gT [K] the block's gradient rows transposed.
-    struct IndBlock {
-        const Real* al;
-        const Real* be;
-        const Real* hz;
-        const Real* dlast;
-        Real* st;
-        Real* gT;
-        Real w[64];
+    // Per thread, units [u0, u0 + U): a [IB][ld] h_prev, then delta in place;
+    // b [IB][ld] d, then e; dyb [IB][ld] dy's rows (gathered while their lines
+    // stream in, so the backward sweep reads only this); P, c and the block
+    // sums of the scalar columns [U]; one GEMM tile. The row stride ld is an
+    // odd number of cache lines: the GEMMs read a and b down a column (MR
+    // units per step), and rows a power of two apart would share L1 sets.
+    struct IndScratch {
+        int64_t ld;
+        Real* a;
+        Real* b;
+        Real* dyb;
+        Real* P;
+        Real* c;
+        Real* se0;   // sum e h_prev
+        Real* seb;   // sum e
+        Real* sd0;   // sum delta h_prev
+        Real* sdb;   // sum delta
+        Real* tile;
+        static int64_t stride(int64_t U) {
+            constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(Real));
+            const int64_t lines = ceil_div(U, line);
+            return (lines % 2 == 1 ? lines : lines + 1) * line;
+        }
+        static int64_t count(int64_t U) { return 3 * IB * stride(U) + 6 * U + MR * BW + 16 * 10; }
+        IndScratch(Real* p, int64_t U) : ld(stride(U)) {
+            auto take = [&](int64_t n) { Real* r = p; p += (n + 15) / 16 * 16; return r; };
+            a = take(IB * ld), b = take(IB * ld), dyb = take(IB * ld), P = take(U), c = take(U);
+            se0 = take(U), seb = take(U), sd0 = take(U), sdb = take(U), tile = take(MR * BW);
+        }
     };
 
-    // Columns [q, q + NB) of a block: Z = 0 x-broadcast (xz [n_act][C+1]
-    // column q - 1), 1 per-unit h_prev, 2 none (h0: gradient into dh0v).
-    template <class Vx, int NB, int Z>
-    static void ind_cols(const IndBlock& b, int64_t q, int64_t n_act, const Real* xz, int64_t CZ, Real* dh0v) {
-        constexpr int W = Vx::W;
-        const Vx w = Vx::loadu(b.w);
-        Vx r[NB], g[NB];
-        auto zin = [&](int64_t a, int c) {
-            if constexpr (Z == 0) return Vx::set1(xz[a * CZ + q - 1 + c]);
-            else if constexpr (Z == 1) return Vx::loadu(b.hz + a * W);
-            else return Vx::zero();
-        };
-        {
-            const Vx be = Vx::loadu(b.be);
-            for (int c = 0; c < NB; ++c) {
-                g[c] = Z == 2 ? Vx::zero() : Vx::loadu(b.gT + (q + c) * W);
-                r[c] = Z == 2 ? w * Vx::loadu(b.st + (q + c) * W)
-                              : w * Vx::loadu(b.st + (q + c) * W) + zin(0, c);
-                g[c] = fma(be, r[c], g[c]);
-            }
-        }
-        for (int64_t a = 1; a < n_act; ++a) {
-            const Vx al = Vx::loadu(b.al + (a - 1) * W);   // w * d of the previous active step
-            const Vx be = Vx::loadu(b.be + a * W);         // dy * d
-            for (int c = 0; c < NB; ++c) {
-                r[c] = Z == 2 ? al * r[c] : fma(al, r[c], zin(a, c));
-                g[c] = fma(be, r[c], g[c]);
-            }
-        }
-        const Vx dl = Vx::loadu(b.dlast);
-        for (int c = 0; c < NB; ++c) {
-            if constexpr (Z == 2) g[c].storeu(dh0v);
-            else g[c].storeu(b.gT + (q + c) * W);
-            (dl * r[c]).storeu(b.st + (q + c) * W);   // S = d of the last active step times r
-        }
+    // run_indrnn's team, and its workspace: the sizes of its reservations,
+    // in order, and their total in elements (what the budget counts beside S;
+    // Workspace rounds each reservation up to 64 bytes).
+    static int ind_team(const Dims& dm, int threads) {
+        return static_cast<int>(max_i(1, min_i(threads, max_i(ceil_div(dm.H, MR), dm.N))));
+    }
+    static void ind_sizes(const Dims& dm, int team, int64_t out[7], int64_t& per_thread) {
+        const int64_t N = dm.N, C = dm.C, H = dm.H;
+        const int64_t U_max = ceil_div(ceil_div(H, MR), team) * MR;
+        per_thread = (IndScratch::count(U_max) + 15) / 16 * 16;
+        out[0] = min_i(dm.T, IB) * N * H;          // xw, one block's rows
+        out[1] = ceil_div(H, BW) * C * BW;         // w_ih's packed panels
+        out[2] = H * ceil_div(C, BW) * BW;         // gx, the dw_ih rows
+        out[3] = out[4] = H;                       // gw, gb
+        out[5] = per_thread * team;                // IndScratch per thread
+        out[6] = min_i(dm.T, IB) * N * ceil_div(C, BW) * BW;   // xp, one block's x packed
+    }
+    static int64_t ind_workspace(const Dims& dm, int team) {
+        int64_t sz[7], per_thread, total = 0;
+        ind_sizes(dm, team, sz, per_thread);
+        const int64_t line = 64 / static_cast<int64_t>(sizeof(Real));
+        for (int64_t v : sz) total += ceil_div(v, line) * line;
+        return total;
     }
 
-    // One block of Vx::W units [k0, k0 + W) for sequence n.
-    template <class Vx>
-    static void ind_block(const Dims& dm, const RtrlIO<Real>& io, int64_t n, int64_t k0, int64_t n_act,
-                          const int64_t* act_t, const Real* hp, const Real* dd, const Real* xz, Real* blk,
-                          Real* gT) {
+    // Sequence n over block [s0, s0 + Tb) for units [u0, u0 + U): the
+    // forward steps (y, h_n, and h_prev, d, dy kept), the backward sweep (e,
+    // delta, P, c and the scalar columns' sums), then S and the gradients.
+    // Sb: S at the block's start (S0 for the first block, else S in place);
+    // xp: the block's x packed per sequence and column block, [N][nbj][Tb][BW].
+    static void ind_sequence(const Dims& dm, const RtrlIO<Real>& io, const Real* xw, const Real* xp, int64_t s0,
+                             int64_t Tb, int64_t tlo, int64_t n, int64_t u0, int64_t U, const Real* Sb, bool first,
+                             const IndScratch& w, Real* gx, int64_t Cp, Real* gw, Real* gb) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H, Q = C + 3;
-        constexpr int W = Vx::W;
-        Real* al = blk;
-        Real* be = al + T * W;
-        Real* hz = be + T * W;
-        Real* st = hz + T * W;
-        Real dlast[W];
-        IndBlock b{al, be, hz, dlast, st, gT, {}};
-        for (int u = 0; u < W; ++u) b.w[u] = io.w_hh[k0 + u];
-        for (int64_t a = 0; a < n_act; ++a) {
-            const int64_t row = (act_t[a] * N + n) * H + k0;
-            for (int u = 0; u < W; ++u) {
-                const Real d = dd[row + u];
-                al[a * W + u] = b.w[u] * d;
-                be[a * W + u] = io.dy[row + u] * d;
-                hz[a * W + u] = hp[row + u];
-            }
+        const bool rev = io.reverse;
+        const int64_t L = io.lengths[n];
+        // Active steps of n in this block: a prefix (forward) or a suffix (reverse).
+        const int64_t lo = rev ? min_i(Tb, max_i(0, T - s0 - L)) : 0;
+        const int64_t hi = rev ? Tb : min_i(Tb, max_i(0, L - s0));
+        Real* hn = io.h_n + n * H + u0;
+        const Real* wv = io.w_hh + u0;
+        for (int64_t tau = 0; tau < Tb; ++tau) {
+            if (tau >= lo && tau < hi) continue;
+            Real* yr = io.y + (t_of(s0 + tau, T, rev) * N + n) * H + u0;
+            for (int64_t i = 0; i < U; ++i) yr[i] = Real(0);
         }
-        for (int u = 0; u < W; ++u) dlast[u] = dd[(act_t[n_act - 1] * N + n) * H + k0 + u];
-        for (int u = 0; u < W; ++u)
-            for (int64_t q = 0; q < Q; ++q) st[q * W + u] = io.S0[(n * H + k0 + u) * Q + q];
-        ind_cols<Vx, 1, 1>(b, 0, n_act, xz, C + 1, nullptr);   // h_prev[k]
-        int64_t q = 1;                                         // x columns, then the bias (xz's last, 1)
-        for (; q + JB <= C + 2; q += JB) ind_cols<Vx, JB, 0>(b, q, n_act, xz, C + 1, nullptr);
-        for (; q < C + 2; ++q) ind_cols<Vx, 1, 0>(b, q, n_act, xz, C + 1, nullptr);
-        Real dh0v[W];
-        ind_cols<Vx, 1, 2>(b, C + 2, n_act, xz, C + 1, dh0v);
-        for (int u = 0; u < W; ++u) {
-            io.dh0[n * H + k0 + u] = dh0v[u];
-            for (int64_t qq = 0; qq < Q; ++qq) io.S[(n * H + k0 + u) * Q + qq] = st[qq * W + u];
+        if (lo == hi) {   // nothing active: S carried, no gradient
+            if (first) {
+                for (int64_t i = 0; i < U; ++i) io.dh0[n * H + u0 + i] = Real(0);
+                for (int64_t j = 0; j < U * Q; ++j) io.S[(n * H + u0) * Q + j] = Sb[(n * H + u0) * Q + j];
+            }
+            return;
+        }
+        // Forward: a = ((xw + b_ih) + w h) + b_hh, the reference's order. The
+        // rows of xw and dy are N*H apart: the next steps' rows are
+        // prefetched, and dy's kept for the backward sweep.
+        constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(Real)), ahead = 8;
+        auto xw_row = [&](int64_t tau) { return xw + ((t_of(s0 + tau, T, rev) - tlo) * N + n) * H + u0; };
+        auto dy_row = [&](int64_t tau) { return io.dy + (t_of(s0 + tau, T, rev) * N + n) * H + u0; };
+        for (int64_t tau = lo; tau < hi; ++tau) {
+            if (tau + ahead < hi) {   // into L2, far enough ahead to cover a miss to memory
+                const Real* px = xw_row(tau + ahead);
+                const Real* pd = dy_row(tau + ahead);
+                const Real* py = io.y + (t_of(s0 + tau + ahead, T, rev) * N + n) * H + u0;
+                for (int64_t i = 0; i < U; i += line)
+                    __builtin_prefetch(px + i, 0, 1), __builtin_prefetch(pd + i, 0, 1), __builtin_prefetch(py + i, 1, 1);
+            }
+            const int64_t t = t_of(s0 + tau, T, rev);
+            const Real* xr = xw_row(tau);
+            const Real* dyr = dy_row(tau);
+            Real* yr = io.y + (t * N + n) * H + u0;
+            Real* hp = w.a + tau * w.ld;
+            Real* dd = w.b + tau * w.ld;
+            Real* dk = w.dyb + tau * w.ld;
+            for_lanes<V>(U, [&](auto vx, int64_t i) {
+                using Vx = decltype(vx);
+                const Vx one = Vx::set1(Real(1));
+                const Vx h = Vx::loadu(hn + i);
+                const Vx pre = ((Vx::loadu(xr + i) + Vx::loadu(io.b_ih + u0 + i)) + Vx::loadu(wv + i) * h) +
+                               Vx::loadu(io.b_hh + u0 + i);
+                Vx y, d;
+                if (io.act == Act::tanh) {
+                    y = vtanh(pre);
+                    d = one - y * y;
+                } else {
+                    y = max(pre, Vx::zero());
+                    d = select(gt(y, Vx::zero()), one, Vx::zero());
+                }
+                h.storeu(hp + i);
+                d.storeu(dd + i);
+                Vx::loadu(dyr + i).storeu(dk + i);
+                y.storeu(yr + i);
+                y.storeu(hn + i);
+            });
+        }
+        // Backward sweep over the active steps, last first.
+        for_lanes<V>(U, [&](auto vx, int64_t i) {
+            using Vx = decltype(vx);
+            const Vx wk = Vx::loadu(wv + i);
+            Vx q = Vx::set1(Real(1)), g = Vx::zero();
+            Vx se0 = Vx::zero(), seb = Vx::zero(), sd0 = Vx::zero(), sdb = Vx::zero();
+            for (int64_t tau = hi - 1; tau >= lo; --tau) {
+                Real* ap = w.a + tau * w.ld + i;
+                Real* bp = w.b + tau * w.ld + i;
+                const Vx d = Vx::loadu(bp), hp = Vx::loadu(ap);
+                const Vx e = d * q;
+                const Vx rho = Vx::loadu(w.dyb + tau * w.ld + i) + g;
+                const Vx de = d * rho;
+                const Vx al = wk * d;
+                e.storeu(bp);
+                de.storeu(ap);
+                se0 = fma(e, hp, se0);
+                seb = seb + e;
+                sd0 = fma(de, hp, sd0);
+                sdb = sdb + de;
+                q = q * al;
+                g = al * rho;
+            }
+            q.storeu(w.P + i);
+            g.storeu(w.c + i);
+            se0.storeu(w.se0 + i);
+            seb.storeu(w.seb + i);
+            sd0.storeu(w.sd0 + i);
+            sdb.storeu(w.sdb + i);
+        });
+        // The scalar columns: h_prev[k] (0), the bias (C + 1), h0 (C + 2).
+        for (int64_t i = 0; i < U; ++i) {
+            const int64_t k = u0 + i;
+            const Real* si = Sb + (n * H + k) * Q;
+            Real* so = io.S + (n * H + k) * Q;
+            const Real P = w.P[i], c = w.c[i];
+            const Real s_w = si[0], s_b = si[C + 1], s_h = si[C + 2];
+            so[0] = P * s_w + w.se0[i];
+            so[C + 1] = P * s_b + w.seb[i];
+            so[C + 2] = P * s_h;
+            gw[k] = (gw[k] + c * s_w) + w.sd0[i];
+            gb[k] = (gb[k] + c * s_b) + w.sdb[i];
+            io.dh0[n * H + k] = first ? c * s_h : io.dh0[n * H + k] + c * s_h;
+        }
+        // The x columns, per tile of MR units and column block of BW: e^T X
+        // into S (plus P S_0) and delta^T X into the gradient rows gx (plus
+        // c S_0). Units outer, so S's and gx's rows stream in order.
+        const int64_t Ka = hi - lo, nbj = ceil_div(C, BW);
+        const Real* ea = w.b + lo * w.ld;
+        const Real* da = w.a + lo * w.ld;
+        const Real* xn = xp + n * nbj * Tb * BW + lo * BW;
+        for (int64_t k0 = 0; k0 < U; k0 += MR) {
+            const int mr = static_cast<int>(min_i(MR, U - k0));
+            for (int64_t jb = 0; jb < nbj; ++jb) {
+                const int64_t j0 = jb * BW, valid = min_i(BW, C - j0);
+                const Real* bp = xn + jb * Tb * BW;
+                gemm_tile<V, MR, NV, true, false>(mr, Ka, ea + k0, w.ld, bp, BW, w.tile, BW);
+                Real* gr = gx + (u0 + k0) * Cp + j0;
+                gemm_tile<V, MR, NV, true, true>(mr, Ka, da + k0, w.ld, bp, BW, gr, Cp);
+                // the next tile's rows of S (in, and out for writing) and of
+                // gx, one column block's lines per row: S streams from memory
+                if (k0 + MR < U)
+                    for (int r = 0; r < MR && k0 + MR + r < U; ++r) {
+                        const int64_t off = (n * H + u0 + k0 + MR + r) * Q + 1 + j0;
+                        __builtin_prefetch(Sb + off);
+                        __builtin_prefetch(Sb + off + BW - 1);
+                        __builtin_prefetch(io.S + off, 1);
+                        __builtin_prefetch(io.S + off + BW - 1, 1);
+                        __builtin_prefetch(gr + (MR + r) * Cp, 1);
+                    }
+                for (int r = 0; r < mr; ++r) {
+                    const int64_t k = u0 + k0 + r;
+                    const Real* si = Sb + (n * H + k) * Q + 1 + j0;
+                    Real* so = io.S + (n * H + k) * Q + 1 + j0;
+                    const Real* tr = w.tile + r * BW;
+                    Real* g = gr + r * Cp;
+                    const Real P = w.P[k0 + r], c = w.c[k0 + r];
+                    for_lanes<V>(valid, [&](auto vx, int64_t u) {
+                        using Vx = decltype(vx);
+                        const Vx s = Vx::loadu(si + u);   // read before the in-place write
+                        fma(Vx::set1(P), s, Vx::loadu(tr + u)).storeu(so + u);
+                        fma(Vx::set1(c), s, Vx::loadu(g + u)).storeu(g + u);
+                    });
+                }
+            }
         }
     }
 
-    // w_rows (units [u0, u1)) from gT: blocks of V::W units, then single units.
-    static void indrnn_units(const Dims& dm, const RtrlIO<Real>& io, const Real* hp, const Real* dd, int64_t u0,
-                             int64_t u1, Real* w_rows, Real* gT, int64_t* act_t, Real* xz, Real* blk) {
+    // x's rows of block [s0, s0 + Tb) (x rows from tlo) into xp
+    // [N][nbj][Tb][BW], zero past C; steps [r.begin, r.end) of the block.
+    static void ind_pack_x(const Dims& dm, const RtrlIO<Real>& io, int64_t s0, int64_t Tb, Range r, Real* xp) {
+        const int64_t T = dm.T, N = dm.N, C = dm.C, nbj = ceil_div(C, BW);
+        for (int64_t tau = r.begin; tau < r.end; ++tau) {
+            const int64_t t = t_of(s0 + tau, T, io.reverse);
+            for (int64_t n = 0; n < N; ++n) {
+                const Real* xr = io.x + (t * N + n) * C;
+                for (int64_t jb = 0; jb < nbj; ++jb) {
+                    Real* dst = xp + ((n * nbj + jb) * Tb + tau) * BW;
+                    const int64_t j0 = jb * BW, valid = min_i(BW, C - j0);
+                    int64_t u = 0;
+                    for (; u < valid; ++u) dst[u] = xr[j0 + u];
+                    for (; u < BW; ++u) dst[u] = Real(0);
+                }
+            }
+        }
+    }
+
+    static void run_indrnn(const Dims& dm, const RtrlIO<Real>& io, int threads) {
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
-        const int64_t K = C + 2, Q = K + 1;
-        constexpr int VW = V::W;
-        const int64_t u_vec = u0 + (u1 - u0) / VW * VW;
-        for (int64_t j = 0; j < (u1 - u0) * K; ++j) gT[j] = Real(0);
-        for (int64_t n = 0; n < N; ++n) {
-            int64_t n_act = 0;
-            for (int64_t s = 0; s < T; ++s) {
-                const int64_t t = t_of(s, T, io.reverse);
-                if (t < io.lengths[n]) act_t[n_act++] = t;
+        const int64_t n_ut = ceil_div(H, MR), Cp = ceil_div(C, BW) * BW;
+        const int team = ind_team(dm, threads);
+        int64_t sz[7], per_thread;
+        ind_sizes(dm, team, sz, per_thread);
+        Workspace ws;
+        const size_t o_xw = ws.reserve<Real>(sz[0]);
+        const size_t o_pan = ws.reserve<Real>(sz[1]);
+        const size_t o_gx = ws.reserve<Real>(sz[2]);
+        const size_t o_gw = ws.reserve<Real>(sz[3]);
+        const size_t o_gb = ws.reserve<Real>(sz[4]);
+        const size_t o_thr = ws.reserve<Real>(sz[5]);
+        const size_t o_xp = ws.reserve<Real>(sz[6]);
+        ws.allocate();
+        Real* xw = ws.at<Real>(o_xw);
+        Real* xp = ws.at<Real>(o_xp);
+        Real* gx = ws.at<Real>(o_gx);
+        Real* gw = ws.at<Real>(o_gw);
+        Real* gb = ws.at<Real>(o_gb);
+        run_team(team, [&](const Team& tm) {
+            const FlushDenormals ftz;
+            if (tm.id() == 0) note_parallel_region(tm.size());
+            const Range ur = share(n_ut, tm.id(), tm.size());
+            const int64_t u0 = ur.begin * MR, u1 = min_i(ur.end * MR, H), U = max_i(0, u1 - u0);
+            const IndScratch scr(ws.at<Real>(o_thr) + per_thread * tm.id(), max_i(U, 1));
+            for (int64_t k = u0; k < u1; ++k) {
+                gw[k] = gb[k] = Real(0);
+                for (int64_t j = 0; j < Cp; ++j) gx[k * Cp + j] = Real(0);
+                for (int64_t n = 0; n < N; ++n) io.h_n[n * H + k] = io.h0[n * H + k];
             }
-            if (n_act == 0) {   // S carried unchanged
-                for (int64_t k = u0; k < u1; ++k) io.dh0[n * H + k] = Real(0);
-                for (int64_t j = 0; j < (u1 - u0) * Q; ++j) io.S[(n * H + u0) * Q + j] = io.S0[(n * H + u0) * Q + j];
-                continue;
+            for (int64_t s0 = 0; s0 < T; s0 += IB) {
+                const int64_t Tb = min_i(IB, T - s0);
+                const int64_t tlo = io.reverse ? T - s0 - Tb : s0;   // the block's rows of x are contiguous
+                tm.barrier();   // the previous block's reads of xp and xw are done
+                ind_pack_x(dm, io, s0, Tb, share(Tb, tm.id(), tm.size()), xp);
+                // ends with a barrier; its first barrier also orders xp's packing
+                input_gemm(tm, Tb * N, C, H, io.x + tlo * N * C, io.w_ih, ws.at<Real>(o_pan), xw);
+                if (U == 0) continue;
+                const Real* Sb = s0 == 0 ? io.S0 : io.S;
+                for (int64_t n = 0; n < N; ++n)
+                    ind_sequence(dm, io, xw, xp, s0, Tb, tlo, n, u0, U, Sb, s0 == 0, scr, gx, Cp, gw, gb);
             }
-            // Sequence n's active rows of x gathered once, with a last column
-            // of ones (the bias's input): rows are N*C apart in x.
-            for (int64_t a = 0; a < n_act; ++a) {
-                const Real* xr = io.x + (act_t[a] * N + n) * C;
-                for (int64_t c = 0; c < C; ++c) xz[a * (C + 1) + c] = xr[c];
-                xz[a * (C + 1) + C] = Real(1);
+            for (int64_t k = u0; k < u1; ++k) {
+                io.dw_hh[k] = gw[k];
+                for (int64_t c = 0; c < C; ++c) io.dw_ih[k * C + c] = gx[k * Cp + c];
+                io.db_ih[k] = io.db_hh[k] = gb[k];
             }
-            for (int64_t k0 = u0; k0 < u_vec; k0 += VW)
-                ind_block<V>(dm, io, n, k0, n_act, act_t, hp, dd, xz, blk, gT + (k0 - u0) * K);
-            for (int64_t k0 = u_vec; k0 < u1; ++k0)
-                ind_block<Scalar<Real>>(dm, io, n, k0, n_act, act_t, hp, dd, xz, blk, gT + (k0 - u0) * K);
-        }
-        // gT block [K][W] -> w_rows [unit][K]
-        for (int64_t k0 = u0; k0 < u1;) {
-            const int64_t W = k0 < u_vec ? VW : 1;
-            const Real* g = gT + (k0 - u0) * K;
-            for (int64_t u = 0; u < W; ++u)
-                for (int64_t j = 0; j < K; ++j) w_rows[(k0 + u) * K + j] = g[j * W + u];
-            k0 += W;
-        }
+        });
     }
 
     // --- LSTM and GRU, exact: phase 1 keeps per step h_prev, the activated
@@ -706,11 +863,15 @@ struct RtrlKernels {
             run_gated(cell, mode, dm, io, threads);
             return;
         }
+        if (cell == Cell::indrnn) {
+            run_indrnn(dm, io, threads);
+            return;
+        }
         const int64_t T = dm.T, N = dm.N, C = dm.C, H = dm.H;
         const bool exact_rnn = cell == Cell::rnn && mode == RtrlMode::exact;
-        const int64_t K = cell == Cell::indrnn ? C + 2 : H + C + 1;
+        const int64_t K = H + C + 1;
         const int64_t P = H * K + H;
-        const int64_t pieces = exact_rnn ? ceil_div(P, BW) : cell == Cell::indrnn ? ceil_div(H, UB) : H;
+        const int64_t pieces = exact_rnn ? ceil_div(P, BW) : H;
         const int team = static_cast<int>(max_i(1, min_i(threads, max_i(pieces, N))));
 
         Workspace ws;
@@ -722,12 +883,6 @@ struct RtrlKernels {
         const size_t o_rows = ws.reserve<Real>(H * K);
         const int64_t per_thread = 4 * H + 2 * H * BW + BW;
         const size_t o_thr = ws.reserve<Real>(per_thread * team);
-        const size_t o_act = ws.reserve<int64_t>(T * team);
-        // IndRNN: per thread x rows with a ones column, one unit block's
-        // factors and transposed S; gT: all units' transposed gradient rows.
-        const int64_t per_thread_xn = T * (C + 1) + (3 * T + C + 3) * V::W;
-        const size_t o_xn = ws.reserve<Real>(cell == Cell::indrnn ? per_thread_xn * team : 1);
-        const size_t o_gT = ws.reserve<Real>(cell == Cell::indrnn ? H * K : 1);
         ws.allocate();
         Real* xw = ws.at<Real>(o_xw);
         Real* hp = ws.at<Real>(o_hp);
@@ -743,17 +898,7 @@ struct RtrlKernels {
             forward(cell, mode, dm, io, xw, hp, dd, ee, share(N, tm.id(), tm.size()), buf);
             tm.barrier();
             const Range r = share(pieces, tm.id(), tm.size());
-            if (cell == Cell::indrnn) {
-                // One range of units per thread: x's rows of a sequence are
-                // gathered once for all of them (each unit's arithmetic is
-                // the same whatever the range, so the results are too).
-                const Range ur = share(H, tm.id(), tm.size());
-                if (ur.end > ur.begin)
-                    indrnn_units(dm, io, hp, dd, ur.begin, ur.end, w_rows, ws.at<Real>(o_gT) + ur.begin * K,
-                                 ws.at<int64_t>(o_act) + T * tm.id(), ws.at<Real>(o_xn) + per_thread_xn * tm.id(),
-                                 ws.at<Real>(o_xn) + per_thread_xn * tm.id() + T * (C + 1));
-            }
-            for (int64_t p = r.begin; p < r.end && cell != Cell::indrnn; ++p) {
+            for (int64_t p = r.begin; p < r.end; ++p) {
                 if (exact_rnn)
                     exact_block(dm, io, hp, dd, p, buf + 4 * H, buf + 4 * H + H * BW, buf + 4 * H + 2 * H * BW, w_rows);
                 else if (mode == RtrlMode::simplified)
@@ -766,15 +911,9 @@ struct RtrlKernels {
             const Range ur = share(H, tm.id(), tm.size());
             for (int64_t i = ur.begin; i < ur.end; ++i) {
                 const Real* g = w_rows + i * K;
-                if (cell == Cell::indrnn) {
-                    io.dw_hh[i] = g[0];
-                    for (int64_t c = 0; c < C; ++c) io.dw_ih[i * C + c] = g[1 + c];
-                    io.db_ih[i] = io.db_hh[i] = g[1 + C];
-                } else {
-                    for (int64_t m = 0; m < H; ++m) io.dw_hh[i * H + m] = g[m];
-                    for (int64_t c = 0; c < C; ++c) io.dw_ih[i * C + c] = g[H + c];
-                    io.db_ih[i] = io.db_hh[i] = g[H + C];
-                }
+                for (int64_t m = 0; m < H; ++m) io.dw_hh[i * H + m] = g[m];
+                for (int64_t c = 0; c < C; ++c) io.dw_ih[i * C + c] = g[H + c];
+                io.db_ih[i] = io.db_hh[i] = g[H + C];
             }
         });
     }
@@ -785,8 +924,14 @@ void rtrl_entry(Cell cell, RtrlMode mode, const Dims& d, const RtrlIO<Real>& io,
     RtrlKernels<Vec<Real>>::run(cell, mode, d, io, threads);
 }
 
+template <class Real>
+int64_t rtrl_work(Cell cell, RtrlMode mode, const Dims& d, int threads) {
+    if (cell != Cell::indrnn || mode != RtrlMode::exact) return 0;
+    return RtrlKernels<Vec<Real>>::ind_workspace(d, RtrlKernels<Vec<Real>>::ind_team(d, threads));
+}
+
 const RtrlTable& rtrl_table() {
-    static constexpr RtrlTable table{rtrl_entry<float>, rtrl_entry<double>};
+    static constexpr RtrlTable table{rtrl_entry<float>, rtrl_entry<double>, rtrl_work<float>, rtrl_work<double>};
     return table;
 }
 

@@ -182,6 +182,13 @@ int64_t rtrl_sens_count(Cell cell, RtrlMode mode, const Dims& d) {
     return d.N * d.H * (d.H + d.C + 2);
 }
 
+std::size_t rtrl_workspace_bytes(Cell cell, RtrlMode mode, const Dims& d, std::size_t real_size, int threads) {
+    const RtrlTable& t = rtrl_active();
+    const int64_t count = real_size == sizeof(float) ? t.work_f32(cell, mode, d, threads)
+                                                     : t.work_f64(cell, mode, d, threads);
+    return static_cast<std::size_t>(count) * real_size;
+}
+
 template <>
 void rtrl<float>(Cell cell, RtrlMode mode, const Dims& d, const RtrlIO<float>& io) {
     rtrl_active().f32(cell, mode, d, io, num_threads());

@@ -31,6 +31,9 @@ struct KernelTable {
 struct RtrlTable {
     void (*f32)(Cell, RtrlMode, const Dims&, const RtrlIO<float>&, int threads);
     void (*f64)(Cell, RtrlMode, const Dims&, const RtrlIO<double>&, int threads);
+    // Elements of the workspace the budget counts beside S (rtrl_workspace_bytes).
+    int64_t (*work_f32)(Cell, RtrlMode, const Dims&, int threads);
+    int64_t (*work_f64)(Cell, RtrlMode, const Dims&, int threads);
 };
 
 namespace scalar {

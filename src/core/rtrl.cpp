@@ -41,10 +41,15 @@ py::tuple rtrl_typed(Cell cell, rnnkit::RtrlMode mode, py::handle x, py::handle 
         throw py::value_error("w_hh must have shape (G*H, H) or IndRNN's (H,), got " + shape_str(ws));
     const rnnkit::Dims d{T, N, C, H};
     const int64_t count = rnnkit::rtrl_sens_count(cell, mode, d);
-    const int64_t need = count * static_cast<int64_t>(sizeof(Real));
+    const int64_t sens = count * static_cast<int64_t>(sizeof(Real));
+    // IndRNN's block buffers count too (docs/rtrl.md, "Budget"); 0 elsewhere.
+    const int64_t work =
+        static_cast<int64_t>(rnnkit::rtrl_workspace_bytes(cell, mode, d, sizeof(Real), rnnkit::num_threads()));
+    const int64_t need = sens + work;
     if (budget >= 0 && need > budget)
-        throw py::value_error("rtrl sensitivities need " + std::to_string(need) + " bytes, over the budget of " +
-                              std::to_string(budget) + " bytes (RNNKIT_RTRL_MAX_BYTES)");
+        throw py::value_error("rtrl sensitivities need " + std::to_string(sens) + " bytes" +
+                              (work > 0 ? " plus " + std::to_string(work) + " bytes of block buffers" : "") +
+                              ", over the budget of " + std::to_string(budget) + " bytes (RNNKIT_RTRL_MAX_BYTES)");
 
     rnnkit::RtrlIO<Real> io{};
     io.x = input<Real>(x, "x", {T, N, C});

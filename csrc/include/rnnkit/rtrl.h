@@ -43,7 +43,10 @@ struct RtrlIO {
 };
 
 // Elements of the sensitivity tensor S of one call, and the bytes of the
-// call's workspace beyond it (O(T*N*H) step values plus O(H^2) per thread).
+// workspace that the budget counts beside it on the active ISA with `threads`
+// threads: IndRNN exact's block buffers (O(min(T, 128)*N*(H + C) + H*C), never
+// growing with T); 0 for the other kernels, whose per-step buffers the budget
+// does not count (docs/rtrl.md).
 int64_t rtrl_sens_count(Cell cell, RtrlMode mode, const Dims& d);
 std::size_t rtrl_workspace_bytes(Cell cell, RtrlMode mode, const Dims& d, std::size_t real_size, int threads);
 

@@ -276,7 +276,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--rtrl",
         action="store_true",
-        help="time each RTRL mode per step against BPTT, with the napkin math (docs/rtrl.md)",
+        help="time each RTRL mode per step against BPTT, with the napkin math (docs/rtrl.md); "
+        "--cells limits its rows to those cells",
     )
     p.add_argument(
         "--isa",
