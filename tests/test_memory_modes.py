@@ -278,3 +278,23 @@ def test_sabotage_is_caught():
         # ... while the same calls chained into one set of sums are exact.
         got_ok = _run(F, "lstm", None, pos, kw, grads, memory="checkpoint", segment=3)
         assert _first_difference(full[:2], got_ok[:2]) is None
+
+
+def test_bench_memory_report():
+    """rnnkit bench --memory at a small shape: each mode in its own process,
+    the table produced, and the peaks ordered full > recompute > checkpoint
+    (the full cache is 7 [N,H] arrays per step, recompute 2, checkpoint 2
+    per 8 steps: 11, 3.3 and under 1 MiB at T=200, N=16, H=256, plus the
+    backward workspaces)."""
+    from rnnkit.bench import _cli
+    from rnnkit.bench._memory import format_memory, measure
+
+    assert _cli.build_parser().parse_args(["--memory"]).memory
+    rows = measure((200, 16, 256, 256), 1, ["full", "recompute", "checkpoint"], timeout=120)
+    table = format_memory(rows)
+    for mode in ("full", "recompute", "checkpoint"):
+        assert f"rnnkit {mode}" in table
+    peak = {r["impl"]: r["peak_mib"] for r in rows}
+    assert peak["full"] > peak["recompute"] > peak["checkpoint"] > 0, peak
+    tape = {r["impl"]: r["tape_mib"] for r in rows}
+    assert tape["full"] > tape["recompute"] > tape["checkpoint"], tape
