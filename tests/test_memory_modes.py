@@ -72,8 +72,10 @@ def test_native_bitwise_every_mode(cell, nl, G, isa_name):
     rng = np.random.default_rng(13)
     with isa(isa_name), threads(1):
         # T=5, N=1: the whole call packs its weights while a short segment alone
-        # would read them in place (direct_weights): the segments must follow the call.
-        for T, N, C, H in [(7, 3, 5, 6), (5, 1, 3, 9)]:
+        # would read them in place (direct_weights): the segments must follow
+        # the call. T=4, N=1: the whole call reads them in place, and so must
+        # its segments.
+        for T, N, C, H in [(7, 3, 5, 6), (5, 1, 3, 9), (4, 1, 2, 3)]:
             for dtype in (np.float32, np.float64):
                 for reverse in (False, True):
                     for lengths in LENGTHS[N]:

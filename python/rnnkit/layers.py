@@ -485,7 +485,11 @@ class Recurrent:
     nonlinearity = property(lambda self: self._nonlinearity)
     cell = property(lambda self: self._cell_obj, doc="The rnnkit.Cell this layer runs.")
     fused = property(lambda self: self._fused, doc="True when the fused native kernel runs the steps.")
-    memory = property(lambda self: self._memory[0], doc="What the tape stores: full, recompute or checkpoint.")
+    memory = property(lambda self: self._memory_plan()[0], doc="What the tape stores: full, recompute or checkpoint.")
+
+    def _memory_plan(self):
+        # (memory, segment, max_bytes); a layer pickled before the modes existed is "full".
+        return getattr(self, "_memory", ("full", None, None))
 
     @property
     def num_directions(self) -> int:
@@ -760,7 +764,7 @@ class Recurrent:
 
     def _call_kwargs(self, reverse, lengths, training):
         kw = {"lengths": lengths, "reverse": reverse, "training": training}
-        memory, segment, max_bytes = self._memory
+        memory, segment, max_bytes = self._memory_plan()
         if training and memory != "full":
             kw["memory"], kw["segment"] = memory, segment
             if max_bytes is not None:
@@ -909,7 +913,7 @@ class Recurrent:
             s += ", fused=False"
         if self._backend != DEFAULT_BACKEND:
             s += f", backend={self._backend!r}"
-        memory, segment, max_bytes = self._memory
+        memory, segment, max_bytes = self._memory_plan()
         if memory != "full":
             s += f", memory={memory!r}"
             s += f", segment={segment}" if segment is not None else ""
