@@ -3,7 +3,9 @@
 
 Each function validates with ``rnnkit._checks`` (the very checks the reference
 runs), then calls the C++ core, which checks shapes again, releases the GIL and
-runs one OpenMP parallel region per call. No math happens here.
+runs one OpenMP parallel region per call. No math happens here. With
+``memory="recompute"`` or ``"checkpoint"`` (docs/training.md) a forward or
+backward is one core call per segment, orchestrated by rnnkit._memory.
 """
 
 from __future__ import annotations
