@@ -223,7 +223,7 @@ def run_backward(plan, cell, T, reverse, lengths, kept, states0, dstates_n, run,
         else:
             t_before = t1 if reverse else t0 - 1   # the time of processing step s0 - 1
             states = tuple(kept[n][t_before] for n in names)
-        _, _, arrays = run(t0, t1, len_seg, states, "full")
+        arrays = run(t0, t1, len_seg, states, "full")[2]  # the replay's y and final states: dropped now
         dstates = back(t0, t1, len_seg, states, arrays, dstates)
         del arrays
     return dstates

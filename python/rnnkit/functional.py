@@ -147,6 +147,11 @@ def _backward(cell, cache, dy, dstates_n):
                              True, weights)
 
     def back(t0, t1, len_seg, states, arrays, dstates):
+        # The replay's workspace (the packed weights), kept for reuse, would
+        # sit beside the backward's own one (a different size) at the peak:
+        # handed back first. That costs fresh pages per segment, ~1% of its
+        # time at LSTM H=1024 (docs/training.md).
+        _core.release_workspace_cache()
         out = _core_backward(cell, dy[t0:t1], dstates, x[t0:t1], states, w_ih, w_hh, len_seg, reverse,
                              nonlinearity, arrays, out=(dx[t0:t1], *grads))
         return tuple(out[1 : 1 + S])
