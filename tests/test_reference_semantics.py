@@ -102,16 +102,18 @@ def test_signatures_match_docs():
 
     common = ["w_ih", "w_hh", "b_ih", "b_hh"]
     kw = [("lengths", K, None), ("reverse", K, False)]
+    # docs/training.md: what the training cache stores.
+    mem = [("memory", K, "full"), ("segment", K, None), ("max_bytes", K, None)]
     assert _sig(ref.rnn_forward) == pos("x", "h0", *common) + kw + [
         ("nonlinearity", K, "tanh"),
         ("training", K, True),
-    ]
-    assert _sig(ref.lstm_forward) == pos("x", "h0", "c0", *common) + kw + [("training", K, True)]
-    assert _sig(ref.gru_forward) == pos("x", "h0", *common) + kw + [("training", K, True)]
+    ] + mem
+    assert _sig(ref.lstm_forward) == pos("x", "h0", "c0", *common) + kw + [("training", K, True)] + mem
+    assert _sig(ref.gru_forward) == pos("x", "h0", *common) + kw + [("training", K, True)] + mem
     assert _sig(ref.indrnn_forward) == pos("x", "h0", *common) + kw + [
         ("nonlinearity", K, "relu"),
         ("training", K, True),
-    ]
+    ] + mem
     assert _sig(ref.lstm_backward) == pos("dy", "dh_n", "dc_n", "cache")
     for cell in ("rnn", "gru", "indrnn"):
         assert _sig(getattr(ref, f"{cell}_backward")) == pos("dy", "dh_n", "cache")

@@ -6,14 +6,21 @@
 // owns the units. After the loop, dx, dw_ih and dw_hh are whole-sequence
 // GEMMs over all T*N rows, split over outputs only, each output summed in one
 // fixed order (k ascending, K blocks ascending).
+//
+// Rows of dgates are stored in processing order of the backward pass: row
+// q = p*N + n holds step s = T-1-p (time t_of(s)), batch row n. The weight
+// gradients' chains therefore run over the steps from the last processed
+// forward to the first, as db's do: a call over a segment of the steps that
+// adds into the running sums of the later segments (BackwardIO::accumulate)
+// extends exactly those chains, so memory-budgeted BPTT (one call per
+// segment, last segment first) gives bitwise the one-call result.
 #pragma once
 
 namespace rnnkit {
 namespace RNNKIT_ISA {
 
 // acc[i][c] (+)= sum_k dg[k][i] * B[k][c] over rows [r0, r0 + rows) of dg^T
-// (its columns), for K rows of B split at `split`: rows before it start at
-// b_lo (stride ldb_lo), the rest at b_hi (stride ldb_hi). K is walked in
+// (its columns), B's row k given by a pointer per row (b_row). K is walked in
 // blocks of KC so that the A and B blocks stay in cache across tiles. Tiles
 // are numbered chunk by chunk of IC row tiles, column block by column block
 // within a chunk: consecutive tiles share their B block ([KC][U], L1/L2)
@@ -39,16 +46,11 @@ struct WeightGrad {
         i = i_begin + r % ic;
     }
 
-    // B rows [k, k + count) of column block cb, contiguous with stride ldb.
-    struct Panel {
-        const Real* b;
-        int64_t ldb;
-    };
-
     // For each own tile (row tile i, column block cb) of the padded accumulator
     // acc [tiles_i*MR][blocks*U]: all K blocks, then copy the valid part to out.
     // When cols is a multiple of U, the tiles accumulate in out itself (a tile
-    // writes only its mr valid rows) and acc is not touched.
+    // writes only its mr valid rows) and acc is not touched. With `accumulate`,
+    // the chains start from out's values (acc is loaded from out first).
     static bool direct(int64_t cols) { return cols % U == 0; }
 
     // bpack: this thread's [KC][U] buffer. Each B block is copied there,
@@ -57,24 +59,31 @@ struct WeightGrad {
     // that read in place they fall into the same few L1 sets and the block
     // is evicted from L1 while the IC tiles that share it run.
     //
-    // pad_lengths (dw_ih only, where the batch has padding): B row m = t*N + n
-    // at or past its sequence's length (t >= pad_lengths[n]) is packed as zeros.
-    // Its dgates row is 0 already, but the caller may have left NaN or inf in
-    // x there, and 0 * NaN is NaN. Masked once per packed B block (a branch
-    // per row of KC, next to MR*IC fmas per packed value), not in the tiles.
+    // b_row(k, cb): B row k's U values of column block cb, or null for a row
+    // of zeros (dw_ih's rows at or past a sequence's length: their dgates row
+    // is 0 already, but the caller may have left NaN or inf in x there, and
+    // 0 * NaN is NaN). Read once per packed B block (a call per row of KC,
+    // next to MR*IC fmas per packed value), not in the tiles.
     //
     // The A tiles (columns of dg) are packed per K block and chunk into
     // apack ([IC][KC][MR], pack_a_cols), when the chunk changes.
-    template <class BRows>
-    void run(Range tiles, int64_t K, int64_t split, int64_t rows, int64_t cols, int64_t blocks,
-                    const Real* dg, int64_t ldg, BRows&& b_rows, Real* acc, Real* out, Real* scratch_p,
-                    const int64_t* pad_lengths = nullptr, int64_t pad_N = 1) const {
+    template <class BRow>
+    void run(Range tiles, int64_t K, int64_t rows, int64_t cols, int64_t blocks, const Real* dg, int64_t ldg,
+             BRow&& b_row, bool accumulate, Real* acc, Real* out, Real* scratch_p) const {
         if (direct(cols)) acc = out;
         Real* bpack = scratch_p;
         Real* apack = scratch_p + KC * U;
         const int64_t ldacc = blocks * U, i_tiles = ceil_div(rows, MR);
+        if (accumulate && !direct(cols))
+            for (int64_t tile = tiles.begin; tile < tiles.end; ++tile) {
+                int64_t i, cb;
+                tile_at(tile, i_tiles, blocks, i, cb);
+                const int64_t r_end = min_i(rows, (i + 1) * MR), c0 = cb * U, c_end = min_i(cols, c0 + U);
+                for (int64_t r = i * MR; r < r_end; ++r)
+                    for (int64_t c = c0; c < c0 + U; ++c) acc[r * ldacc + c] = c < c_end ? out[r * cols + c] : Real(0);
+            }
         for (int64_t k0 = 0; k0 < K;) {
-            const int64_t k1 = min_i(K, (k0 < split ? min_i(split, k0 + KC) : k0 + KC));
+            const int64_t k1 = min_i(K, k0 + KC);
             int64_t packed_cb = -1, packed_chunk = -1;
             for (int64_t tile = tiles.begin; tile < tiles.end; ++tile) {
                 int64_t i, cb;
@@ -88,18 +97,10 @@ struct WeightGrad {
                 }
                 const Real* a_tile = apack + (i - i_begin) * (k1 - k0) * MR;
                 if (cb != packed_cb) {
-                    const Panel p = b_rows(k0, cb);
-                    if (pad_lengths == nullptr) {
-                        for (int64_t k = 0; k < k1 - k0; ++k)
-                            for (int v = 0; v < NV; ++v)
-                                V::loadu(p.b + k * p.ldb + v * V::W).storeu(bpack + k * U + v * V::W);
-                    } else {
-                        for (int64_t k = 0; k < k1 - k0; ++k) {
-                            const int64_t m = k0 + k;
-                            const bool pad = pad_lengths[m % pad_N] <= m / pad_N;
-                            for (int v = 0; v < NV; ++v)
-                                (pad ? V::zero() : V::loadu(p.b + k * p.ldb + v * V::W)).storeu(bpack + k * U + v * V::W);
-                        }
+                    for (int64_t k = 0; k < k1 - k0; ++k) {
+                        const Real* b = b_row(k0 + k, cb);
+                        for (int v = 0; v < NV; ++v)
+                            (b == nullptr ? V::zero() : V::loadu(b + v * V::W)).storeu(bpack + k * U + v * V::W);
                     }
                     packed_cb = cb;
                 }
@@ -116,7 +117,7 @@ struct WeightGrad {
                     for (int r = 0; r < rows2; ++r)
                         for (int64_t off = 0; off < U; off += line) __builtin_prefetch(next + r * ldacc + off, 1, 3);
                 }
-                if (k0 == 0)
+                if (k0 == 0 && !accumulate)
                     gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a_tile, MR, bpack, U, acc_tile, ldacc);
                 else
                     gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, a_tile, MR, bpack, U, acc_tile, ldacc);
@@ -151,7 +152,6 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     // WeightGrad::run); nothing to mask when every sequence is T long.
     bool padded = false;
     for (int64_t n = 0; n < N; ++n) padded = padded || io.lengths[n] < T;
-    const int64_t* pad_lengths = padded ? io.lengths : nullptr;
 
     const double flops_per_step = 4.0 * N * GH * (C + H);
     [[maybe_unused]] const int team = choose_threads(threads, max_i(unit_blocks, g_tiles), flops_per_step, T);
@@ -202,14 +202,16 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     Real* bpack_all = ws.at<Real>(at_bpack);
     Real* apack_all = ws.at<Real>(at_apack);
 
-    // h_prev of row m = t*N + n of the whole sequence, and the row where its
-    // source switches between h0 and the h cache.
-    auto h_prev_row = [&](int64_t m) -> const Real* {
-        const int64_t t = m / N, n = m % N;
-        if (!io.reverse) return t == 0 ? io.h0 + n * H : io.h + (m - N) * H;
-        return t == T - 1 ? io.h0 + n * H : io.h + (m + N) * H;
+    // Row q of dgates (processing order, see the top of this file): step
+    // s = T-1 - q/N, batch row n = q%N; its row of x, dy and dx is m_of(q),
+    // its h_prev is h0 at s = 0, else the state after step s-1.
+    auto m_of = [&](int64_t q) { return t_of(T - 1 - q / N, T, io.reverse) * N + q % N; };
+    auto pad_row = [&](int64_t q) { return padded && io.lengths[q % N] <= m_of(q) / N; };
+    auto h_prev_row = [&](int64_t q) -> const Real* {
+        const int64_t s = T - 1 - q / N, n = q % N;
+        return s == 0 ? io.h0 + n * H : io.h + (t_of(s - 1, T, io.reverse) * N + n) * H;
     };
-    const int64_t h_split = io.reverse ? (T - 1) * N : N;
+    auto dg_step = [&](Real* base, int64_t s) { return base + (T - 1 - s) * N * GH; };
 
     run_team(team, [&](const Team& tm) {
         const FlushDenormals ftz;
@@ -227,14 +229,14 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         for (int64_t cb = cb_share.begin; cb < cb_share.end; ++cb)
             pack_column_panel(io.w_ih, C, GH, C, U, cb * U, w_ih_p + cb * GH * U);
         const Range m_share = share(TN, tid, nth);
-        for (int64_t m = m_share.begin; m < m_share.end; ++m) {
+        for (int64_t q = m_share.begin; q < m_share.end; ++q) {
             if (x_tail) {
-                if (padded && io.lengths[m % N] <= m / N)
-                    for (int64_t u = 0; u < U; ++u) x_tail_p[m * U + u] = Real(0);   // padding row: zeros
+                if (pad_row(q))
+                    for (int64_t u = 0; u < U; ++u) x_tail_p[q * U + u] = Real(0);   // padding row: zeros
                 else
-                    pack_column_panel(io.x + m * C, C, 1, C, U, (c_blocks - 1) * U, x_tail_p + m * U);
+                    pack_column_panel(io.x + m_of(q) * C, C, 1, C, U, (c_blocks - 1) * U, x_tail_p + q * U);
             }
-            if (h_tail) pack_column_panel(h_prev_row(m), H, 1, H, U, (unit_blocks - 1) * U, h_tail_p + m * U);
+            if (h_tail) pack_column_panel(h_prev_row(q), H, 1, H, U, (unit_blocks - 1) * U, h_tail_p + q * U);
         }
 
         for (int64_t n = 0; n < N; ++n)
@@ -260,8 +262,8 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                 p.h_prev = s == 0 ? io.h0 + n * H : io.h + (t_prev * N + n) * H;
                 p.hn = split_sides ? io.hn + (t * N + n) * H : nullptr;
                 p.w = io.w_hh;
-                p.dgates = dg + (t * N + n) * GH;
-                p.dgates_hh = dg_hh + (t * N + n) * GH;
+                p.dgates = dg_step(dg, s) + n * GH;
+                p.dgates_hh = dg_step(dg_hh, s) + n * GH;
                 p.H = H;
                 p.act = io.act;
                 if (t < io.lengths[n])
@@ -290,7 +292,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         // dh = dgates_hh @ w_hh (+ the cell's direct path) for own units, active rows.
         auto recurrent = [&](int64_t s) {
             const int64_t t = t_of(s, T, io.reverse);
-            const Real* dg_t = dg_hh + t * N * GH;
+            const Real* dg_t = dg_step(dg_hh, s);
             if (N == 1) {
                 // One row: up to NB column blocks per tile over all of K,
                 // NB*NV independent FMA chains where one block has NV (FMA
@@ -337,7 +339,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             }
         };
 
-        for (int64_t g = 0; g < G; ++g)
+        for (int64_t g = 0; g < G && !io.accumulate; ++g)
             for (int64_t j = g * H + u_lo; j < g * H + u_hi; ++j) {
                 io.db_ih[j] = Real(0);
                 io.db_hh[j] = Real(0);
@@ -388,41 +390,41 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                     }
                 }
             }
-            const int64_t m_end = min_i(TN, i1 * MR);
-            for (int64_t m = i0 * MR; m < m_end; ++m) {
-                const Real* acc_row = dx_acc + (m - i0 * MR) * ld_dx;
+            const int64_t q_end = min_i(TN, i1 * MR);
+            for (int64_t q = i0 * MR; q < q_end; ++q) {
+                const Real* acc_row = dx_acc + (q - i0 * MR) * ld_dx;
+                Real* dx_row = io.dx + m_of(q) * C;
                 for_lanes<V>(C, [&](auto vx, int64_t a) {
                     using Vx = decltype(vx);
-                    Vx::loadu(acc_row + a).storeu(io.dx + m * C + a);
+                    Vx::loadu(acc_row + a).storeu(dx_row + a);
                 });
             }
         }
 
-        // dw_ih = dgates^T @ x: [G*H, C]
-        wg.run(share(g_tiles * c_blocks, tid, nth), TN, TN, GH, C, c_blocks, dg, GH,
-                           [&](int64_t k0, int64_t cb) -> typename WeightGrad<V>::Panel {
-                               if (x_tail && cb == c_blocks - 1) return {x_tail_p + k0 * U, U};
-                               return {io.x + k0 * C + cb * U, C};
+        // dw_ih = dgates^T @ x: [G*H, C], rows of x in dgates' (processing) order
+        wg.run(share(g_tiles * c_blocks, tid, nth), TN, GH, C, c_blocks, dg, GH,
+                           [&](int64_t q, int64_t cb) -> const Real* {
+                               if (x_tail && cb == c_blocks - 1) return x_tail_p + q * U;
+                               return pad_row(q) ? nullptr : io.x + m_of(q) * C + cb * U;
                            },
-                           acc_ih, io.dw_ih, bpack_all + tid * wg.scratch(), pad_lengths, N);
+                           io.accumulate, acc_ih, io.dw_ih, bpack_all + tid * wg.scratch());
 
         // dw_hh = dgates_hh^T @ h_prev: [G*H, H]; IndRNN: sum over rows of dgates * h_prev: [H]
         if constexpr (Cell::recurrent_gemm) {
-            wg.run(share(g_tiles * unit_blocks, tid, nth), TN, h_split, GH, H, unit_blocks, dg_hh,
-                               GH,
-                               [&](int64_t k0, int64_t cb) -> typename WeightGrad<V>::Panel {
-                                   if (h_tail && cb == unit_blocks - 1) return {h_tail_p + k0 * U, U};
-                                   return {h_prev_row(k0) + cb * U, H};
+            wg.run(share(g_tiles * unit_blocks, tid, nth), TN, GH, H, unit_blocks, dg_hh, GH,
+                               [&](int64_t q, int64_t cb) -> const Real* {
+                                   if (h_tail && cb == unit_blocks - 1) return h_tail_p + q * U;
+                                   return h_prev_row(q) + cb * U;
                                },
-                               acc_hh, io.dw_hh, bpack_all + tid * wg.scratch());
+                               io.accumulate, acc_hh, io.dw_hh, bpack_all + tid * wg.scratch());
         } else {
             const Range cols = share(unit_blocks, tid, nth);
             const int64_t j0 = min_i(cols.begin * U, H), j1 = min_i(cols.end * U, H);
             for_lanes<V>(j1 - j0, [&](auto vx, int64_t a) {
                 using Vx = decltype(vx);
-                Vx sum = Vx::zero();
-                for (int64_t m = 0; m < TN; ++m)
-                    sum = fma(Vx::loadu(dg + m * H + j0 + a), Vx::loadu(h_prev_row(m) + j0 + a), sum);
+                Vx sum = io.accumulate ? Vx::loadu(io.dw_hh + j0 + a) : Vx::zero();
+                for (int64_t q = 0; q < TN; ++q)
+                    sum = fma(Vx::loadu(dg + q * H + j0 + a), Vx::loadu(h_prev_row(q) + j0 + a), sum);
                 sum.storeu(io.dw_hh + j0 + a);
             });
         }

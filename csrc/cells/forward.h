@@ -80,7 +80,8 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     const int64_t T = d.T, N = d.N, C = d.C, H = d.H, GH = G * H;
     const int64_t blocks = ceil_div(H, U);
     const int64_t Tc = Training ? T : chunk_steps(T, N);
-    const bool direct = direct_weights(T, N);   // no packing: dot products with w_ih, w_hh
+    // No packing: dot products with w_ih, w_hh (or the caller's choice, see ForwardIO::weights).
+    const bool direct = io.weights == 0 ? direct_weights(T, N) : io.weights == 1;
     // Fused: each step's tiles also do the input side (no input GEMM ahead).
     const bool fused = Cell::fusable && !direct && fuse_input(N, C, H, G * U * sizeof(Real), G, sizeof(Real));
     const int64_t KI = fused ? C + H : C;   // rows of a packed input panel: [x; h] when fused

@@ -126,12 +126,12 @@ void user_gemm_tn(int64_t M, int64_t R, int64_t Kc, const typename V::T* a, int6
     run_team(team, [&](const Team& tm) {
         const FlushDenormals ftz;
         if (tm.id() == 0) note_parallel_region(tm.size());
-        wg.run(share(i_tiles * blocks, tm.id(), tm.size()), M, M, R, Kc, blocks, a, lda,
-                [&](int64_t k0, int64_t cb) -> typename WG::Panel {
-                    if (tail && cb == blocks - 1) return {tail_p + k0 * U, U};
-                    return {b + k0 * ldb + cb * U, ldb};
+        wg.run(share(i_tiles * blocks, tm.id(), tm.size()), M, R, Kc, blocks, a, lda,
+                [&](int64_t k, int64_t cb) -> const Real* {
+                    if (tail && cb == blocks - 1) return tail_p + k * U;
+                    return b + k * ldb + cb * U;
                 },
-                ws.at<Real>(at_acc), out, ws.at<Real>(at_bpack) + int64_t{tm.id()} * wg.scratch());
+                false, ws.at<Real>(at_acc), out, ws.at<Real>(at_bpack) + int64_t{tm.id()} * wg.scratch());
     });
 }
 

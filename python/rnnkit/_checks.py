@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ._cache import Cache
+from ._memory import MODES, STATE_NAMES
 
 __all__ = [
     "GATES",
@@ -248,11 +249,32 @@ def _check_cache(cell, cache):
             f"cache.w_hh must have shape {'(H,)' if cell == 'indrnn' else f'({_g(G)}H, H)'}, "
             f"got {w_hh.shape}"
         )
-    expected = {"w_hh": w_hh_shape, "w_ih": (G * H, C), "h0": (N, H), "h": (T, N, H)}
+    # What the cache stores depends on its memory mode (rnnkit._memory); a
+    # cache made before the modes existed has none and is "full".
+    memory = getattr(cache, "memory", "full")
+    segment = getattr(cache, "segment", None)
+    if memory not in MODES:
+        raise ValueError(f"cache.memory must be one of {MODES}, got {memory!r}")
+    if memory != "full" and (
+        isinstance(segment, bool) or not isinstance(segment, (int, np.integer)) or not 1 <= segment <= T
+    ):
+        raise ValueError(f"cache.segment must be an int in 1..T = 1..{T} for memory={memory!r}, got {segment!r}")
+    expected = {"w_hh": w_hh_shape, "w_ih": (G * H, C), "h0": (N, H)}
     if cell == "lstm":
-        expected.update(c0=(N, H), c=(T, N, H), tanh_c=(T, N, H), gates=(T, N, G * H))
-    elif cell == "gru":
-        expected.update(gates=(T, N, G * H), hn=(T, N, H))
+        expected["c0"] = (N, H)
+    if memory == "full":
+        expected["h"] = (T, N, H)
+        if cell == "lstm":
+            expected.update(c=(T, N, H), tanh_c=(T, N, H), gates=(T, N, G * H))
+        elif cell == "gru":
+            expected.update(gates=(T, N, G * H), hn=(T, N, H))
+    else:
+        # A replay runs the forward again: the biases too.
+        expected.update(b_ih=(G * H,), b_hh=(G * H,))
+        S = T if memory == "recompute" else -(-T // segment)
+        suffix = "" if memory == "recompute" else "_ckpt"
+        for name in STATE_NAMES[cell]:
+            expected[name + suffix] = (S, N, H)
     for name, shape in expected.items():
         a = array(name)
         if a.dtype != dtype:

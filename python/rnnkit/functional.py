@@ -5,7 +5,9 @@ Each function validates with ``rnnkit._checks`` (the very checks the reference
 runs), then calls the C++ core, which checks shapes again, releases the GIL and
 runs one OpenMP parallel region per call. No math happens here. The first
 call of a process settles the kernels' per-CPU parameters (rnnkit._tune:
-the cached autotune, or a short one; RNNKIT_TUNE=0 keeps the cpuid defaults).
+the cached autotune, or a short one; RNNKIT_TUNE=0 keeps the cpuid defaults). With
+``memory="recompute"`` or ``"checkpoint"`` (docs/training.md) a forward or
+backward is one core call per segment, orchestrated by rnnkit._memory.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 from . import _core, _tune
 from ._cache import Cache
 from ._checks import check_backward, check_forward, check_rtrl
+from ._memory import cache_arrays, cache_plan, check_memory, run_backward, run_forward
 
 __all__ = [
     "rnn_forward",
@@ -36,8 +39,9 @@ _ARRAYS = {
 }
 
 
-def _cache(cell, args, arrays):
-    """The Cache of a training call: the checked inputs and the core's arrays."""
+def _cache(cell, args, arrays, plan):
+    """The Cache of a training call: the checked inputs and the stored arrays
+    (rnnkit._memory.cache_arrays of the plan's mode)."""
     if arrays is None:
         return None
     kept = dict(
@@ -49,17 +53,118 @@ def _cache(cell, args, arrays):
         b_hh=args.b_hh,
         lengths=args.lengths,
         reverse=args.reverse,
+        memory=plan.mode,
+        segment=plan.segment,
     )
     if cell == "lstm":
         kept["c0"] = args.c0
     if args.nonlinearity is not None:
         kept["nonlinearity"] = args.nonlinearity
-    return Cache(cell, "native", _ARRAYS[cell], **kept, **arrays)
+    return Cache(cell, "native", cache_arrays(cell, plan.mode), **kept, **arrays)
 
 
 def _c(a):
     # Caches are built contiguous; this guards a hand-made one (no copy otherwise).
     return np.ascontiguousarray(a)
+
+
+def _weights_path(T, N):
+    """How a call of T steps reads the weights, for each of its segments: the
+    core's direct_weights(T, N) (csrc/cells/sequence.h: T*N <= 4 reads them in
+    place, 1; else packed, 2). A segment passes its whole call's choice down,
+    so that its steps take the same path, bitwise."""
+    return 1 if T * N <= 4 else 2
+
+
+def _core_forward(cell, x, states, w_ih, w_hh, b_ih, b_hh, lengths, reverse, nonlinearity, training,
+                  weights=0):
+    """One core forward call: (y, final states, cache arrays dict or None)."""
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
+    f = getattr(_core, f"{cell}_forward")
+    if cell == "lstm":
+        y, h_n, c_n, arrays = f(x, states[0], states[1], w_ih, w_hh, b_ih, b_hh, lengths, reverse, training,
+                                weights)
+        return y, (h_n, c_n), arrays
+    extra = () if nonlinearity is None else (nonlinearity,)
+    y, h_n, arrays = f(x, states[0], w_ih, w_hh, b_ih, b_hh, lengths, reverse, *extra, training, weights)
+    return y, (h_n,), arrays
+
+
+def _core_backward(cell, dy, dstates, x, states, w_ih, w_hh, lengths, reverse, nonlinearity, arrays, out=None):
+    """One core backward call: dx, the gradients of the states, dw_ih, dw_hh,
+    db_ih, db_hh (into ``out`` = (dx, dw_ih, dw_hh, db_ih, db_hh) when given:
+    dx written, the rest added to)."""
+    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
+        _tune.first_use()
+    f = getattr(_core, f"{cell}_backward")
+    cached = [_c(arrays[n]) for n in _ARRAYS[cell]]
+    if cell == "lstm":
+        return f(dy, dstates[0], dstates[1], x, states[0], states[1], w_ih, w_hh, lengths, reverse, *cached,
+                 out=out)
+    extra = () if nonlinearity is None else (nonlinearity,)
+    return f(dy, dstates[0], x, states[0], w_ih, w_hh, lengths, reverse, *extra, *cached, out=out)
+
+
+def _forward(cell, a, memory, segment, max_bytes):
+    """A checked forward call under its memory plan (rnnkit._memory)."""
+    T, N, _ = a.x.shape
+    H = a.w_hh.shape[-1]
+    plan = check_memory(memory, segment, max_bytes, cell, T, N, H, a.x.dtype.itemsize)
+    states0 = (a.h0, a.c0) if cell == "lstm" else (a.h0,)
+    if not a.training or plan.mode == "full":
+        y, states, arrays = _core_forward(cell, a.x, states0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths,
+                                          a.reverse, a.nonlinearity, a.training)
+        return (y, *states, _cache(cell, a, arrays, plan))
+    weights = _weights_path(T, N)
+
+    def run(t0, t1, len_seg, states, keep):
+        # keep None: an inference call (checkpoint's first pass stores nothing).
+        return _core_forward(cell, a.x[t0:t1], states, a.w_ih, a.w_hh, a.b_ih, a.b_hh, len_seg, a.reverse,
+                             a.nonlinearity, keep is not None, weights)
+
+    y, states, kept = run_forward(plan, cell, T, N, H, a.x.dtype, a.reverse, a.lengths, states0, run)
+    return (y, *states, _cache(cell, a, kept, plan))
+
+
+def _backward(cell, cache, dy, dstates_n):
+    """BPTT through a native cache: one core call ("full"), or a replay and
+    a backward call per segment that write dx[t0:t1] and add into the weight
+    gradients (bitwise the one-call result: docs/training.md)."""
+    plan = cache_plan(cache)
+    x, h0, w_ih, w_hh, lengths = _c(cache.x), _c(cache.h0), _c(cache.w_ih), _c(cache.w_hh), _c(cache.lengths)
+    reverse = bool(cache.reverse)
+    nonlinearity = getattr(cache, "nonlinearity", None) if cell in ("rnn", "indrnn") else None
+    states0 = (h0, _c(cache.c0)) if cell == "lstm" else (h0,)
+    S = len(states0)
+    if plan.mode == "full":
+        arrays = {n: getattr(cache, n) for n in _ARRAYS[cell]}
+        return _core_backward(cell, dy, dstates_n, x, states0, w_ih, w_hh, lengths, reverse, nonlinearity,
+                              arrays)
+    T, N, _ = x.shape
+    b_ih, b_hh = _c(cache.b_ih), _c(cache.b_hh)
+    dy = _c(dy)
+    dx = np.empty_like(x)
+    grads = (np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b_ih), np.zeros_like(b_hh))
+    weights = _weights_path(T, N)
+
+    def run(t0, t1, len_seg, states, keep):
+        return _core_forward(cell, x[t0:t1], states, w_ih, w_hh, b_ih, b_hh, len_seg, reverse, nonlinearity,
+                             True, weights)
+
+    def back(t0, t1, len_seg, states, arrays, dstates):
+        # The replay's workspace (the packed weights), kept for reuse, would
+        # sit beside the backward's own one (a different size) at the peak:
+        # handed back first. That costs fresh pages per segment, ~1% of its
+        # time at LSTM H=1024 (docs/training.md).
+        _core.release_workspace_cache()
+        out = _core_backward(cell, dy[t0:t1], dstates, x[t0:t1], states, w_ih, w_hh, len_seg, reverse,
+                             nonlinearity, arrays, out=(dx[t0:t1], *grads))
+        return tuple(out[1 : 1 + S])
+
+    kept = {n: getattr(cache, n) for n in cache.arrays}
+    dstates0 = run_backward(plan, cell, T, reverse, lengths, kept, states0, dstates_n, run, back)
+    return (dx, *dstates0, *grads)
 
 
 # --- RNN ---------------------------------------------------------------------
@@ -77,122 +182,61 @@ def rnn_forward(
     reverse=False,
     nonlinearity="tanh",
     training=True,
+    memory="full",
+    segment=None,
+    max_bytes=None,
 ):
-    """y [T,N,H], h_n [N,H], cache (None when training=False)."""
+    """y [T,N,H], h_n [N,H], cache (None when training=False). ``memory``,
+    ``segment``, ``max_bytes``: what the cache stores (docs/training.md)."""
     a = check_forward(
-        "rnn",
-        x,
-        h0,
-        None,
-        w_ih,
-        w_hh,
-        b_ih,
-        b_hh,
-        lengths,
-        reverse,
-        nonlinearity,
-        training=training,
+        "rnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, nonlinearity, training=training
     )
-    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
-        _tune.first_use()
-    y, h_n, arrays = _core.rnn_forward(
-        a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.nonlinearity, a.training
-    )
-    return y, h_n, _cache("rnn", a, arrays)
+    return _forward("rnn", a, memory, segment, max_bytes)
 
 
 def rnn_backward(dy, dh_n, cache):
     """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through rnn_forward's cache."""
     dy, dh_n, _ = check_backward("rnn", cache, dy, dh_n, None)
-    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
-        _tune.first_use()
-    return _core.rnn_backward(
-        dy,
-        dh_n,
-        _c(cache.x),
-        _c(cache.h0),
-        _c(cache.w_ih),
-        _c(cache.w_hh),
-        _c(cache.lengths),
-        bool(cache.reverse),
-        cache.nonlinearity,
-        _c(cache.h),
-    )
+    return _backward("rnn", cache, dy, (dh_n,))
 
 
 # --- LSTM --------------------------------------------------------------------
 
 
-def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, training=True):
-    """y [T,N,H], h_n [N,H], c_n [N,H], cache (None when training=False)."""
+def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, training=True,
+                 memory="full", segment=None, max_bytes=None):
+    """y [T,N,H], h_n [N,H], c_n [N,H], cache (None when training=False).
+    ``memory``, ``segment``, ``max_bytes``: what the cache stores
+    (docs/training.md)."""
     a = check_forward(
         "lstm", x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training
     )
-    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
-        _tune.first_use()
-    y, h_n, c_n, arrays = _core.lstm_forward(
-        a.x, a.h0, a.c0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.training
-    )
-    return y, h_n, c_n, _cache("lstm", a, arrays)
+    return _forward("lstm", a, memory, segment, max_bytes)
 
 
 def lstm_backward(dy, dh_n, dc_n, cache):
     """dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh: BPTT through lstm_forward's cache."""
     dy, dh_n, dc_n = check_backward("lstm", cache, dy, dh_n, dc_n)
-    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
-        _tune.first_use()
-    return _core.lstm_backward(
-        dy,
-        dh_n,
-        dc_n,
-        _c(cache.x),
-        _c(cache.h0),
-        _c(cache.c0),
-        _c(cache.w_ih),
-        _c(cache.w_hh),
-        _c(cache.lengths),
-        bool(cache.reverse),
-        _c(cache.h),
-        _c(cache.c),
-        _c(cache.tanh_c),
-        _c(cache.gates),
-    )
+    return _backward("lstm", cache, dy, (dh_n, dc_n))
 
 
 # --- GRU ---------------------------------------------------------------------
 
 
-def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, training=True):
-    """y [T,N,H], h_n [N,H], cache (None when training=False)."""
+def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, training=True,
+                memory="full", segment=None, max_bytes=None):
+    """y [T,N,H], h_n [N,H], cache (None when training=False). ``memory``,
+    ``segment``, ``max_bytes``: what the cache stores (docs/training.md)."""
     a = check_forward(
         "gru", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None, training=training
     )
-    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
-        _tune.first_use()
-    y, h_n, arrays = _core.gru_forward(
-        a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.training
-    )
-    return y, h_n, _cache("gru", a, arrays)
+    return _forward("gru", a, memory, segment, max_bytes)
 
 
 def gru_backward(dy, dh_n, cache):
     """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through gru_forward's cache."""
     dy, dh_n, _ = check_backward("gru", cache, dy, dh_n, None)
-    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
-        _tune.first_use()
-    return _core.gru_backward(
-        dy,
-        dh_n,
-        _c(cache.x),
-        _c(cache.h0),
-        _c(cache.w_ih),
-        _c(cache.w_hh),
-        _c(cache.lengths),
-        bool(cache.reverse),
-        _c(cache.h),
-        _c(cache.gates),
-        _c(cache.hn),
-    )
+    return _backward("gru", cache, dy, (dh_n,))
 
 
 # --- IndRNN ------------------------------------------------------------------
@@ -210,47 +254,22 @@ def indrnn_forward(
     reverse=False,
     nonlinearity="relu",
     training=True,
+    memory="full",
+    segment=None,
+    max_bytes=None,
 ):
-    """y [T,N,H], h_n [N,H], cache (None when training=False)."""
+    """y [T,N,H], h_n [N,H], cache (None when training=False). ``memory``,
+    ``segment``, ``max_bytes``: what the cache stores (docs/training.md)."""
     a = check_forward(
-        "indrnn",
-        x,
-        h0,
-        None,
-        w_ih,
-        w_hh,
-        b_ih,
-        b_hh,
-        lengths,
-        reverse,
-        nonlinearity,
-        training=training,
+        "indrnn", x, h0, None, w_ih, w_hh, b_ih, b_hh, lengths, reverse, nonlinearity, training=training
     )
-    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
-        _tune.first_use()
-    y, h_n, arrays = _core.indrnn_forward(
-        a.x, a.h0, a.w_ih, a.w_hh, a.b_ih, a.b_hh, a.lengths, a.reverse, a.nonlinearity, a.training
-    )
-    return y, h_n, _cache("indrnn", a, arrays)
+    return _forward("indrnn", a, memory, segment, max_bytes)
 
 
 def indrnn_backward(dy, dh_n, cache):
     """dx, dh0, dw_ih, dw_hh, db_ih, db_hh: BPTT through indrnn_forward's cache."""
     dy, dh_n, _ = check_backward("indrnn", cache, dy, dh_n, None)
-    if _tune.pending:  # the first native call (and after set_isa): rnnkit._tune
-        _tune.first_use()
-    return _core.indrnn_backward(
-        dy,
-        dh_n,
-        _c(cache.x),
-        _c(cache.h0),
-        _c(cache.w_ih),
-        _c(cache.w_hh),
-        _c(cache.lengths),
-        bool(cache.reverse),
-        cache.nonlinearity,
-        _c(cache.h),
-    )
+    return _backward("indrnn", cache, dy, (dh_n,))
 
 
 # --- RTRL (docs/rtrl.md) ------------------------------------------------------

@@ -229,6 +229,13 @@ class Tape:
     def owned_by(self, layer) -> bool:
         return self._owner() is layer
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays the tape holds (each buffer once): every
+        cache's stored arrays and kept inputs (x, states, weight copies,
+        lengths), the dropout masks and lengths. What ``memory=`` shrinks."""
+        return _held_nbytes([self.caches, self.masks, self.lengths])
+
     def __repr__(self) -> str:
         owner = self._owner()
         who = type(owner).__name__ if owner is not None else "<dead layer>"
@@ -237,6 +244,38 @@ class Tape:
             f"Tape({who}, T={T}, N={N}, dtype={self.dtype}, caches={len(self.caches)}, "
             f"masks={len(self.masks)})"
         )
+
+
+def _held_nbytes(objs) -> int:
+    """Bytes of the distinct array buffers reachable from objs (arrays, and
+    the lists, tuples, dicts, Caches and StepCaches holding them; a packed
+    native weight counts its rows x cols)."""
+    from ._cache import Cache
+
+    seen, total, stack = set(), 0, list(objs)
+    while stack:
+        o = stack.pop()
+        if isinstance(o, np.ndarray):
+            root = o
+            while isinstance(root.base, np.ndarray):
+                root = root.base
+            key = (root.__array_interface__["data"][0], root.nbytes)
+            if key not in seen:
+                seen.add(key)
+                total += root.nbytes
+        elif isinstance(o, dict):
+            stack.extend(o.values())
+        elif isinstance(o, (list, tuple)):
+            stack.extend(o)
+        elif isinstance(o, Cache):
+            stack.extend(vars(o).values())
+        elif type(o).__name__ == "StepCache":
+            stack.extend(getattr(o, n, None) for n in type(o).__slots__)
+        elif type(o).__name__ == "UserWeight" and id(o) not in seen:
+            seen.add(id(o))
+            rows, cols = o.shape
+            total += rows * cols * np.dtype(o.dtype).itemsize
+    return total
 
 
 # --------------------------------------------------------------------------
@@ -276,6 +315,19 @@ class Recurrent:
     backend : str or None
         The fused path's functional backend (``"native"`` or ``"reference"``);
         the Python-step path has only the native GEMMs and refuses another.
+    memory : {"full", "recompute", "checkpoint"}, default "full"
+        What :meth:`forward`'s tape stores for :meth:`backward`
+        (docs/training.md): everything, the states of every step (the gates
+        are recomputed), or the states every ``segment`` steps (each segment
+        is replayed). Gradients are bitwise the same in every mode. The fused
+        path only: a Python-step cell refuses the other modes (ValueError).
+    segment : int or None
+        Steps per segment for "recompute" and "checkpoint"; None: chosen from
+        ``max_bytes``, or a default (docs/training.md).
+    max_bytes : int or None
+        A budget for the tape's stored states plus the backward's segment
+        workspace, split evenly over the ``num_layers * D`` (layer,
+        direction) calls; the largest segment that fits is used.
 
     Attributes
     ----------
@@ -302,8 +354,13 @@ class Recurrent:
         bias=True,
         fused=None,
         backend=None,
+        memory="full",
+        segment=None,
+        max_bytes=None,
     ):
         from rnnkit.cells import _library
+
+        from ._memory import check_memory_args
         from rnnkit.cells._protocol import Cell, CellError, CellSpec
 
         self._input_size = _check_positive_int("input_size", input_size)
@@ -326,6 +383,13 @@ class Recurrent:
                 f"got {type(cell).__name__}"
             )
         self._fused = fusable and fused is not False
+        check_memory_args(memory, segment, max_bytes)
+        if memory != "full" and not self._fused:
+            raise ValueError(
+                f"memory={memory!r} needs the fused path (a built-in cell, fused not False); the Python-step "
+                f"path of {type(cell).__name__} stores every step (memory='full')"
+            )
+        self._memory = (memory, segment, max_bytes)
         self._nonlinearity = getattr(cell, "nonlinearity", None) if fusable else None
         if self._fused:
             # Keep the functions, not the module: a layer stays picklable and deep-copyable.
@@ -421,6 +485,11 @@ class Recurrent:
     nonlinearity = property(lambda self: self._nonlinearity)
     cell = property(lambda self: self._cell_obj, doc="The rnnkit.Cell this layer runs.")
     fused = property(lambda self: self._fused, doc="True when the fused native kernel runs the steps.")
+    memory = property(lambda self: self._memory_plan()[0], doc="What the tape stores: full, recompute or checkpoint.")
+
+    def _memory_plan(self):
+        # (memory, segment, max_bytes); a layer pickled before the modes existed is "full".
+        return getattr(self, "_memory", ("full", None, None))
 
     @property
     def num_directions(self) -> int:
@@ -695,6 +764,11 @@ class Recurrent:
 
     def _call_kwargs(self, reverse, lengths, training):
         kw = {"lengths": lengths, "reverse": reverse, "training": training}
+        memory, segment, max_bytes = self._memory_plan()
+        if training and memory != "full":
+            kw["memory"], kw["segment"] = memory, segment
+            if max_bytes is not None:
+                kw["max_bytes"] = max(1, max_bytes // (self._num_layers * self.num_directions))
         if self._nonlinearity is not None:
             kw["nonlinearity"] = self._nonlinearity
         return kw
@@ -839,6 +913,11 @@ class Recurrent:
             s += ", fused=False"
         if self._backend != DEFAULT_BACKEND:
             s += f", backend={self._backend!r}"
+        memory, segment, max_bytes = self._memory_plan()
+        if memory != "full":
+            s += f", memory={memory!r}"
+            s += f", segment={segment}" if segment is not None else ""
+            s += f", max_bytes={max_bytes}" if max_bytes is not None else ""
         return s + ")"
 
 
@@ -881,6 +960,14 @@ bias : bool, default True
     Without bias there are no ``bias_*`` parameters.
 backend : str or None
     ``"reference"`` (NumPy) or ``"native"`` (C++); None picks the default.
+memory : {{"full", "recompute", "checkpoint"}}, default "full"
+    What :meth:`forward`'s tape stores: everything; the states of every step
+    (backward recomputes the gates); or the states every ``segment`` steps
+    (backward replays each segment). Gradients are bitwise those of "full";
+    see docs/training.md for the memory and time of each.
+segment, max_bytes : int or None
+    Steps per segment, or a byte budget (tape states plus backward workspace,
+    split over the layer's calls) the segment is chosen from; None: a default.
 {extra}
 Attributes
 ----------
@@ -933,6 +1020,9 @@ class _BuiltinLayer(Recurrent):
         bias=True,
         backend=None,
         nonlinearity=None,
+        memory="full",
+        segment=None,
+        max_bytes=None,
     ):
         super().__init__(
             self._make_cell(nonlinearity),
@@ -947,6 +1037,9 @@ class _BuiltinLayer(Recurrent):
             bias=bias,
             fused=True,
             backend=backend,
+            memory=memory,
+            segment=segment,
+            max_bytes=max_bytes,
         )
 
 
@@ -959,10 +1052,12 @@ class RNN(_BuiltinLayer):
         return RNNCell(_check_nonlinearity(nonlinearity))
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="tanh", bidirectional=False,
-                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None):
+                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None,
+                 memory="full", segment=None, max_bytes=None):
         super().__init__(input_size, hidden_size, num_layers, nonlinearity=nonlinearity,
                          bidirectional=bidirectional, batch_first=batch_first, dropout=dropout, dtype=dtype,
-                         seed=seed, bias=bias, backend=backend)
+                         seed=seed, bias=bias, backend=backend,
+                         memory=memory, segment=segment, max_bytes=max_bytes)
 
 
 class LSTM(_BuiltinLayer):
@@ -972,10 +1067,11 @@ class LSTM(_BuiltinLayer):
         return LSTMCell()
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False, batch_first=False,
-                 dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None):
+                 dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None,
+                 memory="full", segment=None, max_bytes=None):
         super().__init__(input_size, hidden_size, num_layers, bidirectional=bidirectional,
                          batch_first=batch_first, dropout=dropout, dtype=dtype, seed=seed, bias=bias,
-                         backend=backend)
+                         backend=backend, memory=memory, segment=segment, max_bytes=max_bytes)
 
 
 class GRU(_BuiltinLayer):
@@ -985,10 +1081,11 @@ class GRU(_BuiltinLayer):
         return GRUCell()
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, bidirectional=False, batch_first=False,
-                 dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None):
+                 dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None,
+                 memory="full", segment=None, max_bytes=None):
         super().__init__(input_size, hidden_size, num_layers, bidirectional=bidirectional,
                          batch_first=batch_first, dropout=dropout, dtype=dtype, seed=seed, bias=bias,
-                         backend=backend)
+                         backend=backend, memory=memory, segment=segment, max_bytes=max_bytes)
 
 
 class IndRNN(_BuiltinLayer):
@@ -1000,10 +1097,12 @@ class IndRNN(_BuiltinLayer):
         return IndRNNCell(_check_nonlinearity(nonlinearity))
 
     def __init__(self, input_size, hidden_size, num_layers=1, *, nonlinearity="relu", bidirectional=False,
-                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None):
+                 batch_first=False, dropout=0.0, dtype=np.float32, seed=None, bias=True, backend=None,
+                 memory="full", segment=None, max_bytes=None):
         super().__init__(input_size, hidden_size, num_layers, nonlinearity=nonlinearity,
                          bidirectional=bidirectional, batch_first=batch_first, dropout=dropout, dtype=dtype,
-                         seed=seed, bias=bias, backend=backend)
+                         seed=seed, bias=bias, backend=backend,
+                         memory=memory, segment=segment, max_bytes=max_bytes)
 
 
 _NONLIN_DOC = """nonlinearity : {{"tanh", "relu"}}, default "{default}"

@@ -114,6 +114,10 @@ py::tuple forward_typed(Cell cell, const ForwardArgs& a) {
     io.lengths = lengths_input(a.lengths, T, N);
     io.reverse = a.reverse;
     io.act = a.act;
+    if (a.weights < 0 || a.weights > 2)
+        throw py::value_error("weights must be 0 (by shape), 1 (in place) or 2 (packed), got " +
+                              std::to_string(a.weights));
+    io.weights = a.weights;
     warn_if_fork_limited();
 
     auto y = empty<Real>({T, N, H});
@@ -159,6 +163,19 @@ py::tuple forward_typed(Cell cell, const ForwardArgs& a) {
     return py::make_tuple(y, h_n, cache);
 }
 
+// An output array the caller passed: exactly Real, `shape`, C-contiguous,
+// aligned, native order and writeable (no copy: the kernel writes into it).
+template <class Real>
+py::array_t<Real> output(py::handle obj, const char* name, const std::vector<int64_t>& shape) {
+    const auto got = checked_shape<Real>(obj, name, static_cast<int>(shape.size()));
+    if (got != shape)
+        throw py::value_error(std::string(name) + " must have shape " + shape_str(shape) + ", got " + shape_str(got));
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    if (!kernel_ready(a) || !a.writeable())
+        throw py::value_error(std::string(name) + " must be C-contiguous, aligned, native-order and writeable");
+    return py::reinterpret_borrow<py::array_t<Real>>(obj);
+}
+
 template <class Real>
 py::tuple backward_typed(Cell cell, const BackwardArgs& a) {
     const auto xs = checked_shape<Real>(a.x, "x", 3);
@@ -186,13 +203,28 @@ py::tuple backward_typed(Cell cell, const BackwardArgs& a) {
     io.hn = gru ? input<Real>(a.hn, "hn", {T, N, H}) : nullptr;
     warn_if_fork_limited();
 
-    auto dx = empty<Real>({T, N, C});
+    py::array_t<Real> dx, dw_ih, dw_hh, db_ih, db_hh;
+    const std::vector<int64_t> dw_hh_shape =
+        cell == Cell::indrnn ? std::vector<int64_t>{H} : std::vector<int64_t>{GH, H};
+    if (a.out.is_none()) {
+        dx = empty<Real>({T, N, C});
+        dw_ih = empty<Real>({GH, C});
+        dw_hh = cell == Cell::indrnn ? empty<Real>({H}) : empty<Real>({GH, H});
+        db_ih = empty<Real>({GH});
+        db_hh = empty<Real>({GH});
+    } else {
+        if (!py::isinstance<py::tuple>(a.out) || py::len(a.out) != 5)
+            throw py::type_error("out must be None or a tuple (dx, dw_ih, dw_hh, db_ih, db_hh)");
+        const auto t = py::reinterpret_borrow<py::tuple>(a.out);
+        dx = output<Real>(t[0], "out[0] (dx)", {T, N, C});
+        dw_ih = output<Real>(t[1], "out[1] (dw_ih)", {GH, C});
+        dw_hh = output<Real>(t[2], "out[2] (dw_hh)", dw_hh_shape);
+        db_ih = output<Real>(t[3], "out[3] (db_ih)", {GH});
+        db_hh = output<Real>(t[4], "out[4] (db_hh)", {GH});
+        io.accumulate = true;
+    }
     auto dh0 = empty<Real>({N, H});
     py::array_t<Real> dc0;
-    auto dw_ih = empty<Real>({GH, C});
-    auto dw_hh = cell == Cell::indrnn ? empty<Real>({H}) : empty<Real>({GH, H});
-    auto db_ih = empty<Real>({GH});
-    auto db_hh = empty<Real>({GH});
     io.dx = dx.mutable_data();
     io.dh0 = dh0.mutable_data();
     if (lstm) {

@@ -135,6 +135,7 @@ struct ForwardArgs {
     bool reverse;
     Act act;
     bool training;
+    int weights = 0;   // ForwardIO::weights: 0 by shape, 1 in place, 2 packed
 };
 py::tuple forward(Cell cell, const ForwardArgs& a);
 
@@ -145,6 +146,10 @@ struct BackwardArgs {
     bool reverse;
     Act act;
     py::handle h, c, tanh_c, gates, hn;
+    // None, or (dx, dw_ih, dw_hh, db_ih, db_hh): arrays of the outputs' shapes
+    // and dtype (C-contiguous, writeable) that dx is written to and the
+    // weight gradients added to (BackwardIO::accumulate).
+    py::handle out = py::none();
 };
 py::tuple backward(Cell cell, const BackwardArgs& a);
 

@@ -49,6 +49,11 @@ struct ForwardIO {
     Real* tanh_c;              // [T,N,H] LSTM
     Real* gates;               // [T,N,G*H] LSTM (i,f,g,o), GRU (r,z,n): activated
     Real* hn;                  // [T,N,H] GRU: h_prev @ w_hn.T + b_hn
+    // How the weights are read: 0 by shape (direct_weights(T, N)), 1 in place
+    // (dot products), 2 packed. A segment of a longer call (memory-budgeted
+    // BPTT replays one) passes the whole call's choice, so that its steps take
+    // the same path, bitwise.
+    int weights;
 };
 
 // <cell>_backward(dy, dh_n, dc_n, cache) -> dx, dh0, dc0, dw_ih, dw_hh, db_ih, db_hh
@@ -80,6 +85,10 @@ struct BackwardIO {
     Real* dw_hh;               // [G*H,H]; IndRNN [H]
     Real* db_ih;               // [G*H]
     Real* db_hh;               // [G*H]
+    // false: dw_ih, dw_hh, db_ih, db_hh are written; true: added to, as the
+    // running sums of the later steps (a segment of memory-budgeted BPTT: the
+    // same FMA chains as one call, since every chain runs in processing order).
+    bool accumulate;
 };
 
 }  // namespace rnnkit

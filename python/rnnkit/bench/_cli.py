@@ -290,6 +290,12 @@ def build_parser() -> argparse.ArgumentParser:
         "turns sample by sample (default: the native ISA, peers in this process)",
     )
     p.add_argument(
+        "--memory",
+        action="store_true",
+        help="peak RSS and time of an LSTM training step in each memory mode and in torch, "
+        "each in its own process (docs/training.md)",
+    )
+    p.add_argument(
         "--no-progress", action="store_true", help="no progress bar or counter on stderr"
     )
     # For tests and tuning: a custom grid and a smaller (or no) ceiling GEMM.
@@ -521,6 +527,10 @@ def _main(argv: list[str] | None = None) -> int:
 
         _force_isa(args, parser, importlib.util.find_spec("rnnkit._core") is not None)
         return main_rtrl(args)
+    if args.memory:
+        from ._memory import main_memory
+
+        return main_memory(args)
 
     # Everything that can fail cheaply fails now, before minutes of timing.
     if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
