@@ -162,6 +162,10 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     const size_t at_dh_acc = ws.reserve<Real>(Cell::recurrent_gemm ? N * ld_dh : 0);   // [N][blocks*U]
     const size_t at_dx_acc = ws.reserve<Real>(team * DX_TILES * MR * ld_dx);         // per thread
     const size_t at_bpack = ws.reserve<Real>(team * WeightGrad<V>::KC * U);            // per thread
+    // Per dgates row q: its x row (null at padding) and its h_prev row, so that
+    // packing a B block reads a pointer per row instead of recomputing m_of(q).
+    const size_t at_x_rows = ws.reserve<const Real*>(TN);
+    const size_t at_h_rows = ws.reserve<const Real*>(Cell::recurrent_gemm ? TN : 0);
     ws.allocate();
     Real* dg = ws.at<Real>(at_dg);
     Real* dg_hh = split_sides ? ws.at<Real>(at_dg_hh) : dg;
@@ -177,6 +181,8 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     Real* dh_acc = ws.at<Real>(at_dh_acc);
     Real* dx_acc_all = ws.at<Real>(at_dx_acc);
     Real* bpack_all = ws.at<Real>(at_bpack);
+    const Real** x_rows = ws.at<const Real*>(at_x_rows);
+    const Real** h_rows = ws.at<const Real*>(at_h_rows);
 
     // Row q of dgates (processing order, see the top of this file): step
     // s = T-1 - q/N, batch row n = q%N; its row of x, dy and dx is m_of(q),
@@ -205,6 +211,8 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             pack_column_panel(io.w_ih, C, GH, C, U, cb * U, w_ih_p + cb * GH * U);
         const Range m_share = share(TN, tid, nth);
         for (int64_t q = m_share.begin; q < m_share.end; ++q) {
+            x_rows[q] = pad_row(q) ? nullptr : io.x + m_of(q) * C;
+            if (Cell::recurrent_gemm) h_rows[q] = h_prev_row(q);
             if (x_tail) {
                 if (pad_row(q))
                     for (int64_t u = 0; u < U; ++u) x_tail_p[q * U + u] = Real(0);   // padding row: zeros
@@ -378,7 +386,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         WeightGrad<V>::run(share(g_tiles * c_blocks, tid, nth), TN, GH, C, c_blocks, dg, GH,
                            [&](int64_t q, int64_t cb) -> const Real* {
                                if (x_tail && cb == c_blocks - 1) return x_tail_p + q * U;
-                               return pad_row(q) ? nullptr : io.x + m_of(q) * C + cb * U;
+                               return x_rows[q] == nullptr ? nullptr : x_rows[q] + cb * U;
                            },
                            io.accumulate, acc_ih, io.dw_ih, bpack_all + tid * WeightGrad<V>::KC * U);
 
@@ -387,7 +395,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             WeightGrad<V>::run(share(g_tiles * unit_blocks, tid, nth), TN, GH, H, unit_blocks, dg_hh, GH,
                                [&](int64_t q, int64_t cb) -> const Real* {
                                    if (h_tail && cb == unit_blocks - 1) return h_tail_p + q * U;
-                                   return h_prev_row(q) + cb * U;
+                                   return h_rows[q] + cb * U;
                                },
                                io.accumulate, acc_hh, io.dw_hh, bpack_all + tid * WeightGrad<V>::KC * U);
         } else {
