@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 import rnnkit
+from _native_util import CELL_IDS, CELLS, ISAS, isa, make_args, threads
 from rnnkit import _core, _memory
 from rnnkit import functional as F
 from rnnkit import reference as R
-
-from _native_util import CELLS, CELL_IDS, ISAS, isa, make_args, threads
 
 MODES = [("recompute", 1), ("recompute", 3), ("checkpoint", 1), ("checkpoint", 3), ("checkpoint", "T"),
          ("checkpoint", "T+5"), ("recompute", "T+5")]
@@ -195,7 +193,7 @@ def test_layers_bitwise_and_budget():
 
 def test_bad_arguments():
     rng = np.random.default_rng(0)
-    pos, kw, _ = make_args("lstm", 4, 5, 2, 3, 4, np.float32, rng)
+    pos, _, _ = make_args("lstm", 4, 5, 2, 3, 4, np.float32, rng)
     with pytest.raises(ValueError, match="memory"):
         F.lstm_forward(*pos, memory="none")
     with pytest.raises(ValueError, match="memory"):
@@ -259,7 +257,7 @@ def test_sabotage_is_caught():
         # 2. Each segment's weight gradients from zero, then added (the order
         # of the sums changes, nothing else).
         *outputs, cache = F.lstm_forward(*pos, **kw, memory="checkpoint", segment=3)
-        x, h0, c0, w_ih, w_hh, b_ih, b_hh = pos
+        x, _, _, w_ih, w_hh, b_ih, b_hh = pos
         dy, dh, dc = grads
         lengths = np.full(N, T, np.int64)
         total = [np.zeros_like(w_ih), np.zeros_like(w_hh), np.zeros_like(b_ih), np.zeros_like(b_hh)]

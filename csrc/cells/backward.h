@@ -185,6 +185,10 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     // all N rows of a step (dh) or one chunk of DX_TILES row tiles (dx).
     const int64_t apack_len = max_i(ceil_div(N, MR), DX_TILES) * KC * MR;
     const size_t at_apack = ws.reserve<Real>(team * apack_len);
+    // Per dgates row q: its x row (null at padding) and its h_prev row, so that
+    // packing a B block reads a pointer per row instead of recomputing m_of(q).
+    const size_t at_x_rows = ws.reserve<const Real*>(TN);
+    const size_t at_h_rows = ws.reserve<const Real*>(Cell::recurrent_gemm ? TN : 0);
     ws.allocate();
     Real* dg = ws.at<Real>(at_dg);
     Real* dg_hh = split_sides ? ws.at<Real>(at_dg_hh) : dg;
@@ -201,6 +205,8 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     Real* dx_acc_all = ws.at<Real>(at_dx_acc);
     Real* bpack_all = ws.at<Real>(at_bpack);
     Real* apack_all = ws.at<Real>(at_apack);
+    const Real** x_rows = ws.at<const Real*>(at_x_rows);
+    const Real** h_rows = ws.at<const Real*>(at_h_rows);
 
     // Row q of dgates (processing order, see the top of this file): step
     // s = T-1 - q/N, batch row n = q%N; its row of x, dy and dx is m_of(q),
@@ -230,6 +236,8 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             pack_column_panel(io.w_ih, C, GH, C, U, cb * U, w_ih_p + cb * GH * U);
         const Range m_share = share(TN, tid, nth);
         for (int64_t q = m_share.begin; q < m_share.end; ++q) {
+            x_rows[q] = pad_row(q) ? nullptr : io.x + m_of(q) * C;
+            if (Cell::recurrent_gemm) h_rows[q] = h_prev_row(q);
             if (x_tail) {
                 if (pad_row(q))
                     for (int64_t u = 0; u < U; ++u) x_tail_p[q * U + u] = Real(0);   // padding row: zeros
@@ -405,7 +413,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         wg.run(share(g_tiles * c_blocks, tid, nth), TN, GH, C, c_blocks, dg, GH,
                            [&](int64_t q, int64_t cb) -> const Real* {
                                if (x_tail && cb == c_blocks - 1) return x_tail_p + q * U;
-                               return pad_row(q) ? nullptr : io.x + m_of(q) * C + cb * U;
+                               return x_rows[q] == nullptr ? nullptr : x_rows[q] + cb * U;
                            },
                            io.accumulate, acc_ih, io.dw_ih, bpack_all + tid * wg.scratch());
 
@@ -414,7 +422,7 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
             wg.run(share(g_tiles * unit_blocks, tid, nth), TN, GH, H, unit_blocks, dg_hh, GH,
                                [&](int64_t q, int64_t cb) -> const Real* {
                                    if (h_tail && cb == unit_blocks - 1) return h_tail_p + q * U;
-                                   return h_prev_row(q) + cb * U;
+                                   return h_rows[q] + cb * U;
                                },
                                io.accumulate, acc_hh, io.dw_hh, bpack_all + tid * wg.scratch());
         } else {

@@ -359,9 +359,9 @@ class Recurrent:
         max_bytes=None,
     ):
         from rnnkit.cells import _library
+        from rnnkit.cells._protocol import Cell, CellError, CellSpec
 
         from ._memory import check_memory_args
-        from rnnkit.cells._protocol import Cell, CellError, CellSpec
 
         self._input_size = _check_positive_int("input_size", input_size)
         self._hidden_size = _check_positive_int("hidden_size", hidden_size)

@@ -63,7 +63,6 @@ def _worker(impl, T, N, C, H, threads, seed, segment, repeat):
             xs.grad = None
             y, _ = lstm(xs)
             y.backward(dys)
-            return None
 
         args = (xt, dyt)
         warm = (torch.from_numpy(x[:2].copy()).requires_grad_(True), torch.from_numpy(dy[:2].copy()))
@@ -76,10 +75,9 @@ def _worker(impl, T, N, C, H, threads, seed, segment, repeat):
         tapes = []  # (tape.nbytes, the segment its call used)
 
         def step(xs, dys):
-            y, _, tape = layer.forward(xs)
+            _, _, tape = layer.forward(xs)
             tapes.append((tape.nbytes, getattr(tape.caches[(0, 0)], "segment", None)))
             layer.backward(tape, dys)
-            return None
 
         args = (x, dy)
         warm = (x[:2].copy(), dy[:2].copy())
@@ -95,9 +93,8 @@ def _worker(impl, T, N, C, H, threads, seed, segment, repeat):
             method = "VmHWM delta"
             hwm0 = max(base, _status_kib("VmHWM"))
         t0, c0 = time.perf_counter(), time.process_time()
-        out = step(*args)
+        step(*args)
         dt, dc = time.perf_counter() - t0, time.process_time() - c0
-        del out
         peak = max(peak, _status_kib("VmHWM") - hwm0)
         if dt < best:
             best, cpu = dt, dc
@@ -139,8 +136,8 @@ def format_memory(rows):
     torch_peak = next((r["peak_mib"] for r in rows if r["impl"] == "torch"), None)
     full_time = next((r["time_s"] for r in rows if r["impl"] == "full"), None)
     full_cpu = next((r["cpu_s"] for r in rows if r["impl"] == "full"), None)
-    lines = ["| impl | segment | peak RSS over baseline (MiB) | x torch | tape (MiB) | time (s) | x full "
-             "| CPU time (s) | x full |",
+    lines = [("| impl | segment | peak RSS over baseline (MiB) | x torch | tape (MiB) | time (s) | x full "
+              "| CPU time (s) | x full |"),
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         name = "torch nn.LSTM" if r["impl"] == "torch" else f"rnnkit {r['impl']}"
