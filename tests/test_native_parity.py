@@ -24,6 +24,7 @@ from _native_util import (
     assert_close,
     assert_identical,
     FLOOR,
+    rel_err,
     fresh_seed,
     isa,
     make_args,
@@ -85,7 +86,29 @@ def check_parity(cell, nonlinearity, G, shape, dtype, lengths_mode, reverse, see
     assert_identical(dict(zip(names, inf)), {k: actual[k] for k in names}, context + " inference")
     assert cache.backend == "native" and cache.cell == cell, context
     assert cache.arrays == ref_cache.arrays, context
-    assert_close(actual, expected, TOL[np.dtype(dtype)], context, FLOOR[np.dtype(dtype)])
+    tol, floor = TOL[np.dtype(dtype)], FLOOR[np.dtype(dtype)]
+    off = [k for k in expected if not rel_err(actual[k], expected[k], floor) <= tol]
+    if off and np.dtype(dtype) == np.float32:
+        # The float32 reference sums each gradient one step at a time (the
+        # order that keeps its memory modes bitwise equal), so over a long
+        # sequence its own rounding can pass 1e-5 (seen: IndRNN tanh, T=90,
+        # dw_hh 1.04e-5 from the float64 result, native 1.3e-6). Then the
+        # arbiter is the float64 reference on the same inputs: native must be
+        # within tol of it, and no further from it than the float32 reference.
+        def f64(v):
+            return v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v
+
+        truth, _ = run(R, cell, nonlinearity, [f64(p) for p in pos], {k: f64(v) for k, v in kw.items()},
+                       [f64(g) for g in grads], reverse=reverse)
+        bad = []
+        for k in off:
+            nat, ref = rel_err(actual[k], truth[k], floor), rel_err(expected[k], truth[k], floor)
+            if not (nat <= tol and nat <= ref):
+                bad.append(f"{k}: native {nat:.2e} and float32 reference {ref:.2e} from the float64 result")
+        assert not bad, f"{context}: tol {tol:g}: " + "; ".join(bad)
+        expected = {k: v for k, v in expected.items() if k not in off}
+        actual = {k: v for k, v in actual.items() if k not in off}
+    assert_close(actual, expected, tol, context, floor)
 
 
 @pytest.mark.parametrize("isa_name", ISAS)
