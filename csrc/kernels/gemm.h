@@ -18,6 +18,9 @@ inline int64_t max_i(int64_t a, int64_t b) { return a > b ? a : b; }
 // Whether V has a 16x16 in-register transpose (AVX-512 floats).
 template <class V> constexpr auto has_transpose16(int) -> decltype(&V::transpose16x16, bool()) { return true; }
 template <class V> constexpr bool has_transpose16(long) { return false; }
+// Whether V has an 8x8 in-register transpose (AVX2 floats).
+template <class V> constexpr auto has_transpose8(int) -> decltype(&V::transpose8x8, bool()) { return true; }
+template <class V> constexpr bool has_transpose8(long) { return false; }
 
 
 // out[r][v*W ..] (+)= sum_k A(r, k) * B(k, v*W ..)
@@ -353,6 +356,18 @@ inline void pack_gate_panel(const Real* w, int64_t G, int64_t H, int64_t K, int6
                         for (; k < k1; ++k)
                             for (int64_t i = 0; i < 16; ++i) dst[k * G * U + i] = src[i * K + k];
                         u += 15;
+                        continue;
+                    }
+                }
+                if constexpr (has_transpose8<V>(0)) {
+                    // The same with 8 rows and 8x8 blocks.
+                    if (u % 8 == 0 && u + 8 <= valid) {
+                        const Real* src = w + (g * H + u0 + u) * K;
+                        int64_t k = k0;
+                        for (; k + 8 <= k1; k += 8) V::transpose8x8(src + k, K, dst + k * G * U, G * U);
+                        for (; k < k1; ++k)
+                            for (int64_t i = 0; i < 8; ++i) dst[k * G * U + i] = src[i * K + k];
+                        u += 7;
                         continue;
                     }
                 }
