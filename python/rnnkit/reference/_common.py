@@ -1,13 +1,29 @@
 """Pieces the four reference cells share: activations, their derivatives taken
 from the saved output, the processing order of steps and the state before each
-step. Nothing here knows about a particular cell.
+step, and the segment runner and training cache of the memory modes. Nothing
+here knows about a particular cell.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["sigmoid", "dsigmoid", "dtanh", "relu", "drelu", "steps", "shift_prev", "flat", "zero_padding"]
+from .._cache import Cache
+from .._memory import cache_arrays
+
+__all__ = [
+    "sigmoid",
+    "dsigmoid",
+    "dtanh",
+    "relu",
+    "drelu",
+    "steps",
+    "shift_prev",
+    "flat",
+    "zero_padding",
+    "segment_run",
+    "training_cache",
+]
 
 
 def sigmoid(a):
@@ -67,3 +83,25 @@ def zero_padding(x, lengths):
     if (lengths >= T).all():
         return x
     return np.where((np.arange(T)[:, None] < lengths)[:, :, None], x, 0)
+
+
+def segment_run(loop, x, weights, reverse, *extra):
+    """The ``run(t0, t1, lengths_seg, states, keep)`` that _memory.run_forward
+    and run_backward replay segments with: the cell's time loop ``loop`` over
+    x[t0:t1] from ``states``, called as loop(x_seg, *states, *weights,
+    lengths_seg, reverse, *extra, keep) and returning (y, *states, kept);
+    gives back (y_seg, states after it, kept)."""
+
+    def run(t0, t1, len_seg, states, keep):
+        y_s, *states_s, kept_s = loop(x[t0:t1], *states, *weights, len_seg, reverse, *extra, keep)
+        return y_s, tuple(states_s), kept_s
+
+    return run
+
+
+def training_cache(cell, plan, kept, **inputs):
+    """The reference Cache of a training forward under ``plan``: the inputs
+    backward needs (x, the initial states, weights, lengths, reverse...), the
+    memory mode and segment, and the arrays run_forward kept."""
+    return Cache(cell, "reference", cache_arrays(cell, plan.mode), **inputs, memory=plan.mode,
+                 segment=plan.segment, **kept)

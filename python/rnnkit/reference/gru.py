@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._cache import Cache
 from .._checks import check_backward, check_forward
-from .._memory import cache_arrays, cache_plan, check_memory, run_backward, run_forward
-from ._common import dsigmoid, dtanh, shift_prev, sigmoid, steps
+from .._memory import cache_plan, check_memory, run_backward, run_forward
+from ._common import (
+    dsigmoid,
+    dtanh,
+    segment_run,
+    shift_prev,
+    sigmoid,
+    steps,
+    training_cache,
+)
 
 __all__ = ["gru_forward", "gru_backward"]
 
@@ -96,27 +103,10 @@ def gru_forward(x, h0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=False, t
         y, h, _ = _steps(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None)
         return y, h, None
 
-    def run(t0, t1, len_seg, states, keep):
-        y_s, h_s, kept_s = _steps(x[t0:t1], states[0], w_ih, w_hh, b_ih, b_hh, len_seg, reverse, keep)
-        return y_s, (h_s,), kept_s
-
+    run = segment_run(_steps, x, (w_ih, w_hh, b_ih, b_hh), reverse)
     y, (h,), kept = run_forward(plan, "gru", T, N, H, x.dtype, reverse, lengths, (h0,), run)
-    cache = Cache(
-        "gru",
-        "reference",
-        cache_arrays("gru", plan.mode),
-        x=x,
-        h0=h0,
-        w_ih=w_ih,
-        w_hh=w_hh,
-        b_ih=b_ih,
-        b_hh=b_hh,
-        lengths=lengths,
-        reverse=reverse,
-        memory=plan.mode,
-        segment=plan.segment,
-        **kept,
-    )
+    cache = training_cache("gru", plan, kept, x=x, h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
+                           lengths=lengths, reverse=reverse)
     return y, h, cache
 
 
@@ -131,14 +121,12 @@ def gru_backward(dy, dh_n, cache):
              "b_ih": np.zeros_like(b_ih), "b_hh": np.zeros_like(b_hh)}
     dx = np.empty_like(x)  # T,N,C
 
-    def run(t0, t1, len_seg, states, keep):
-        y_s, h_s, kept_s = _steps(x[t0:t1], states[0], w_ih, w_hh, b_ih, b_hh, len_seg, reverse, keep)
-        return y_s, (h_s,), kept_s
+    run = segment_run(_steps, x, (w_ih, w_hh, b_ih, b_hh), reverse)
 
     def back(t0, t1, len_seg, states, kept, dstates):
         return (_bptt(dy[t0:t1], dstates[0], x[t0:t1], states[0], w_ih, w_hh, len_seg, reverse, kept, grads,
                       dx[t0:t1]),)
 
-    kept = {name: getattr(cache, name) for name in cache.arrays}
-    (dh,) = run_backward(cache_plan(cache), "gru", T, reverse, lengths, kept, (cache.h0,), (dh_n,), run, back)
+    (dh,) = run_backward(cache_plan(cache), "gru", T, reverse, lengths, cache.as_dict(), (cache.h0,), (dh_n,), run,
+                         back)
     return dx, dh, grads["w_ih"], grads["w_hh"], grads["b_ih"], grads["b_hh"]

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._cache import Cache
 from .._checks import check_backward, check_forward
-from .._memory import cache_arrays, cache_plan, check_memory, run_backward, run_forward
-from ._common import _nonlinearity, shift_prev, steps
+from .._memory import cache_plan, check_memory, run_backward, run_forward
+from ._common import _nonlinearity, segment_run, shift_prev, steps, training_cache
 
 __all__ = ["indrnn_forward", "indrnn_backward"]
 
@@ -99,28 +98,10 @@ def indrnn_forward(
         y, h, _ = _steps(x, h0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, act, None)
         return y, h, None
 
-    def run(t0, t1, len_seg, states, keep):
-        y_s, h_s, kept_s = _steps(x[t0:t1], states[0], w_ih, w_hh, b_ih, b_hh, len_seg, reverse, act, keep)
-        return y_s, (h_s,), kept_s
-
+    run = segment_run(_steps, x, (w_ih, w_hh, b_ih, b_hh), reverse, act)
     y, (h,), kept = run_forward(plan, "indrnn", T, N, H, x.dtype, reverse, lengths, (h0,), run)
-    cache = Cache(
-        "indrnn",
-        "reference",
-        cache_arrays("indrnn", plan.mode),
-        x=x,
-        h0=h0,
-        w_ih=w_ih,
-        w_hh=w_hh,
-        b_ih=b_ih,
-        b_hh=b_hh,
-        lengths=lengths,
-        reverse=reverse,
-        nonlinearity=nonlinearity,
-        memory=plan.mode,
-        segment=plan.segment,
-        **kept,
-    )
+    cache = training_cache("indrnn", plan, kept, x=x, h0=h0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
+                           lengths=lengths, reverse=reverse, nonlinearity=nonlinearity)
     return y, h, cache
 
 
@@ -135,14 +116,12 @@ def indrnn_backward(dy, dh_n, cache):
     grads = {"w_ih": np.zeros_like(w_ih), "w_hh": np.zeros_like(w_hh), "b": np.zeros_like(b_ih)}
     dx = np.empty_like(x)  # T,N,C
 
-    def run(t0, t1, len_seg, states, keep):
-        y_s, h_s, kept_s = _steps(x[t0:t1], states[0], w_ih, w_hh, b_ih, b_hh, len_seg, reverse, act, keep)
-        return y_s, (h_s,), kept_s
+    run = segment_run(_steps, x, (w_ih, w_hh, b_ih, b_hh), reverse, act)
 
     def back(t0, t1, len_seg, states, kept, dstates):
         return (_bptt(dy[t0:t1], dstates[0], x[t0:t1], states[0], w_ih, w_hh, len_seg, reverse, dact, kept, grads,
                       dx[t0:t1]),)
 
-    kept = {name: getattr(cache, name) for name in cache.arrays}
-    (dh,) = run_backward(cache_plan(cache), "indrnn", T, reverse, lengths, kept, (cache.h0,), (dh_n,), run, back)
+    (dh,) = run_backward(cache_plan(cache), "indrnn", T, reverse, lengths, cache.as_dict(), (cache.h0,), (dh_n,), run,
+                         back)
     return dx, dh, grads["w_ih"], grads["w_hh"], grads["b"], grads["b"].copy()

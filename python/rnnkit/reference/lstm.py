@@ -10,10 +10,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._cache import Cache
 from .._checks import check_backward, check_forward
-from .._memory import cache_arrays, cache_plan, check_memory, run_backward, run_forward
-from ._common import dsigmoid, dtanh, shift_prev, sigmoid, steps
+from .._memory import cache_plan, check_memory, run_backward, run_forward
+from ._common import (
+    dsigmoid,
+    dtanh,
+    segment_run,
+    shift_prev,
+    sigmoid,
+    steps,
+    training_cache,
+)
 
 __all__ = ["lstm_forward", "lstm_backward"]
 
@@ -96,28 +103,10 @@ def lstm_forward(x, h0, c0, w_ih, w_hh, b_ih, b_hh, *, lengths=None, reverse=Fal
         y, h, c, _ = _steps(x, h0, c0, w_ih, w_hh, b_ih, b_hh, lengths, reverse, None)
         return y, h, c, None
 
-    def run(t0, t1, len_seg, states, keep):
-        y_s, h_s, c_s, kept_s = _steps(x[t0:t1], *states, w_ih, w_hh, b_ih, b_hh, len_seg, reverse, keep)
-        return y_s, (h_s, c_s), kept_s
-
+    run = segment_run(_steps, x, (w_ih, w_hh, b_ih, b_hh), reverse)
     y, (h, c), kept = run_forward(plan, "lstm", T, N, H, x.dtype, reverse, lengths, (h0, c0), run)
-    cache = Cache(
-        "lstm",
-        "reference",
-        cache_arrays("lstm", plan.mode),
-        x=x,
-        h0=h0,
-        c0=c0,
-        w_ih=w_ih,
-        w_hh=w_hh,
-        b_ih=b_ih,
-        b_hh=b_hh,
-        lengths=lengths,
-        reverse=reverse,
-        memory=plan.mode,
-        segment=plan.segment,
-        **kept,
-    )
+    cache = training_cache("lstm", plan, kept, x=x, h0=h0, c0=c0, w_ih=w_ih, w_hh=w_hh, b_ih=b_ih, b_hh=b_hh,
+                           lengths=lengths, reverse=reverse)
     return y, h, c, cache
 
 
@@ -131,14 +120,12 @@ def lstm_backward(dy, dh_n, dc_n, cache):
     grads = {"w_ih": np.zeros_like(w_ih), "w_hh": np.zeros_like(w_hh), "b": np.zeros_like(b_ih)}
     dx = np.empty_like(x)  # T,N,C
 
-    def run(t0, t1, len_seg, states, keep):
-        y_s, h_s, c_s, kept_s = _steps(x[t0:t1], *states, w_ih, w_hh, b_ih, b_hh, len_seg, reverse, keep)
-        return y_s, (h_s, c_s), kept_s
+    run = segment_run(_steps, x, (w_ih, w_hh, b_ih, b_hh), reverse)
 
     def back(t0, t1, len_seg, states, kept, dstates):
         return _bptt(dy[t0:t1], *dstates, x[t0:t1], *states, w_hh, w_ih, len_seg, reverse, kept, grads, dx[t0:t1])
 
     plan = cache_plan(cache)
-    kept = {name: getattr(cache, name) for name in cache.arrays}
-    dh, dc = run_backward(plan, "lstm", T, reverse, lengths, kept, (cache.h0, cache.c0), (dh_n, dc_n), run, back)
+    dh, dc = run_backward(plan, "lstm", T, reverse, lengths, cache.as_dict(), (cache.h0, cache.c0), (dh_n, dc_n),
+                          run, back)
     return dx, dh, dc, grads["w_ih"], grads["w_hh"], grads["b"], grads["b"].copy()
