@@ -465,13 +465,16 @@ struct RtrlKernels {
                 ks[t] = k;
                 Real* pe = w.ep + t * IB * MR;
                 Real* pd = w.dp + t * IB * MR;
-                for (int64_t kk = 0; kk < Ka; ++kk) {
-                    const Real* er = ea + kk * w.ld + k0;
-                    const Real* dr = da + kk * w.ld + k0;
-                    for (int64_t r = 0; r < MR; ++r) {
-                        pe[kk * MR + r] = r < mr ? er[r] : Real(0);
-                        pd[kk * MR + r] = r < mr ? dr[r] : Real(0);
-                    }
+                if (mr == MR) {   // a whole tile: MR values per step, no test per value
+                    for (int64_t kk = 0; kk < Ka; ++kk)
+                        for (int r = 0; r < MR; ++r)
+                            pe[kk * MR + r] = ea[kk * w.ld + k0 + r], pd[kk * MR + r] = da[kk * w.ld + k0 + r];
+                } else {
+                    for (int64_t kk = 0; kk < Ka; ++kk)
+                        for (int64_t r = 0; r < MR; ++r) {
+                            pe[kk * MR + r] = r < mr ? ea[kk * w.ld + k0 + r] : Real(0);
+                            pd[kk * MR + r] = r < mr ? da[kk * w.ld + k0 + r] : Real(0);
+                        }
                 }
             }
             // The next group: of this sequence, else the first of the next.
