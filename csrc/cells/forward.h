@@ -14,39 +14,64 @@ namespace rnnkit {
 namespace RNNKIT_ISA {
 
 // xw[m][g*H + u] = x[m] . w_ih[g*H + u] + bias[g*H + u] for rows m in [0, rows)
-// and the units of blocks `own`.
+// and the units of blocks `own`. apack: this thread's [MC/MR][C][MR] (the
+// chunk's rows of x, packed), acc: its [MC][G][U] sums; kb: the k slice
+// (step_k_block over C, 0 = all of C).
 template <class V, int G, class Real>
 void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, const Real* w_ih_p,
-                const Real* bias, Real* xw, int64_t KI) {
+                const Real* bias, Real* xw, int64_t KI, int64_t kb, Real* apack, Real* acc) {
     using Tile = GateTile<V, G>;
     constexpr int U = Tile::U, NV = Tile::NV, MR = Tile::MR;
+    constexpr int64_t MC = input_chunk_rows<MR>();
     const int64_t GH = G * H;
-    // Rows in chunks of MC: one block's panel ([C][G][U], 256 KB at C = 1024)
-    // and the chunk's rows of x stay in L2 while every row tile of the chunk
-    // reads them; the panel streams from L3 once per chunk, not once per tile,
-    // prefetched by the first tiles of the block before it.
-    constexpr int64_t MC = 16 * MR;
-    for (int64_t mc = 0; mc < rows; mc += MC)
-        for (int64_t b = own.begin; b < own.end; ++b)
-            for (int64_t m0 = mc; m0 < min_i(rows, mc + MC); m0 += MR) {
-                const int mr = static_cast<int>(min_i(MR, rows - m0));
-                alignas(64) Real acc[MR * NV * V::W];
-                const Real* next = b + 1 < own.end ? w_ih_p + (b + 1) * KI * G * U : nullptr;
-                const char* pf = prefetch_slice(next, C * G * U * int64_t{sizeof(Real)}, (m0 - mc) / MR, C);
-                gemm_tile<V, MR, NV, false, false>(mr, C, x + m0 * C, C, w_ih_p + b * KI * G * U, G * U, acc,
-                                                   G * U, pf);
-                const int64_t u0 = b * U, valid = min_i(U, H - u0);
-                for (int r = 0; r < mr; ++r)
-                    for (int g = 0; g < G; ++g) {
-                        const Real* acc_g = acc + r * G * U + g * U;
-                        const Real* bias_g = bias + g * H + u0;
-                        Real* out = xw + (m0 + r) * GH + g * H + u0;
-                        for_lanes<V>(valid, [&](auto vx, int64_t a) {
-                            using Vx = decltype(vx);
-                            (Vx::loadu(acc_g + a) + Vx::loadu(bias_g + a)).storeu(out + a);
-                        });
-                    }
+    if (kb <= 0) kb = C;
+    // Rows in chunks of MC, packed once per chunk ([tile][C][MR]: one stream
+    // per tile; in place the rows lie C values apart, 4 KB at C = 1024, all
+    // in one L1 set). For each own block, its panel ([C][G][U], 256 KB at
+    // C = 1024) in k slices of kb rows (16 KB: L1) that every row tile of the
+    // chunk reads before the next slice, the sums waiting in acc; the first
+    // tiles prefetch the next slice into L2. Read whole by each tile instead,
+    // the panel streamed from L2 once per tile (the step tiles' k slices, see
+    // step_k_block; A/B in docs/performance.md, round 6). Every output is
+    // still one FMA chain over k ascending, bitwise the unsliced one.
+    for (int64_t mc = 0; mc < rows; mc += MC) {
+        const RowTiles<MR> rt(min_i(MC, rows - mc));
+        pack_a_tiles<MR>(x + mc * C, C, rt, C, apack);
+        for (int64_t b = own.begin; b < own.end; ++b) {
+            const Real* panel = w_ih_p + b * KI * G * U;
+            for (int64_t k0 = 0; k0 < C;) {
+                const int64_t k1 = min_i(C, k0 + kb);
+                const Real* next = k1 < C ? panel + k1 * G * U
+                                   : b + 1 < own.end ? w_ih_p + (b + 1) * KI * G * U
+                                                     : nullptr;
+                const int64_t next_bytes = min_i(kb, C) * G * U * int64_t{sizeof(Real)};
+                for (int64_t t = 0; t < rt.tiles; ++t) {
+                    const int mr = rt.count(t);
+                    const char* pf = prefetch_slice(next, next_bytes, t, k1 - k0);
+                    const Real* a = apack + t * C * MR + k0 * MR;
+                    Real* out = acc + rt.begin(t) * G * U;
+                    if (k0 == 0)
+                        gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a, MR, panel + k0 * G * U, G * U, out,
+                                                          G * U, pf);
+                    else
+                        gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, a, MR, panel + k0 * G * U, G * U, out,
+                                                         G * U, pf);
+                }
+                k0 = k1;
             }
+            const int64_t u0 = b * U, valid = min_i(U, H - u0);
+            for (int64_t r = 0; r < rt.rows; ++r)
+                for (int g = 0; g < G; ++g) {
+                    const Real* acc_g = acc + r * G * U + g * U;
+                    const Real* bias_g = bias + g * H + u0;
+                    Real* out = xw + (mc + r) * GH + g * H + u0;
+                    for_lanes<V>(valid, [&](auto vx, int64_t a) {
+                        using Vx = decltype(vx);
+                        (Vx::loadu(acc_g + a) + Vx::loadu(bias_g + a)).storeu(out + a);
+                    });
+                }
+        }
+    }
 }
 
 // The same for tiny calls (direct_weights): dot products with the rows of the
@@ -107,6 +132,12 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     const int64_t K_step = fused ? C + H : H;
     const int64_t a_tiles = ceil_div(N, MR);
     const size_t at_apack = ws.reserve<Real>(kb > 0 ? int64_t{threads < 1 ? 1 : threads} * a_tiles * K_step * MR : 0);
+    // The input GEMM's per-thread packed rows of x and sums (input_gemm).
+    const bool in_gemm = !fused && !direct;
+    const int64_t team_max = threads < 1 ? 1 : threads;
+    const int64_t in_kb = in_gemm ? step_k_block(kp, C, G * U * int64_t{sizeof(Real)}) : 0;
+    const size_t at_in_apack = ws.reserve<Real>(in_gemm ? team_max * input_chunk_rows<MR>() * C : 0);
+    const size_t at_in_acc = ws.reserve<Real>(in_gemm ? team_max * input_chunk_rows<MR>() * G * U : 0);
     ws.allocate();
     Real* w_ih_p = ws.at<Real>(at_w_ih);
     Real* w_hh_p = ws.at<Real>(at_w_hh);
@@ -116,6 +147,8 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
     Real* cbuf = ws.at<Real>(at_cbuf);     // inference LSTM: [N,H], updated in place
     Real* kacc_all = ws.at<Real>(at_kacc);
     Real* apack_all = ws.at<Real>(at_apack);
+    Real* in_apack_all = ws.at<Real>(at_in_apack);
+    Real* in_acc_all = ws.at<Real>(at_in_acc);
 
     const double flops_per_step = 2.0 * N * GH * (C + (Cell::recurrent_gemm ? H : 1));
     [[maybe_unused]] const int team = choose_threads(threads, blocks, flops_per_step, T);
@@ -146,7 +179,9 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                 if (direct)
                     input_dot<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, io.w_ih, bias, xw_chunk);
                 else
-                    input_gemm<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, w_ih_p, bias, xw_chunk, KI);
+                    input_gemm<V, G>(own, steps * N, C, H, io.x + chunk_t0 * N * C, w_ih_p, bias, xw_chunk, KI,
+                                     in_kb, in_apack_all + tm.id() * input_chunk_rows<MR>() * C,
+                                     in_acc_all + tm.id() * input_chunk_rows<MR>() * G * U);
             }
             // The input side of row n is xw[n * xw_ld]: x_t @ w_ih.T + biases
             // ([N][G*H]), or when fused the biases alone (the sums hold x_t @ w_ih.T).
@@ -240,11 +275,12 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                 const Real* panels = fused ? w_ih_p : w_hh_p;
                 const int64_t panel_k = fused ? KI : H;
                 Real* apack = apack_all + tm.id() * a_tiles * K_step * MR;
+                const RowTiles<MR> rt(N);
                 if (fused) {
-                    pack_a_rows<MR>(io.x + t * N * C, C, N, C, apack, K_step * MR);
-                    pack_a_rows<MR>(h_prev, H, N, H, apack + C * MR, K_step * MR);
+                    pack_a_tiles<MR>(io.x + t * N * C, C, rt, C, apack, K_step * MR);
+                    pack_a_tiles<MR>(h_prev, H, rt, H, apack + C * MR, K_step * MR);
                 } else {
-                    pack_a_rows<MR>(h_prev, H, N, H, apack, K_step * MR);
+                    pack_a_tiles<MR>(h_prev, H, rt, H, apack, K_step * MR);
                 }
                 for (int64_t b = own.begin; b < own.end; ++b) {
                     const Real* panel = panels + b * panel_k * G * U;
@@ -254,10 +290,11 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                         const Real* next = k1 < K_all      ? panel + k1 * G * U
                                            : b + 1 < own.end ? panels + (b + 1) * panel_k * G * U
                                                              : nullptr;
-                        for (int64_t n0 = 0; n0 < N; n0 += MR) {
-                            const int mr = static_cast<int>(min_i(MR, N - n0));
-                            const char* pf = prefetch_slice(next, kb * G * U * int64_t{sizeof(Real)}, n0 / MR, k1 - k0);
-                            const Real* a = apack + (n0 / MR) * K_step * MR + k0 * MR;
+                        for (int64_t ti = 0; ti < rt.tiles; ++ti) {
+                            const int64_t n0 = rt.begin(ti);
+                            const int mr = rt.count(ti);
+                            const char* pf = prefetch_slice(next, kb * G * U * int64_t{sizeof(Real)}, ti, k1 - k0);
+                            const Real* a = apack + ti * K_step * MR + k0 * MR;
                             if (k0 == 0)
                                 gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a, MR, panel + k0 * G * U, G * U,
                                                                   kacc + n0 * G * U, G * U, pf);
@@ -275,9 +312,11 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                 // tiles prefetch the next block's panel.
                 for (int64_t b = own.begin; b < own.end; ++b) {
                     const Real* next = b + 1 < own.end && !fused ? w_hh_p + (b + 1) * H * G * U : nullptr;
-                    for (int64_t n0 = 0; n0 < N; n0 += MR) {
-                        const char* pf = prefetch_slice(next, H * G * U * int64_t{sizeof(Real)}, n0 / MR, H);
-                        const int mr = static_cast<int>(min_i(MR, N - n0));
+                    const RowTiles<MR> rt(N);
+                    for (int64_t ti = 0; ti < rt.tiles; ++ti) {
+                        const int64_t n0 = rt.begin(ti);
+                        const char* pf = prefetch_slice(next, H * G * U * int64_t{sizeof(Real)}, ti, H);
+                        const int mr = rt.count(ti);
                         alignas(64) Real acc[MR * NV * V::W];   // h_prev @ w_hh.T, rows n0.., block b
                         if (fused) {
                             // x_t @ w_ih.T, then h_prev @ w_hh.T into the same

@@ -186,6 +186,13 @@ inline bool fuse_input(int64_t N, int64_t C, int64_t H, size_t panel_row_bytes, 
            all_panels <= (size_t{16} << 20);
 }
 
+// Rows of x per chunk of the input GEMM (forward.h, input_gemm): 16 row
+// tiles serve each k slice of a weight panel, and the chunk's packed rows
+// (MC * C values, 192 KB at LSTM C = 1024 floats) stay in L2 beside the
+// panel.
+template <int MR>
+constexpr int64_t input_chunk_rows() { return 16 * MR; }
+
 // The k slice of the step tiles (forward.h): 0 = the whole K at once. A
 // block's panel is K*G*U values; read whole by each of the N/MR row tiles it
 // streams from L2 (256 KB at LSTM floats, C = H = 1024), in slices that fit

@@ -18,6 +18,9 @@ inline int64_t max_i(int64_t a, int64_t b) { return a > b ? a : b; }
 // Whether V has a 16x16 in-register transpose (AVX-512 floats).
 template <class V> constexpr auto has_transpose16(int) -> decltype(&V::transpose16x16, bool()) { return true; }
 template <class V> constexpr bool has_transpose16(long) { return false; }
+// Whether V has an 8x8 in-register transpose (AVX2 floats).
+template <class V> constexpr auto has_transpose8(int) -> decltype(&V::transpose8x8, bool()) { return true; }
+template <class V> constexpr bool has_transpose8(long) { return false; }
 
 
 // out[r][v*W ..] (+)= sum_k A(r, k) * B(k, v*W ..)
@@ -269,6 +272,47 @@ inline void pack_a_rows(const Real* a, int64_t lda, int64_t rows, int64_t kc, Re
     }
 }
 
+// The row tiles of `rows` rows: ceil(rows / MR) tiles of MR rows, except
+// that where one row would be left over (rows % MR == 1), the last two tiles
+// share MR + 1 rows (3 + 1 -> 2 + 2 at MR = 3). A one-row tile has NV FMA
+// chains, too few to cover the FMA latency (4 cycles on two pipes wants 8):
+// on AVX2 a 3-row tile takes 6 cycles per k and a 1-row one 4, two 2-row
+// tiles 4 each, so N = 16 costs 32 cycles per k instead of 34. Which rows
+// share a tile never changes an output (one FMA chain in k order each).
+template <int MR>
+struct RowTiles {
+    int64_t rows, tiles;
+    explicit RowTiles(int64_t r) : rows(r), tiles(ceil_div(r, MR)) {}
+    bool split() const { return MR >= 3 && rows > MR && rows % MR == 1; }
+    int64_t begin(int64_t t) const {
+        return split() && t == tiles - 1 ? (tiles - 2) * MR + (MR + 2) / 2 : t * MR;
+    }
+    int count(int64_t t) const {
+        if (split() && t == tiles - 2) return (MR + 2) / 2;
+        return static_cast<int>(min_i(MR, rows - begin(t)));
+    }
+};
+
+// pack_a_rows for the tiles of RowTiles<MR>(rows): tile t holds rows
+// [begin(t), begin(t) + count(t)), zero past them.
+template <int MR, class Real>
+inline void pack_a_tiles(const Real* a, int64_t lda, const RowTiles<MR>& rt, int64_t kc, Real* apack,
+                         int64_t tile_stride = 0) {
+    if (tile_stride == 0) tile_stride = kc * MR;
+    for (int64_t t = 0; t < rt.tiles; ++t) {
+        const int64_t r0 = rt.begin(t), mr = rt.count(t);
+        Real* dst = apack + t * tile_stride;
+        for (int64_t r = 0; r < MR; ++r) {
+            if (r < mr) {
+                const Real* src = a + (r0 + r) * lda;
+                for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
+            } else {
+                for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = Real(0);
+            }
+        }
+    }
+}
+
 // From column-major A (A(r, k) = a[k*lda + r], e.g. dgates^T): `tiles` tiles
 // starting at row r0, of `rows` rows in all.
 template <int MR, class Real>
@@ -312,6 +356,18 @@ inline void pack_gate_panel(const Real* w, int64_t G, int64_t H, int64_t K, int6
                         for (; k < k1; ++k)
                             for (int64_t i = 0; i < 16; ++i) dst[k * G * U + i] = src[i * K + k];
                         u += 15;
+                        continue;
+                    }
+                }
+                if constexpr (has_transpose8<V>(0)) {
+                    // The same with 8 rows and 8x8 blocks.
+                    if (u % 8 == 0 && u + 8 <= valid) {
+                        const Real* src = w + (g * H + u0 + u) * K;
+                        int64_t k = k0;
+                        for (; k + 8 <= k1; k += 8) V::transpose8x8(src + k, K, dst + k * G * U, G * U);
+                        for (; k < k1; ++k)
+                            for (int64_t i = 0; i < 8; ++i) dst[k * G * U + i] = src[i * K + k];
+                        u += 7;
                         continue;
                     }
                 }
