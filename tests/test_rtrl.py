@@ -203,7 +203,10 @@ def _indrnn_block_rtrl(pos, dy, lengths, reverse, nonlinearity, block, *, mistak
     a backward sweep for e = d q, delta = d rho, P and c, then S_end = P S_0 +
     sum e z and grad += c S_0 + sum delta z. mistake "q" leaves one d factor
     off q (q_t = q_{t+1} w instead of q_{t+1} w d_{t+1}), "carry" drops the
-    gradient's c S_0 term (the sensitivities a block starts from)."""
+    gradient's c S_0 term (the sensitivities a block starts from), "skip"
+    starts each tile's e^T X one step late: the native kernel starts a tile
+    of MR units at its first step with a nonzero e (the earlier terms are
+    exact zeros), and this is that start off by one."""
     x, h0, w_ih, w_hh, b_ih, b_hh = pos
     T, N, C = x.shape
     H = w_hh.shape[0]
@@ -232,14 +235,24 @@ def _indrnn_block_rtrl(pos, dy, lengths, reverse, nonlinearity, block, *, mistak
             h = np.where(active, h_new, h)
         q, g = np.ones((N, H)), np.zeros((N, H))
         S_sum, g_sum = np.zeros_like(S), np.zeros_like(g_rows)
+        es = []
         for i in reversed(range(len(blk))):
             e = ds[i] * q
+            es.insert(0, e)
             rho = dys[i] + g
             delta = ds[i] * rho
-            S_sum += e[:, :, None] * zs[i]
             g_sum += np.einsum("nk,nkq->kq", delta, zs[i][:, :, : C + 2])
             q = q * qalphas[i]
             g = alphas[i] * rho
+        if mistake == "skip":   # per sequence and tile of 3 units: its first nonzero step dropped
+            for n in range(N):
+                for k0 in range(0, H, 3):
+                    first = next((i for i, e in enumerate(es) if np.any(e[n, k0 : k0 + 3] != 0)), None)
+                    if first is not None:
+                        es[first] = es[first].copy()
+                        es[first][n, k0 : k0 + 3] = 0
+        for i, e in enumerate(es):
+            S_sum += e[:, :, None] * zs[i]
         if mistake != "carry":
             g_rows += np.einsum("nk,nkq->kq", g, S[:, :, : C + 2])
         dh0 += g * S[:, :, C + 2]
@@ -249,11 +262,12 @@ def _indrnn_block_rtrl(pos, dy, lengths, reverse, nonlinearity, block, *, mistak
             "db_ih": g_rows[:, C + 1], "db_hh": g_rows[:, C + 1]}
 
 
-@pytest.mark.parametrize("mistake", [None, "q", "carry"])
+@pytest.mark.parametrize("mistake", [None, "q", "carry", "skip"])
 def test_indrnn_block_algorithm_and_its_sabotage(mistake):
     """The native IndRNN kernel's block algorithm, written out in NumPy, equals
     BPTT across several blocks (lengths, reverse); each sabotaged twin (q one d
-    short, the carried term dropped) fails the same check."""
+    short, the carried term dropped, a tile's e^T X started one step late)
+    fails the same check."""
     seed = fresh_seed()
     pos, lengths, dy = _case("indrnn", 1, 7, 4, 3, 5, np.float64, seed)
     errs = {}
@@ -294,6 +308,40 @@ def test_native_indrnn_across_blocks(nl):
         assert rel_err(runs[0]["y"], want["y"]) <= 1e-12
         assert_identical(runs[1], runs[0], f"seed {seed} rev={reverse} 2 threads")
         assert_identical(runs[2], runs[0], f"seed {seed} rev={reverse} 3 threads")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=["f64", "f32"])
+@pytest.mark.parametrize("nl", ["relu", "tanh"])
+@pytest.mark.parametrize("isa_name", ISAS)
+def test_native_indrnn_wide_tiles(isa_name, nl, dtype):
+    """Shapes past one tile of everything in the IndRNN kernel: several groups
+    of units (H = 70, 50) split unevenly over 2 and 3 threads, several column
+    blocks of x with a partial last one (C = 150, 40), the input GEMM in k
+    slices and whole column blocks written in place, two blocks of steps
+    (T = 130), and with relu whole tiles whose e is zero over the block (the
+    e^T X chain then starts late or not at all): native equals the reference
+    and is bitwise the same on 1, 2 and 3 threads."""
+    seed = fresh_seed()
+    dtype = np.dtype(dtype)
+    for T, N, C, H in [(7, 3, 150, 70), (130, 2, 40, 50)]:
+        pos, lengths, dy = _case("indrnn", 1, T, N, C, H, dtype, seed)
+        pos[3] = np.random.default_rng(seed).uniform(0.5, 1.0, H).astype(dtype)
+        for reverse in (False, True):
+            want, wst = rtrl(R, "indrnn", nl, pos, dy, lengths=lengths, reverse=reverse)
+            want["S"] = wst.S
+            runs = []
+            with isa(isa_name):
+                for n in (1, 2, 3):
+                    with threads(n):
+                        got, st = rtrl(F, "indrnn", nl, pos, dy, lengths=lengths, reverse=reverse)
+                    got["S"] = st.S
+                    runs.append(got)
+            ctx = f"seed {seed} {isa_name} {dtype} {(T, N, C, H)} {nl} rev={reverse}"
+            if nl == "relu":   # the zero-skipping path is exercised: some units are off
+                assert np.any(runs[0]["y"][:, lengths > 0] == 0), ctx
+            assert_close(runs[0], want, TOL[dtype], ctx, FLOOR[dtype])
+            assert_identical(runs[1], runs[0], ctx + " 2 threads")
+            assert_identical(runs[2], runs[0], ctx + " 3 threads")
 
 
 # --- streaming: chunks equal one call ------------------------------------------

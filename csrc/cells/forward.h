@@ -13,6 +13,35 @@
 namespace rnnkit {
 namespace RNNKIT_ISA {
 
+// Block b's panel (panels panel_stride values apart, K rows of ldp values)
+// against every row tile of rt, in k slices of kb rows: A packed per tile
+// (a_stride values from one tile to the next, MR per k), the sums in out's
+// rows rt.begin(t) (ldp apart), started by the first slice and continued by
+// the others (one FMA chain in k order). Each slice's first tiles prefetch
+// the slice after it (next_bytes of it): the rest of this panel, else the
+// first rows of the next own block's.
+template <class V, int MR, int NV, class Real>
+inline void panel_tiles(const RowTiles<MR>& rt, const Real* apack, int64_t a_stride, const Real* panels,
+                        int64_t panel_stride, int64_t b, Range own, int64_t K, int64_t kb, int64_t ldp, Real* out,
+                        int64_t next_bytes) {
+    const Real* panel = panels + b * panel_stride;
+    for (int64_t k0 = 0; k0 < K;) {
+        const int64_t k1 = min_i(K, k0 + kb);
+        const Real* next = k1 < K ? panel + k1 * ldp : b + 1 < own.end ? panels + (b + 1) * panel_stride : nullptr;
+        for (int64_t t = 0; t < rt.tiles; ++t) {
+            const int mr = rt.count(t);
+            const char* pf = prefetch_slice(next, next_bytes, t, k1 - k0);
+            const Real* a = apack + t * a_stride + k0 * MR;
+            Real* o = out + rt.begin(t) * ldp;
+            if (k0 == 0)
+                gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a, MR, panel + k0 * ldp, ldp, o, ldp, pf);
+            else
+                gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, a, MR, panel + k0 * ldp, ldp, o, ldp, pf);
+        }
+        k0 = k1;
+    }
+}
+
 // xw[m][g*H + u] = x[m] . w_ih[g*H + u] + bias[g*H + u] for rows m in [0, rows)
 // and the units of blocks `own`. apack: this thread's [MC/MR][C][MR] (the
 // chunk's rows of x, packed), acc: its [MC][G][U] sums; kb: the k slice
@@ -38,27 +67,8 @@ void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, co
         const RowTiles<MR> rt(min_i(MC, rows - mc));
         pack_a_tiles<MR>(x + mc * C, C, rt, C, apack);
         for (int64_t b = own.begin; b < own.end; ++b) {
-            const Real* panel = w_ih_p + b * KI * G * U;
-            for (int64_t k0 = 0; k0 < C;) {
-                const int64_t k1 = min_i(C, k0 + kb);
-                const Real* next = k1 < C ? panel + k1 * G * U
-                                   : b + 1 < own.end ? w_ih_p + (b + 1) * KI * G * U
-                                                     : nullptr;
-                const int64_t next_bytes = min_i(kb, C) * G * U * int64_t{sizeof(Real)};
-                for (int64_t t = 0; t < rt.tiles; ++t) {
-                    const int mr = rt.count(t);
-                    const char* pf = prefetch_slice(next, next_bytes, t, k1 - k0);
-                    const Real* a = apack + t * C * MR + k0 * MR;
-                    Real* out = acc + rt.begin(t) * G * U;
-                    if (k0 == 0)
-                        gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a, MR, panel + k0 * G * U, G * U, out,
-                                                          G * U, pf);
-                    else
-                        gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, a, MR, panel + k0 * G * U, G * U, out,
-                                                         G * U, pf);
-                }
-                k0 = k1;
-            }
+            panel_tiles<V, MR, NV>(rt, apack, C * MR, w_ih_p, KI * G * U, b, own, C, kb, G * U, acc,
+                                   min_i(kb, C) * G * U * int64_t{sizeof(Real)});
             const int64_t u0 = b * U, valid = min_i(U, H - u0);
             for (int64_t r = 0; r < rt.rows; ++r)
                 for (int g = 0; g < G; ++g) {
@@ -283,27 +293,8 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                     pack_a_tiles<MR>(h_prev, H, rt, H, apack, K_step * MR);
                 }
                 for (int64_t b = own.begin; b < own.end; ++b) {
-                    const Real* panel = panels + b * panel_k * G * U;
-                    for (int64_t k0 = 0; k0 < K_all;) {
-                        const int64_t k1 = min_i(K_all, k0 + kb);
-                        // The slice after this one: prefetched by the first tiles.
-                        const Real* next = k1 < K_all      ? panel + k1 * G * U
-                                           : b + 1 < own.end ? panels + (b + 1) * panel_k * G * U
-                                                             : nullptr;
-                        for (int64_t ti = 0; ti < rt.tiles; ++ti) {
-                            const int64_t n0 = rt.begin(ti);
-                            const int mr = rt.count(ti);
-                            const char* pf = prefetch_slice(next, kb * G * U * int64_t{sizeof(Real)}, ti, k1 - k0);
-                            const Real* a = apack + ti * K_step * MR + k0 * MR;
-                            if (k0 == 0)
-                                gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a, MR, panel + k0 * G * U, G * U,
-                                                                  kacc + n0 * G * U, G * U, pf);
-                            else
-                                gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, a, MR, panel + k0 * G * U, G * U,
-                                                                 kacc + n0 * G * U, G * U, pf);
-                        }
-                        k0 = k1;
-                    }
+                    panel_tiles<V, MR, NV>(rt, apack, K_step * MR, panels, panel_k * G * U, b, own, K_all, kb,
+                                           G * U, kacc, kb * G * U * int64_t{sizeof(Real)});
                     for (int64_t n = 0; n < N; ++n) step_row(n, b, kacc + n * G * U);
                 }
                 } else {

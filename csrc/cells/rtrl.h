@@ -37,17 +37,43 @@ struct RtrlKernels {
         const Range pr = share(nbc, tm.id(), tm.size());
         for (int64_t b = pr.begin; b < pr.end; ++b) pack_gate_panel<V>(w, 1, Hc, C, BW, b * BW, panels + b * C * BW);
         tm.barrier();
-        const int64_t nrt = ceil_div(M, MR);
-        const Range r = share(nrt * nbc, tm.id(), tm.size());
-        alignas(64) Real tile[MR * BW];
+        // Work items: chunks of MC rows by column blocks, the chunk outer so
+        // its rows of x (MC*C values) stay in L2 while it sweeps the blocks;
+        // within an item, k slices of KC outer and the chunk's row tiles
+        // inner, so the panel's slice (KC*BW values, 16 KB) stays in L1 for
+        // all of them. It streamed from L2 once per row tile when the tiles
+        // ran whole-K (a 32 KB panel at C = 256 floats). A slice continues
+        // the chain of the one before (acc stored, reloaded: exact), so each
+        // output is still one FMA chain in k order.
+        constexpr int64_t MC = 16 * MR;
+        constexpr int64_t KC = (int64_t{16} << 10) / (BW * int64_t{sizeof(Real)});
+        const int64_t nch = ceil_div(M, MC);
+        const Range r = share(nch * nbc, tm.id(), tm.size());
+        alignas(64) Real cb[MC * BW];
         for (int64_t it = r.begin; it < r.end; ++it) {
-            const int64_t rt = it / nbc, b = it % nbc;
-            const int64_t m0 = rt * MR, c0 = b * BW;
-            const int mr = static_cast<int>(min_i(MR, M - m0));
+            const int64_t ch = it / nbc, b = it % nbc;
+            const int64_t mlo = ch * MC, mrows = min_i(MC, M - mlo), c0 = b * BW;
             const int64_t valid = min_i(BW, Hc - c0);
-            gemm_tile<V, MR, NV, false, false>(mr, C, x + m0 * C, C, panels + b * C * BW, BW, tile, BW);
-            for (int i = 0; i < mr; ++i)
-                for (int64_t u = 0; u < valid; ++u) out[(m0 + i) * Hc + c0 + u] = tile[i * BW + u];
+            const Real* pan = panels + b * C * BW;
+            // A whole block's tiles go straight to out (a copy per row from a
+            // buffer cost 14% of this GEMM); the last, partial one through cb.
+            const bool direct = valid == BW;
+            Real* dst = direct ? out + mlo * Hc + c0 : cb;
+            const int64_t ldd = direct ? Hc : BW;
+            for (int64_t k0 = 0; k0 < C; k0 += KC) {
+                const int64_t kc = min_i(KC, C - k0);
+                for (int64_t m0 = 0; m0 < mrows; m0 += MR) {
+                    const int mr = static_cast<int>(min_i(MR, mrows - m0));
+                    const Real* a = x + (mlo + m0) * C + k0;
+                    if (k0 == 0)
+                        gemm_tile<V, MR, NV, false, false>(mr, kc, a, C, pan, BW, dst + m0 * ldd, ldd);
+                    else
+                        gemm_tile<V, MR, NV, false, true>(mr, kc, a, C, pan + k0 * BW, BW, dst + m0 * ldd, ldd);
+                }
+            }
+            if (!direct)
+                for (int64_t i = 0; i < mrows; ++i)
+                    for (int64_t u = 0; u < valid; ++u) out[(mlo + i) * Hc + c0 + u] = cb[i * BW + u];
         }
         tm.barrier();
     }
@@ -230,6 +256,11 @@ struct RtrlKernels {
     // tiles of MR units, the same for every phase but the input GEMM, so a
     // unit's arithmetic never depends on the team size.
     static constexpr int64_t IB = 128;   // steps per block: S streams once per block
+    // Units per group of the x-column GEMMs (a multiple of MR): a group's
+    // rows of S_0 and S (UG*(C+3) values each) stay in L2 while its tiles
+    // sweep the column blocks, and each column block's packed x (Tb*BW, 16 KB
+    // at most in floats) stays in L1 across the group's tiles.
+    static constexpr int64_t UG = 8 * MR;
 
     // Per thread, units [u0, u0 + U): a [IB][ld] h_prev, then delta in place;
     // b [IB][ld] d, then e; dyb [IB][ld] dy's rows (gathered while their lines
@@ -249,16 +280,19 @@ struct RtrlKernels {
         Real* sd0;   // sum delta h_prev
         Real* sdb;   // sum delta
         Real* tile;
+        Real* ep;    // one group's e, packed per tile of MR units: [UG/MR][IB][MR]
+        Real* dp;    // and delta
         static int64_t stride(int64_t U) {
             constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(Real));
             const int64_t lines = ceil_div(U, line);
             return (lines % 2 == 1 ? lines : lines + 1) * line;
         }
-        static int64_t count(int64_t U) { return 3 * IB * stride(U) + 6 * U + MR * BW + 16 * 10; }
+        static int64_t count(int64_t U) { return 3 * IB * stride(U) + 6 * U + MR * BW + 2 * IB * UG + 16 * 12; }
         IndScratch(Real* p, int64_t U) : ld(stride(U)) {
             auto take = [&](int64_t n) { Real* r = p; p += (n + 15) / 16 * 16; return r; };
             a = take(IB * ld), b = take(IB * ld), dyb = take(IB * ld), P = take(U), c = take(U);
             se0 = take(U), seb = take(U), sd0 = take(U), sdb = take(U), tile = take(MR * BW);
+            ep = take(IB * UG), dp = take(IB * UG);
         }
     };
 
@@ -387,59 +421,108 @@ struct RtrlKernels {
             sd0.storeu(w.sd0 + i);
             sdb.storeu(w.sdb + i);
         });
-        // The scalar columns: h_prev[k] (0), the bias (C + 1), h0 (C + 2).
-        for (int64_t i = 0; i < U; ++i) {
-            const int64_t k = u0 + i;
-            const Real* si = Sb + (n * H + k) * Q;
-            Real* so = io.S + (n * H + k) * Q;
-            const Real P = w.P[i], c = w.c[i];
-            const Real s_w = si[0], s_b = si[C + 1], s_h = si[C + 2];
-            so[0] = P * s_w + w.se0[i];
-            so[C + 1] = P * s_b + w.seb[i];
-            so[C + 2] = P * s_h;
-            gw[k] = (gw[k] + c * s_w) + w.sd0[i];
-            gb[k] = (gb[k] + c * s_b) + w.sdb[i];
-            io.dh0[n * H + k] = first ? c * s_h : io.dh0[n * H + k] + c * s_h;
-        }
-        // The x columns, per tile of MR units and column block of BW: e^T X
-        // into S (plus P S_0) and delta^T X into the gradient rows gx (plus
-        // c S_0). Units outer, so S's and gx's rows stream in order.
+        // The x columns: e^T X into S (plus P S_0) and delta^T X into the
+        // gradient rows gx (plus c S_0), per group of UG units: its e and
+        // delta packed per tile of MR units ([Ka][MR], contiguous: the tile
+        // streams them from L2), then column blocks outer and the group's
+        // tiles inner, so the block's packed x stays in L1 (it streamed from
+        // L2 once per tile when the tiles were outer: 8.6 MB per sequence at
+        // H = C = 256 against 1 MB now). e_t = d_t q_t is exactly 0 before
+        // the last step whose alpha is 0 (relu: any inactive step; Zen 3,
+        // the bench's relu data: 85% of e's steps for a tile of 3 units), so
+        // a tile's e^T X chain starts at its first step with a nonzero e:
+        // the skipped terms are fma(+-0, x, +0) = +0 onto a chain that starts
+        // at +0, the same bits for finite x.
         const int64_t Ka = hi - lo, nbj = ceil_div(C, BW);
         const Real* ea = w.b + lo * w.ld;
         const Real* da = w.a + lo * w.ld;
         const Real* xn = xp + n * nbj * Tb * BW + lo * BW;
-        for (int64_t k0 = 0; k0 < U; k0 += MR) {
-            const int mr = static_cast<int>(min_i(MR, U - k0));
+        int64_t ks[UG / MR];
+        for (int64_t g0 = 0; g0 < U; g0 += UG) {
+            const int64_t gu = min_i(UG, U - g0), nt = ceil_div(gu, MR);
+            // The scalar columns of the group's rows: h_prev[k] (0), the bias
+            // (C + 1), h0 (C + 2). Here, not over all U first: the rows are
+            // in L2 now (prefetched during the group before), where a pass
+            // over all rows ahead of the GEMMs waited on memory for each
+            // (3 ms of a 36 ms call at N=64 H=C=256).
+            for (int64_t i = g0; i < g0 + gu; ++i) {
+                const int64_t k = u0 + i;
+                const Real* si = Sb + (n * H + k) * Q;
+                Real* so = io.S + (n * H + k) * Q;
+                const Real P = w.P[i], c = w.c[i];
+                const Real s_w = si[0], s_b = si[C + 1], s_h = si[C + 2];
+                so[0] = P * s_w + w.se0[i];
+                so[C + 1] = P * s_b + w.seb[i];
+                so[C + 2] = P * s_h;
+                gw[k] = (gw[k] + c * s_w) + w.sd0[i];
+                gb[k] = (gb[k] + c * s_b) + w.sdb[i];
+                io.dh0[n * H + k] = first ? c * s_h : io.dh0[n * H + k] + c * s_h;
+            }
+            for (int64_t t = 0; t < nt; ++t) {
+                const int64_t k0 = g0 + t * MR, mr = min_i(MR, U - k0);
+                int64_t k = 0;   // the tile's first step with a nonzero e
+                for (; k < Ka; ++k) {
+                    bool any = false;
+                    for (int64_t r = 0; r < mr; ++r) any = any || ea[k * w.ld + k0 + r] != Real(0);
+                    if (any) break;
+                }
+                ks[t] = k;
+                Real* pe = w.ep + t * IB * MR;
+                Real* pd = w.dp + t * IB * MR;
+                if (mr == MR) {   // a whole tile: MR values per step, no test per value
+                    for (int64_t kk = 0; kk < Ka; ++kk)
+                        for (int r = 0; r < MR; ++r)
+                            pe[kk * MR + r] = ea[kk * w.ld + k0 + r], pd[kk * MR + r] = da[kk * w.ld + k0 + r];
+                } else {
+                    for (int64_t kk = 0; kk < Ka; ++kk)
+                        for (int64_t r = 0; r < MR; ++r) {
+                            pe[kk * MR + r] = r < mr ? ea[kk * w.ld + k0 + r] : Real(0);
+                            pd[kk * MR + r] = r < mr ? da[kk * w.ld + k0 + r] : Real(0);
+                        }
+                }
+            }
+            // The next group: of this sequence, else the first of the next.
+            const int64_t pf_row = g0 + UG < U ? n * H + u0 + g0 + UG : (n + 1 < N ? (n + 1) * H + u0 : -1);
+            const int64_t pf_rows = g0 + UG < U ? min_i(UG, U - g0 - UG) : min_i(UG, U);
+            const int64_t pf_lines =
+                pf_row < 0 ? 0 : ceil_div(pf_rows * Q * int64_t{sizeof(Real)}, 64) + 1;
+            const int64_t pf_per = ceil_div(pf_lines, nbj * nt);
             for (int64_t jb = 0; jb < nbj; ++jb) {
                 const int64_t j0 = jb * BW, valid = min_i(BW, C - j0);
                 const Real* bp = xn + jb * Tb * BW;
-                gemm_tile<V, MR, NV, true, false>(mr, Ka, ea + k0, w.ld, bp, BW, w.tile, BW);
-                Real* gr = gx + (u0 + k0) * Cp + j0;
-                gemm_tile<V, MR, NV, true, true>(mr, Ka, da + k0, w.ld, bp, BW, gr, Cp);
-                // the next tile's rows of S (in, and out for writing) and of
-                // gx, one column block's lines per row: S streams from memory
-                if (k0 + MR < U)
-                    for (int r = 0; r < MR && k0 + MR + r < U; ++r) {
-                        const int64_t off = (n * H + u0 + k0 + MR + r) * Q + 1 + j0;
-                        __builtin_prefetch(Sb + off);
-                        __builtin_prefetch(Sb + off + BW - 1);
-                        __builtin_prefetch(io.S + off, 1);
-                        __builtin_prefetch(io.S + off + BW - 1, 1);
-                        __builtin_prefetch(gr + (MR + r) * Cp, 1);
+                for (int64_t t = 0; t < nt; ++t) {
+                    const int64_t k0 = g0 + t * MR;
+                    const int mr = static_cast<int>(min_i(MR, U - k0));
+                    gemm_tile<V, MR, NV, true, false>(mr, Ka - ks[t], w.ep + t * IB * MR + ks[t] * MR, MR,
+                                                      bp + ks[t] * BW, BW, w.tile, BW);
+                    Real* gr = gx + (u0 + k0) * Cp + j0;
+                    gemm_tile<V, MR, NV, true, true>(mr, Ka, w.dp + t * IB * MR, MR, bp, BW, gr, Cp);
+                    // Into L2 while this group computes: the next group's rows
+                    // of S_0 and S (one contiguous span each: the rows of a
+                    // group follow each other), spread over the group's
+                    // tiles. A tile's rows start mid-line (rows are C + 3
+                    // values), so prefetching per tile row missed lines.
+                    if (pf_lines > 0) {
+                        const int64_t it = jb * nt + t, l0 = it * pf_per, l1 = min_i(pf_lines, l0 + pf_per);
+                        for (int64_t l = l0; l < l1; ++l) {
+                            __builtin_prefetch(reinterpret_cast<const char*>(Sb + pf_row * Q) + l * 64, 0, 1);
+                            __builtin_prefetch(reinterpret_cast<const char*>(io.S + pf_row * Q) + l * 64, 1, 1);
+                        }
                     }
-                for (int r = 0; r < mr; ++r) {
-                    const int64_t k = u0 + k0 + r;
-                    const Real* si = Sb + (n * H + k) * Q + 1 + j0;
-                    Real* so = io.S + (n * H + k) * Q + 1 + j0;
-                    const Real* tr = w.tile + r * BW;
-                    Real* g = gr + r * Cp;
-                    const Real P = w.P[k0 + r], c = w.c[k0 + r];
-                    for_lanes<V>(valid, [&](auto vx, int64_t u) {
-                        using Vx = decltype(vx);
-                        const Vx s = Vx::loadu(si + u);   // read before the in-place write
-                        fma(Vx::set1(P), s, Vx::loadu(tr + u)).storeu(so + u);
-                        fma(Vx::set1(c), s, Vx::loadu(g + u)).storeu(g + u);
-                    });
+                    for (int r = 0; r < mr; ++r) {
+                        const int64_t k = u0 + k0 + r;
+                        const Real* si = Sb + (n * H + k) * Q + 1 + j0;
+                        Real* so = io.S + (n * H + k) * Q + 1 + j0;
+                        const Real* tr = w.tile + r * BW;
+                        Real* g = gr + r * Cp;
+                        const Real P = w.P[k0 + r], c = w.c[k0 + r];
+                        for_lanes<V>(valid, [&](auto vx, int64_t u) {
+                            using Vx = decltype(vx);
+                            const Vx s = Vx::loadu(si + u);   // read before the in-place write
+                            fma(Vx::set1(P), s, Vx::loadu(tr + u)).storeu(so + u);
+                            fma(Vx::set1(c), s, Vx::loadu(g + u)).storeu(g + u);
+                        });
+                    }
                 }
             }
         }

@@ -347,29 +347,28 @@ inline void pack_gate_panel(const Real* w, int64_t G, int64_t H, int64_t K, int6
         for (int64_t g = 0; g < G; ++g)
             for (int64_t u = 0; u < U; ++u) {
                 Real* dst = panel + g * U + u;
+                // B whole rows at once: BxB blocks in registers (16 for
+                // AVX-512 floats, 8 for AVX2), the rest of k by element.
+                auto rows_at_once = [&](auto block, auto transpose) {
+                    constexpr int64_t B = decltype(block)::value;
+                    if (u % B != 0 || u + B > valid) return false;
+                    const Real* src = w + (g * H + u0 + u) * K;
+                    int64_t k = k0;
+                    for (; k + B <= k1; k += B) transpose(src + k, K, dst + k * G * U, G * U);
+                    for (; k < k1; ++k)
+                        for (int64_t i = 0; i < B; ++i) dst[k * G * U + i] = src[i * K + k];
+                    u += B - 1;
+                    return true;
+                };
                 if constexpr (has_transpose16<V>(0)) {
-                    // 16 whole rows at once: 16x16 blocks in registers, the rest of k by element.
-                    if (u % 16 == 0 && u + 16 <= valid) {
-                        const Real* src = w + (g * H + u0 + u) * K;
-                        int64_t k = k0;
-                        for (; k + 16 <= k1; k += 16) V::transpose16x16(src + k, K, dst + k * G * U, G * U);
-                        for (; k < k1; ++k)
-                            for (int64_t i = 0; i < 16; ++i) dst[k * G * U + i] = src[i * K + k];
-                        u += 15;
+                    if (rows_at_once(std::integral_constant<int64_t, 16>{},
+                                     [](const Real* a, int64_t la, Real* d, int64_t ld) { V::transpose16x16(a, la, d, ld); }))
                         continue;
-                    }
                 }
                 if constexpr (has_transpose8<V>(0)) {
-                    // The same with 8 rows and 8x8 blocks.
-                    if (u % 8 == 0 && u + 8 <= valid) {
-                        const Real* src = w + (g * H + u0 + u) * K;
-                        int64_t k = k0;
-                        for (; k + 8 <= k1; k += 8) V::transpose8x8(src + k, K, dst + k * G * U, G * U);
-                        for (; k < k1; ++k)
-                            for (int64_t i = 0; i < 8; ++i) dst[k * G * U + i] = src[i * K + k];
-                        u += 7;
+                    if (rows_at_once(std::integral_constant<int64_t, 8>{},
+                                     [](const Real* a, int64_t la, Real* d, int64_t ld) { V::transpose8x8(a, la, d, ld); }))
                         continue;
-                    }
                 }
                 if (u < valid) {
                     const Real* src = w + (g * H + u0 + u) * K;
