@@ -280,7 +280,7 @@ struct RtrlKernels {
         Real* sd0;   // sum delta h_prev
         Real* sdb;   // sum delta
         Real* tile;
-        Real* ep;    // one group's e, packed per tile of MR units: [UG/MR][IB][MR]
+        Real* ep;    // one group's e, packed per tile of MR units: [UG/MR][Ka][MR]
         Real* dp;    // and delta
         static int64_t stride(int64_t U) {
             constexpr int64_t line = 64 / static_cast<int64_t>(sizeof(Real));
@@ -467,20 +467,9 @@ struct RtrlKernels {
                     if (any) break;
                 }
                 ks[t] = k;
-                Real* pe = w.ep + t * IB * MR;
-                Real* pd = w.dp + t * IB * MR;
-                if (mr == MR) {   // a whole tile: MR values per step, no test per value
-                    for (int64_t kk = 0; kk < Ka; ++kk)
-                        for (int r = 0; r < MR; ++r)
-                            pe[kk * MR + r] = ea[kk * w.ld + k0 + r], pd[kk * MR + r] = da[kk * w.ld + k0 + r];
-                } else {
-                    for (int64_t kk = 0; kk < Ka; ++kk)
-                        for (int64_t r = 0; r < MR; ++r) {
-                            pe[kk * MR + r] = r < mr ? ea[kk * w.ld + k0 + r] : Real(0);
-                            pd[kk * MR + r] = r < mr ? da[kk * w.ld + k0 + r] : Real(0);
-                        }
-                }
             }
+            pack_a_cols<MR>(ea, w.ld, g0, nt, U, Ka, w.ep);   // tile t at t*Ka*MR
+            pack_a_cols<MR>(da, w.ld, g0, nt, U, Ka, w.dp);
             // The next group: of this sequence, else the first of the next.
             const int64_t pf_row = g0 + UG < U ? n * H + u0 + g0 + UG : (n + 1 < N ? (n + 1) * H + u0 : -1);
             const int64_t pf_rows = g0 + UG < U ? min_i(UG, U - g0 - UG) : min_i(UG, U);
@@ -493,10 +482,10 @@ struct RtrlKernels {
                 for (int64_t t = 0; t < nt; ++t) {
                     const int64_t k0 = g0 + t * MR;
                     const int mr = static_cast<int>(min_i(MR, U - k0));
-                    gemm_tile<V, MR, NV, true, false>(mr, Ka - ks[t], w.ep + t * IB * MR + ks[t] * MR, MR,
+                    gemm_tile<V, MR, NV, true, false>(mr, Ka - ks[t], w.ep + (t * Ka + ks[t]) * MR, MR,
                                                       bp + ks[t] * BW, BW, w.tile, BW);
                     Real* gr = gx + (u0 + k0) * Cp + j0;
-                    gemm_tile<V, MR, NV, true, true>(mr, Ka, w.dp + t * IB * MR, MR, bp, BW, gr, Cp);
+                    gemm_tile<V, MR, NV, true, true>(mr, Ka, w.dp + t * Ka * MR, MR, bp, BW, gr, Cp);
                     // Into L2 while this group computes: the next group's rows
                     // of S_0 and S (one contiguous span each: the rows of a
                     // group follow each other), spread over the group's

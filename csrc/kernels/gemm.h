@@ -254,22 +254,25 @@ inline void for_lanes(int64_t count, F&& f) {
 // From row-major A (A(r, k) = a[r*lda + k], e.g. dgates rows).
 // tile_stride: values from one tile's block to the next (kc*MR by default;
 // larger when several sources fill one tile's k range side by side).
+// One tile: rows [r0, r0 + mr) of A into dst [kc][MR], zero past mr.
+template <int MR, class Real>
+inline void pack_a_tile(const Real* a, int64_t lda, int64_t r0, int64_t mr, int64_t kc, Real* dst) {
+    for (int64_t r = 0; r < MR; ++r) {
+        if (r < mr) {
+            const Real* src = a + (r0 + r) * lda;
+            for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
+        } else {
+            for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = Real(0);
+        }
+    }
+}
+
 template <int MR, class Real>
 inline void pack_a_rows(const Real* a, int64_t lda, int64_t rows, int64_t kc, Real* apack,
                         int64_t tile_stride = 0) {
     if (tile_stride == 0) tile_stride = kc * MR;
-    for (int64_t t = 0; t * MR < rows; ++t) {
-        const int64_t mr = min_i(MR, rows - t * MR);
-        Real* dst = apack + t * tile_stride;
-        for (int64_t r = 0; r < MR; ++r) {
-            if (r < mr) {
-                const Real* src = a + (t * MR + r) * lda;
-                for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
-            } else {
-                for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = Real(0);
-            }
-        }
-    }
+    for (int64_t t = 0; t * MR < rows; ++t)
+        pack_a_tile<MR>(a, lda, t * MR, min_i(MR, rows - t * MR), kc, apack + t * tile_stride);
 }
 
 // The row tiles of `rows` rows: ceil(rows / MR) tiles of MR rows, except
@@ -299,18 +302,7 @@ template <int MR, class Real>
 inline void pack_a_tiles(const Real* a, int64_t lda, const RowTiles<MR>& rt, int64_t kc, Real* apack,
                          int64_t tile_stride = 0) {
     if (tile_stride == 0) tile_stride = kc * MR;
-    for (int64_t t = 0; t < rt.tiles; ++t) {
-        const int64_t r0 = rt.begin(t), mr = rt.count(t);
-        Real* dst = apack + t * tile_stride;
-        for (int64_t r = 0; r < MR; ++r) {
-            if (r < mr) {
-                const Real* src = a + (r0 + r) * lda;
-                for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = src[k];
-            } else {
-                for (int64_t k = 0; k < kc; ++k) dst[k * MR + r] = Real(0);
-            }
-        }
-    }
+    for (int64_t t = 0; t < rt.tiles; ++t) pack_a_tile<MR>(a, lda, rt.begin(t), rt.count(t), kc, apack + t * tile_stride);
 }
 
 // From column-major A (A(r, k) = a[k*lda + r], e.g. dgates^T): `tiles` tiles
@@ -323,6 +315,10 @@ inline void pack_a_cols(const Real* a, int64_t lda, int64_t r0, int64_t tiles, i
         for (int64_t t = 0; t < tiles; ++t) {
             const int64_t base = r0 + t * MR, mr = min_i(MR, rows - base);
             Real* dst = apack + (t * kc + k) * MR;
+            if (mr == MR) {   // a whole tile: MR values, no test per value
+                for (int r = 0; r < MR; ++r) dst[r] = src[base + r];
+                continue;
+            }
             int64_t r = 0;
             for (; r < mr; ++r) dst[r] = src[base + r];
             for (; r < MR; ++r) dst[r] = Real(0);
