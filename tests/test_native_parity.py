@@ -10,27 +10,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
-from rnnkit import functional as F
-from rnnkit import reference as R
-
 from _native_util import (
     CELL_IDS,
     CELLS,
+    FLOOR,
     ISAS,
     TOL,
     assert_close,
     assert_identical,
-    FLOOR,
-    rel_err,
     fresh_seed,
     isa,
     make_args,
     random_lengths,
+    rel_err,
     run,
 )
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rnnkit import functional as F
+from rnnkit import reference as R
 
 # (T, N, C, H)
 SHAPES = [
@@ -64,6 +62,36 @@ SHAPES = [
 MODES = [("none", False), ("random", False), ("random", True), ("none", True)]
 
 
+def float32_arbiter(actual, expected, truth, names, floor):
+    """The arrays of `names` where native (actual) is further from the
+    float64 result (truth) than the float32 reference (expected) is. Where
+    the reference is within 1e-5 of it, native must be too; where the inputs'
+    conditioning puts the reference further, native must be no worse than
+    the spec in the same precision."""
+    bad = []
+    for k in names:
+        nat, ref = rel_err(actual[k], truth[k], floor), rel_err(expected[k], truth[k], floor)
+        if not nat <= ref:
+            bad.append(f"{k}: native {nat:.2e} and float32 reference {ref:.2e} from the float64 result")
+    return bad
+
+
+def test_float32_arbiter_catches_what_it_must():
+    """A 3e-5 error in native fails where the float32 reference is within
+    1e-5; where the reference is 7e-5 off, native at 5e-5 passes and at 9e-5
+    fails."""
+    rng = np.random.default_rng(0)
+    truth = {"h": rng.standard_normal(200)}
+
+    def off_by(rel):
+        v = rng.standard_normal(200)
+        return {"h": truth["h"] + v * (rel * np.linalg.norm(truth["h"]) / np.linalg.norm(v))}
+
+    assert float32_arbiter(off_by(3e-5), off_by(1e-6), truth, ["h"], 0.0)
+    assert not float32_arbiter(off_by(5e-5), off_by(7e-5), truth, ["h"], 0.0)
+    assert float32_arbiter(off_by(9e-5), off_by(7e-5), truth, ["h"], 0.0)
+
+
 def check_parity(cell, nonlinearity, G, shape, dtype, lengths_mode, reverse, seed, isa_name):
     T, N, C, H = shape
     rng = np.random.default_rng(seed)
@@ -92,19 +120,17 @@ def check_parity(cell, nonlinearity, G, shape, dtype, lengths_mode, reverse, see
         # The float32 reference sums each gradient one step at a time (the
         # order that keeps its memory modes bitwise equal), so over a long
         # sequence its own rounding can pass 1e-5 (seen: IndRNN tanh, T=90,
-        # dw_hh 1.04e-5 from the float64 result, native 1.3e-6). Then the
-        # arbiter is the float64 reference on the same inputs: native must be
-        # within tol of it, and no further from it than the float32 reference.
+        # dw_hh 1.04e-5 from the float64 result, native 1.3e-6), and inputs
+        # that amplify rounding can put any float32 result past it (seen in
+        # CI: IndRNN relu T=70 with |w_hh| up to 1.26, h_n 7.15e-5 for the
+        # float32 reference, 5.26e-5 for native). Then the arbiter is the
+        # float64 reference on the same inputs (float32_arbiter).
         def f64(v):
             return v.astype(np.float64) if isinstance(v, np.ndarray) and v.dtype == np.float32 else v
 
         truth, _ = run(R, cell, nonlinearity, [f64(p) for p in pos], {k: f64(v) for k, v in kw.items()},
                        [f64(g) for g in grads], reverse=reverse)
-        bad = []
-        for k in off:
-            nat, ref = rel_err(actual[k], truth[k], floor), rel_err(expected[k], truth[k], floor)
-            if not (nat <= tol and nat <= ref):
-                bad.append(f"{k}: native {nat:.2e} and float32 reference {ref:.2e} from the float64 result")
+        bad = float32_arbiter(actual, expected, truth, off, floor)
         assert not bad, f"{context}: tol {tol:g}: " + "; ".join(bad)
         expected = {k: v for k, v in expected.items() if k not in off}
         actual = {k: v for k, v in actual.items() if k not in off}
