@@ -2,6 +2,15 @@
 // the heap allocations of a whole forward or backward call (counted by
 // wrapping glibc's allocator) and its parallel regions do not grow with the
 // number of steps, and there is one barrier per step.
+//
+// Each measured call follows an unmeasured one of the same shape, so the kept
+// blocks (rnnkit.h, "Kept memory") are in their steady state: a workspace of
+// kKeptBlockMin bytes or more comes from them (no heap call), a smaller one
+// from malloc (one). Which side of that line a workspace falls on depends on
+// the CPU's kernel parameters (the packed-weight blocks: 2.09 MB at T=2 and
+// more at T=40 on an Intel with 2 MB of L2), so the check is not "T=2 and
+// T=40 make the same calls" but "no T makes more than one": a per-step
+// allocation would make T of them.
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -67,7 +76,9 @@ std::pair<Cost, Cost> run_lstm(int64_t T, bool reverse) {
         return Cost{g_heap_calls.load() - heap0, c1.parallel_regions - c0_.parallel_regions,
                     c1.barriers - c0_.barriers};
     };
+    rnnkit::forward<float>(rnnkit::Cell::lstm, d, f);   // the steady state of the kept blocks
     const Cost fwd = measure([&] { rnnkit::forward<float>(rnnkit::Cell::lstm, d, f); });
+    rnnkit::backward<float>(rnnkit::Cell::lstm, d, g);
     const Cost bwd = measure([&] { rnnkit::backward<float>(rnnkit::Cell::lstm, d, g); });
     return {fwd, bwd};
 }
@@ -76,29 +87,38 @@ std::pair<Cost, Cost> run_lstm(int64_t T, bool reverse) {
 
 int main() {
     int failures = 0;
+#ifdef HAVE_HEAP_COUNT
+    {   // the wrapper counts: otherwise every heap check below would pass vacuously
+        const long before = g_heap_calls.load();
+        void* volatile p = std::malloc(24);
+        std::free(p);
+        if (g_heap_calls.load() - before != 1) {
+            std::printf("FAIL: the malloc wrapper counted %ld calls for one\n", g_heap_calls.load() - before);
+            return 1;
+        }
+    }
+#endif
     rnnkit::set_num_threads(2);
     for (const auto& isa : rnnkit::supported_isas()) {
         rnnkit::set_isa(isa);
         run_lstm(3, false);   // warm up: OpenMP's thread pool
         for (bool reverse : {false, true}) {
-            const auto small = run_lstm(2, reverse), large = run_lstm(40, reverse);
-            std::printf("%-7s reverse=%d forward: heap %ld vs %ld, regions %lld vs %lld, barriers %lld vs %lld;"
-                        " backward: heap %ld vs %ld, regions %lld vs %lld, barriers %lld vs %lld\n",
-                        isa.c_str(), reverse, small.first.heap, large.first.heap,
-                        (long long)small.first.regions, (long long)large.first.regions,
-                        (long long)small.first.barriers, (long long)large.first.barriers, small.second.heap,
-                        large.second.heap, (long long)small.second.regions, (long long)large.second.regions,
-                        (long long)small.second.barriers, (long long)large.second.barriers);
-            const bool ok = small.first.heap == large.first.heap && small.second.heap == large.second.heap &&
-#ifdef HAVE_HEAP_COUNT
-                            large.first.heap >= 1 &&
-#endif
-                            small.first.regions == 1 && large.first.regions == 1 && small.second.regions == 1 &&
-                            large.second.regions == 1 && large.first.barriers == 40 - 1 &&
-                            large.second.barriers == 40 + 1;
-            if (!ok) {
-                std::printf("FAIL\n");
-                ++failures;
+            for (int64_t T : {2, 40, 120}) {
+                const auto cost = run_lstm(T, reverse);
+                std::printf("%-7s reverse=%d T=%-3lld forward: heap %ld, regions %lld, barriers %lld;"
+                            " backward: heap %ld, regions %lld, barriers %lld\n",
+                            isa.c_str(), reverse, (long long)T, cost.first.heap, (long long)cost.first.regions,
+                            (long long)cost.first.barriers, cost.second.heap, (long long)cost.second.regions,
+                            (long long)cost.second.barriers);
+                // One barrier between steps in forward; in backward one per step
+                // and one before the weight-gradient GEMMs.
+                const bool ok = cost.first.heap <= 1 && cost.second.heap <= 1 && cost.first.regions == 1 &&
+                                cost.second.regions == 1 && cost.first.barriers == T - 1 &&
+                                cost.second.barriers == T + 1;
+                if (!ok) {
+                    std::printf("FAIL\n");
+                    ++failures;
+                }
             }
         }
     }
