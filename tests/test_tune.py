@@ -176,6 +176,20 @@ def test_bitwise_across_small_budgets(cell, dtype):
 
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_bitwise_across_candidates_big_weight_gradients(cell, dtype):
+    # Weight-gradient outputs larger than L2 take K blocks kBigOutputB times
+    # longer (backward.h: WeightGrad::big_output); C = H large enough that
+    # both dw_ih and dw_hh pass this CPU's L2, so every candidate runs that
+    # path, against the cpuid parameters' bits. T = 2, N = 3 keeps it cheap.
+    l2 = _core.cache_sizes()["l2"] or 512 << 10
+    H = 512
+    while G[cell] * H * H * np.dtype(dtype).itemsize <= l2:
+        H *= 2
+    check_across(cell, dtype, candidate_configs(), 2, T=2, N=3, C=H, H=H, lengths=np.array([2, 1, 0]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=["f32", "f64"])
 def test_user_cells_bitwise_across_candidates(dtype):
     # rnnkit.Recurrent's Python-step engine: its weight-gradient GEMMs
     # (user_gemm_tn) read wg_b_bytes and wg_a_bytes.

@@ -31,10 +31,29 @@ struct WeightGrad {
     using Tile = PlainTile<V>;
     static constexpr int MR = Tile::MR, NV = Tile::NV, U = Tile::U;
     // The blocks, from the CPU's budgets (KernelParams: wg_b_bytes, wg_a_bytes).
+    //
+    // Every K block reads each tile's partial sums back and writes them out
+    // again. Where the whole output (rows x cols) fits in L2 that round trip
+    // is cheap, and the B block is kept in L1 (wg_b_bytes). Where it does not
+    // (LSTM C = H = 1024: 16 MiB), the partial sums come back from L3 or
+    // DRAM at every K block: there the B block is kBigOutputB times larger
+    // and lives in L2, and the output makes that many times fewer round
+    // trips. Intel Xeon (family 6 model 167: 48 KiB L1d, 2 MiB L2), 1
+    // thread, LSTM N=64 C=H=1024 T=20 backward, by the B budget over the
+    // cpuid one (24 KiB): 2x 1.054x, 4x 1.071-1.101x, 8x 1.044x; at H=256
+    // (the output 1 MiB, in L2) the same 4x costs 0.5-2.5%, hence only big
+    // outputs. Same chains, bitwise (each output sums k in order whatever KC).
+    static constexpr int64_t kBigOutputB = 4;
+    static bool big_output(int64_t rows, int64_t cols) {
+        const int64_t l2 = cache_sizes().l2 > 0 ? cache_sizes().l2 : 524288;
+        return rows * cols * int64_t{sizeof(Real)} > l2;
+    }
     int64_t KC, IC;
-    explicit WeightGrad(const KernelParams& kp)
-        : KC(block_from_bytes(kp.wg_b_bytes, U * int64_t{sizeof(Real)}, 16, 8192, 8)),
+    WeightGrad(const KernelParams& kp, bool big)
+        : KC(block_from_bytes(kp.wg_b_bytes * (big ? kBigOutputB : 1), U * int64_t{sizeof(Real)}, 16, 8192, 8)),
           IC(block_from_bytes(kp.wg_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1)) {}
+    // The blocks for an output of rows x cols.
+    WeightGrad(const KernelParams& kp, int64_t rows, int64_t cols) : WeightGrad(kp, big_output(rows, cols)) {}
     // Per-thread scratch: the B block [KC][U], then the chunk's packed A tiles [IC][KC][MR].
     int64_t scratch() const { return KC * U + IC * KC * MR; }
 
@@ -162,7 +181,8 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     const KernelParams kp = kernel_params();
     const int64_t KC = block_from_bytes(kp.bwd_b_bytes, U * int64_t{sizeof(Real)}, 16, 8192, 8);
     const int64_t DX_TILES = block_from_bytes(kp.dx_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1);
-    const WeightGrad<V> wg(kp);
+    const WeightGrad<V> wg_ih(kp, GH, C), wg_hh(kp, GH, H);
+    const int64_t wg_scratch = max_i(wg_ih.scratch(), wg_hh.scratch());
     const int64_t ld_dh = unit_blocks * U, ld_dx = c_blocks * U;
 
     Workspace ws;
@@ -175,12 +195,12 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     const size_t at_w_ih = ws.reserve<Real>(c_blocks * GH * U);                                 // [blocks][G*H][U]
     const size_t at_x_tail = ws.reserve<Real>(x_tail ? TN * U : 0);       // last columns of x, padded
     const size_t at_h_tail = ws.reserve<Real>(h_tail ? TN * U : 0);       // last columns of h_prev, padded
-    const size_t at_acc_ih = ws.reserve<Real>(wg.direct(C) ? 0 : g_tiles * MR * c_blocks * U);
+    const size_t at_acc_ih = ws.reserve<Real>(WeightGrad<V>::direct(C) ? 0 : g_tiles * MR * c_blocks * U);
     const size_t at_acc_hh =
-        ws.reserve<Real>(Cell::recurrent_gemm && !wg.direct(H) ? g_tiles * MR * unit_blocks * U : 0);
+        ws.reserve<Real>(Cell::recurrent_gemm && !WeightGrad<V>::direct(H) ? g_tiles * MR * unit_blocks * U : 0);
     const size_t at_dh_acc = ws.reserve<Real>(Cell::recurrent_gemm ? N * ld_dh : 0);   // [N][blocks*U]
     const size_t at_dx_acc = ws.reserve<Real>(team * DX_TILES * MR * ld_dx);         // per thread
-    const size_t at_bpack = ws.reserve<Real>(team * wg.scratch());            // per thread
+    const size_t at_bpack = ws.reserve<Real>(team * wg_scratch);            // per thread
     // Per thread: packed A tiles (pack_a_rows) of one K block of dgates rows,
     // all N rows of a step (dh) or one chunk of DX_TILES row tiles (dx).
     const int64_t apack_len = max_i(ceil_div(N, MR), DX_TILES) * KC * MR;
@@ -410,21 +430,21 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
         }
 
         // dw_ih = dgates^T @ x: [G*H, C], rows of x in dgates' (processing) order
-        wg.run(share(g_tiles * c_blocks, tid, nth), TN, GH, C, c_blocks, dg, GH,
+        wg_ih.run(share(g_tiles * c_blocks, tid, nth), TN, GH, C, c_blocks, dg, GH,
                            [&](int64_t q, int64_t cb) -> const Real* {
                                if (x_tail && cb == c_blocks - 1) return x_tail_p + q * U;
                                return x_rows[q] == nullptr ? nullptr : x_rows[q] + cb * U;
                            },
-                           io.accumulate, acc_ih, io.dw_ih, bpack_all + tid * wg.scratch());
+                           io.accumulate, acc_ih, io.dw_ih, bpack_all + tid * wg_scratch);
 
         // dw_hh = dgates_hh^T @ h_prev: [G*H, H]; IndRNN: sum over rows of dgates * h_prev: [H]
         if constexpr (Cell::recurrent_gemm) {
-            wg.run(share(g_tiles * unit_blocks, tid, nth), TN, GH, H, unit_blocks, dg_hh, GH,
+            wg_hh.run(share(g_tiles * unit_blocks, tid, nth), TN, GH, H, unit_blocks, dg_hh, GH,
                                [&](int64_t q, int64_t cb) -> const Real* {
                                    if (h_tail && cb == unit_blocks - 1) return h_tail_p + q * U;
                                    return h_rows[q] + cb * U;
                                },
-                               io.accumulate, acc_hh, io.dw_hh, bpack_all + tid * wg.scratch());
+                               io.accumulate, acc_hh, io.dw_hh, bpack_all + tid * wg_scratch);
         } else {
             const Range cols = share(unit_blocks, tid, nth);
             const int64_t j0 = min_i(cols.begin * U, H), j1 = min_i(cols.end * U, H);

@@ -108,7 +108,7 @@ void user_gemm_tn(int64_t M, int64_t R, int64_t Kc, const typename V::T* a, int6
     using Real = typename V::T;
     using WG = WeightGrad<V>;
     constexpr int U = WG::U, MR = WG::MR;
-    const WG wg(kernel_params());
+    const WG wg(kernel_params(), R, Kc);
     const int64_t blocks = ceil_div(Kc, U), i_tiles = ceil_div(R, MR);
     const bool tail = Kc % U != 0;
     const int team = choose_threads(threads, i_tiles * blocks, 2.0 * M * R * Kc, 1);
