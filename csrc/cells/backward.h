@@ -33,25 +33,31 @@ struct WeightGrad {
     // The blocks, from the CPU's budgets (KernelParams: wg_b_bytes, wg_a_bytes).
     //
     // Every K block reads each tile's partial sums back and writes them out
-    // again. Where the whole output (rows x cols) fits in L2 that round trip
-    // is cheap, and the B block is kept in L1 (wg_b_bytes). Where it does not
-    // (LSTM C = H = 1024: 16 MiB), the partial sums come back from L3 or
-    // DRAM at every K block: there the B block is kBigOutputB times larger
-    // and lives in L2, and the output makes that many times fewer round
-    // trips. Intel Xeon (family 6 model 167: 48 KiB L1d, 2 MiB L2), 1
-    // thread, LSTM N=64 C=H=1024 T=20 backward, by the B budget over the
-    // cpuid one (24 KiB): 2x 1.054x, 4x 1.071-1.101x, 8x 1.044x; at H=256
-    // (the output 1 MiB, in L2) the same 4x costs 0.5-2.5%, hence only big
-    // outputs. Same chains, bitwise (each output sums k in order whatever KC).
-    static constexpr int64_t kBigOutputB = 4;
+    // again: 2 * sizeof(Real) bytes per output per K block, one output per
+    // lane of the KC vector FMAs that sum into it, so 2 * sizeof * W / KC
+    // bytes of that traffic per vector FMA. Where the whole output (rows x
+    // cols) fits in L2 that round trip is cheap, and the B block stays in L1
+    // (wg_b_bytes). Where it does not (LSTM C = H = 1024 floats: 16 MiB), the
+    // partial sums come back from L3 or DRAM, and KC is at least
+    // kBigOutputKPerLane * W: at most a third of a byte of it per vector FMA.
+    // Intel Xeon (family 6 model 167: 48 KiB L1d, 2 MiB L2), 1 thread, LSTM
+    // N=64 C=H=1024 T=20 backward (and N=16 T=50), float32, by K block:
+    // AVX-512 (cpuid KC 96) KC 192 1.05-1.07x, 384 1.07-1.10x, 768 1.04x;
+    // AVX2 (cpuid KC 192, already 24 W) KC 384 0.92-0.94x, 768 0.91-0.92x.
+    // The B block of a longer K block lives in L2 (96 KiB at 384 x 64
+    // floats). Same chains, bitwise (each output sums k in order whatever KC).
+    static constexpr int64_t kBigOutputKPerLane = 24;
     static bool big_output(int64_t rows, int64_t cols) {
         const int64_t l2 = cache_sizes().l2 > 0 ? cache_sizes().l2 : 524288;
         return rows * cols * int64_t{sizeof(Real)} > l2;
     }
+    static int64_t k_block(const KernelParams& kp, bool big) {
+        const int64_t kc = block_from_bytes(kp.wg_b_bytes, U * int64_t{sizeof(Real)}, 16, 8192, 8);
+        return big ? max_i(kc, kBigOutputKPerLane * V::W) : kc;
+    }
     int64_t KC, IC;
     WeightGrad(const KernelParams& kp, bool big)
-        : KC(block_from_bytes(kp.wg_b_bytes * (big ? kBigOutputB : 1), U * int64_t{sizeof(Real)}, 16, 8192, 8)),
-          IC(block_from_bytes(kp.wg_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1)) {}
+        : KC(k_block(kp, big)), IC(block_from_bytes(kp.wg_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1)) {}
     // The blocks for an output of rows x cols.
     WeightGrad(const KernelParams& kp, int64_t rows, int64_t cols) : WeightGrad(kp, big_output(rows, cols)) {}
     // Per-thread scratch: the B block [KC][U], then the chunk's packed A tiles [IC][KC][MR].
