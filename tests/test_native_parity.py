@@ -62,16 +62,19 @@ SHAPES = [
 MODES = [("none", False), ("random", False), ("random", True), ("none", True)]
 
 
-def float32_arbiter(actual, expected, truth, names, floor):
-    """The arrays of `names` where native (actual) is further from the
-    float64 result (truth) than the float32 reference (expected) is. Where
-    the reference is within 1e-5 of it, native must be too; where the inputs'
-    conditioning puts the reference further, native must be no worse than
-    the spec in the same precision."""
+def float32_arbiter(actual, expected, truth, names, floor, tol=1e-5):
+    """The arrays of `names` where native (actual) is too far from the
+    float64 result (truth). Where the float32 reference (expected) is within
+    tol of it, native must be too; where the inputs' conditioning puts the
+    reference further, native must be no worse than the spec in the same
+    precision. (Native and the reference can each be within tol of the
+    float64 result and still differ by more than tol from each other, their
+    errors in opposite directions: seen in CI, IndRNN tanh T=90 on the scalar
+    path, dx 6.57e-6 and 5.20e-6 from it.)"""
     bad = []
     for k in names:
         nat, ref = rel_err(actual[k], truth[k], floor), rel_err(expected[k], truth[k], floor)
-        if not nat <= ref:
+        if not nat <= max(ref, tol):
             bad.append(f"{k}: native {nat:.2e} and float32 reference {ref:.2e} from the float64 result")
     return bad
 
@@ -79,7 +82,8 @@ def float32_arbiter(actual, expected, truth, names, floor):
 def test_float32_arbiter_catches_what_it_must():
     """A 3e-5 error in native fails where the float32 reference is within
     1e-5; where the reference is 7e-5 off, native at 5e-5 passes and at 9e-5
-    fails."""
+    fails; both within 1e-5 (6.6e-6 and 5.2e-6) passes, and native past it
+    (1.2e-5) fails though the reference is at 5.2e-6."""
     rng = np.random.default_rng(0)
     truth = {"h": rng.standard_normal(200)}
 
@@ -90,6 +94,8 @@ def test_float32_arbiter_catches_what_it_must():
     assert float32_arbiter(off_by(3e-5), off_by(1e-6), truth, ["h"], 0.0)
     assert not float32_arbiter(off_by(5e-5), off_by(7e-5), truth, ["h"], 0.0)
     assert float32_arbiter(off_by(9e-5), off_by(7e-5), truth, ["h"], 0.0)
+    assert not float32_arbiter(off_by(6.6e-6), off_by(5.2e-6), truth, ["h"], 0.0)
+    assert float32_arbiter(off_by(1.2e-5), off_by(5.2e-6), truth, ["h"], 0.0)
 
 
 def check_parity(cell, nonlinearity, G, shape, dtype, lengths_mode, reverse, seed, isa_name):
@@ -130,7 +136,7 @@ def check_parity(cell, nonlinearity, G, shape, dtype, lengths_mode, reverse, see
 
         truth, _ = run(R, cell, nonlinearity, [f64(p) for p in pos], {k: f64(v) for k, v in kw.items()},
                        [f64(g) for g in grads], reverse=reverse)
-        bad = float32_arbiter(actual, expected, truth, off, floor)
+        bad = float32_arbiter(actual, expected, truth, off, floor, tol)
         assert not bad, f"{context}: tol {tol:g}: " + "; ".join(bad)
         expected = {k: v for k, v in expected.items() if k not in off}
         actual = {k: v for k, v in actual.items() if k not in off}
