@@ -183,9 +183,17 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     // K (= G*H) of the recurrent and dx GEMMs runs in blocks of KC, rows of dx
     // in chunks of DX_TILES tiles, so that the operands of each block stay in
     // L2; partial sums live in padded accumulators (one chain per output, k
-    // ascending, exactly as unblocked).
+    // ascending, exactly as unblocked). KC is at least 24 vectors' lanes, as
+    // for the weight-gradient GEMMs of large outputs (WeightGrad::k_block),
+    // here whatever the size: each K block reloads and stores every tile's
+    // partial sums (a dx chunk's 4 MiB at KC 96, LSTM C = 1024). Intel Xeon
+    // (family 6 model 167), AVX-512, 1 thread, backward, KC 384 against the
+    // cpuid KC 96 (bwd_b_bytes 98304 against 24576): LSTM N=64 H=256 1.095x,
+    // H=1024 1.036x; GRU N=64 H=256 1.089x, H=1024 1.049x; Elman N=64 H=256,
+    // N=16 H=256 and H=64 within +-2%. AVX2 (192 = 24 x 8) and SSE2 keep theirs.
     const KernelParams kp = kernel_params();
-    const int64_t KC = block_from_bytes(kp.bwd_b_bytes, U * int64_t{sizeof(Real)}, 16, 8192, 8);
+    const int64_t KC = max_i(block_from_bytes(kp.bwd_b_bytes, U * int64_t{sizeof(Real)}, 16, 8192, 8),
+                             WeightGrad<V>::kBigOutputKPerLane * V::W);
     const int64_t DX_TILES = block_from_bytes(kp.dx_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1);
     const WeightGrad<V> wg_ih(kp, GH, C), wg_hh(kp, GH, H);
     const int64_t wg_scratch = max_i(wg_ih.scratch(), wg_hh.scratch());
