@@ -179,9 +179,10 @@ def test_bitwise_across_small_budgets(cell, dtype):
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_bitwise_across_candidates_big_weight_gradients(cell, dtype):
     # Weight-gradient outputs larger than L2 take K blocks of at least 24
-    # lanes' worth (backward.h: WeightGrad::k_block); C = H large enough that
-    # both dw_ih and dw_hh pass this CPU's L2, so every candidate runs that
-    # path, against the cpuid parameters' bits. T = 2, N = 3 keeps it cheap.
+    # lanes' worth (backward.h: plain_k_block, WeightGrad::big_output); C = H
+    # large enough that both dw_ih and dw_hh pass this CPU's L2, so every
+    # candidate runs that path, against the cpuid parameters' bits. T = 2,
+    # N = 3 keeps it cheap.
     l2 = _core.cache_sizes()["l2"] or 512 << 10
     H = 512
     while G[cell] * H * H * np.dtype(dtype).itemsize <= l2:

@@ -19,6 +19,21 @@
 namespace rnnkit {
 namespace RNNKIT_ISA {
 
+// The K rows per block of a plain-tile GEMM ([KC][U] B blocks) from a budget
+// in bytes, and with `floored` at least kMinKLanes vectors' lanes. Each K
+// block reloads and stores every tile's partial sums: 2 * sizeof(Real) bytes
+// per output, one output per lane of the KC vector FMAs that sum into it, so
+// 2 * sizeof * W / KC bytes per vector FMA; KC >= 24 W holds that to a third
+// of a byte. The longer block's B block lives in L2 (96 KiB at 384 x 64
+// floats). Same chains, bitwise (each output sums k in order whatever KC).
+constexpr int64_t kMinKLanes = 24;
+template <class V>
+int64_t plain_k_block(int64_t budget_bytes, bool floored) {
+    const int64_t row_bytes = PlainTile<V>::U * int64_t{sizeof(typename V::T)};
+    const int64_t kc = block_from_bytes(budget_bytes, row_bytes, 16, 8192, 8);
+    return floored ? max_i(kc, kMinKLanes * V::W) : kc;
+}
+
 // acc[i][c] (+)= sum_k dg[k][i] * B[k][c] over rows [r0, r0 + rows) of dg^T
 // (its columns), B's row k given by a pointer per row (b_row). K is walked in
 // blocks of KC so that the A and B blocks stay in cache across tiles. Tiles
@@ -32,32 +47,21 @@ struct WeightGrad {
     static constexpr int MR = Tile::MR, NV = Tile::NV, U = Tile::U;
     // The blocks, from the CPU's budgets (KernelParams: wg_b_bytes, wg_a_bytes).
     //
-    // Every K block reads each tile's partial sums back and writes them out
-    // again: 2 * sizeof(Real) bytes per output per K block, one output per
-    // lane of the KC vector FMAs that sum into it, so 2 * sizeof * W / KC
-    // bytes of that traffic per vector FMA. Where the whole output (rows x
-    // cols) fits in L2 that round trip is cheap, and the B block stays in L1
+    // Where the whole output (rows x cols) fits in L2 the partial sums' round
+    // trip per K block (plain_k_block) is cheap, and the B block stays in L1
     // (wg_b_bytes). Where it does not (LSTM C = H = 1024 floats: 16 MiB), the
-    // partial sums come back from L3 or DRAM, and KC is at least
-    // kBigOutputKPerLane * W: at most a third of a byte of it per vector FMA.
-    // Intel Xeon (family 6 model 167: 48 KiB L1d, 2 MiB L2), 1 thread, LSTM
-    // N=64 C=H=1024 T=20 backward (and N=16 T=50), float32, by K block:
-    // AVX-512 (cpuid KC 96) KC 192 1.05-1.07x, 384 1.07-1.10x, 768 1.04x;
-    // AVX2 (cpuid KC 192, already 24 W) KC 384 0.92-0.94x, 768 0.91-0.92x.
-    // The B block of a longer K block lives in L2 (96 KiB at 384 x 64
-    // floats). Same chains, bitwise (each output sums k in order whatever KC).
-    static constexpr int64_t kBigOutputKPerLane = 24;
+    // sums come back from L3 or DRAM, and KC takes the floor. Intel Xeon
+    // (family 6 model 167: 48 KiB L1d, 2 MiB L2), 1 thread, LSTM N=64
+    // C=H=1024 T=20 backward (and N=16 T=50), float32, by K block: AVX-512
+    // (cpuid KC 96) KC 192 1.05-1.07x, 384 1.07-1.10x, 768 1.04x; AVX2 (cpuid
+    // KC 192, already 24 W) KC 384 0.92-0.94x, 768 0.91-0.92x.
     static bool big_output(int64_t rows, int64_t cols) {
-        const int64_t l2 = cache_sizes().l2 > 0 ? cache_sizes().l2 : 524288;
-        return rows * cols * int64_t{sizeof(Real)} > l2;
-    }
-    static int64_t k_block(const KernelParams& kp, bool big) {
-        const int64_t kc = block_from_bytes(kp.wg_b_bytes, U * int64_t{sizeof(Real)}, 16, 8192, 8);
-        return big ? max_i(kc, kBigOutputKPerLane * V::W) : kc;
+        return rows * cols * int64_t{sizeof(Real)} > assumed_l2();
     }
     int64_t KC, IC;
     WeightGrad(const KernelParams& kp, bool big)
-        : KC(k_block(kp, big)), IC(block_from_bytes(kp.wg_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1)) {}
+        : KC(plain_k_block<V>(kp.wg_b_bytes, big)),
+          IC(block_from_bytes(kp.wg_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1)) {}
     // The blocks for an output of rows x cols.
     WeightGrad(const KernelParams& kp, int64_t rows, int64_t cols) : WeightGrad(kp, big_output(rows, cols)) {}
     // Per-thread scratch: the B block [KC][U], then the chunk's packed A tiles [IC][KC][MR].
@@ -183,17 +187,15 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     // K (= G*H) of the recurrent and dx GEMMs runs in blocks of KC, rows of dx
     // in chunks of DX_TILES tiles, so that the operands of each block stay in
     // L2; partial sums live in padded accumulators (one chain per output, k
-    // ascending, exactly as unblocked). KC is at least 24 vectors' lanes, as
-    // for the weight-gradient GEMMs of large outputs (WeightGrad::k_block),
-    // here whatever the size: each K block reloads and stores every tile's
-    // partial sums (a dx chunk's 4 MiB at KC 96, LSTM C = 1024). Intel Xeon
+    // ascending, exactly as unblocked). KC takes plain_k_block's floor, as
+    // the weight-gradient GEMMs of large outputs do, here whatever the size
+    // (a dx chunk's partial sums are 4 MiB at KC 96, LSTM C = 1024). Intel Xeon
     // (family 6 model 167), AVX-512, 1 thread, backward, KC 384 against the
     // cpuid KC 96 (bwd_b_bytes 98304 against 24576): LSTM N=64 H=256 1.095x,
     // H=1024 1.036x; GRU N=64 H=256 1.089x, H=1024 1.049x; Elman N=64 H=256,
     // N=16 H=256 and H=64 within +-2%. AVX2 (192 = 24 x 8) and SSE2 keep theirs.
     const KernelParams kp = kernel_params();
-    const int64_t KC = max_i(block_from_bytes(kp.bwd_b_bytes, U * int64_t{sizeof(Real)}, 16, 8192, 8),
-                             WeightGrad<V>::kBigOutputKPerLane * V::W);
+    const int64_t KC = plain_k_block<V>(kp.bwd_b_bytes, true);
     const int64_t DX_TILES = block_from_bytes(kp.dx_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1);
     const WeightGrad<V> wg_ih(kp, GH, C), wg_hh(kp, GH, H);
     const int64_t wg_scratch = max_i(wg_ih.scratch(), wg_hh.scratch());

@@ -81,15 +81,16 @@ const CacheSizes& cache_sizes() {
     return c;
 }
 
+int64_t assumed_l1d() { return cache_sizes().l1d > 0 ? cache_sizes().l1d : 32768; }
+int64_t assumed_l2() { return cache_sizes().l2 > 0 ? cache_sizes().l2 : 524288; }
+
 KernelParams cpuid_params() {
     // Budgets as fractions of the caches they target: a slice or B block
     // read by every tile of a block lives in L1 beside the tile's A stream
     // (half of L1d); the A chunks serving every column block live in L2
     // beside the B blocks streaming through (a quarter to a half of L2).
-    // Unknown caches: 32 KB L1d and 512 KB L2, the smallest x86-64 cores
-    // with AVX2 we build for.
-    const CacheSizes& c = cache_sizes();
-    const int64_t l1 = c.l1d > 0 ? c.l1d : 32768, l2 = c.l2 > 0 ? c.l2 : 524288;
+    // Unknown caches: assumed_l1d() and assumed_l2().
+    const int64_t l1 = assumed_l1d(), l2 = assumed_l2();
     KernelParams p;
     p.fwd_slice_bytes = l1 / 2;
     p.bwd_b_bytes = l1 / 2;

@@ -21,6 +21,10 @@ struct CacheSizes {
     int64_t l3 = 0;   // the whole cache the core shares
 };
 const CacheSizes& cache_sizes();   // read once
+// The cache sizes the budgets assume: cpuid's, else 32 KiB L1d and 512 KiB
+// L2, the smallest x86-64 cores with AVX2 we build for.
+int64_t assumed_l1d();
+int64_t assumed_l2();
 
 struct KernelParams {
     // Forward step tiles: the slice of a block's packed panel that all row
