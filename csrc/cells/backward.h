@@ -26,6 +26,12 @@ namespace RNNKIT_ISA {
 // 2 * sizeof * W / KC bytes per vector FMA; KC >= 24 W holds that to a third
 // of a byte. The longer block's B block lives in L2 (96 KiB at 384 x 64
 // floats). Same chains, bitwise (each output sums k in order whatever KC).
+// Where a CPU's L1d gives AVX2 less (AMD EPYC family 25 model 1, Zen 3:
+// 32 KiB L1d, cpuid KC 128), the floor lifts both the weight-gradient and
+// the dx/dh blocks to 192: 1 thread, backward, builds side by side (floor
+// 24 W against 16 W), LSTM N=16 H=256 1.086x, N=64 H=256 1.073x, N=64
+// H=1024 1.020x, N=16 H=1024 1.014x; GRU N=64 H=256 1.065x, H=1024 1.136x;
+// Elman N=64 H=256 1.020x. A floor of 48 W (KC 384) there: 0.95-1.07x, mixed.
 constexpr int64_t kMinKLanes = 24;
 template <class V>
 int64_t plain_k_block(int64_t budget_bytes, bool floored) {
@@ -193,7 +199,8 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
     // (family 6 model 167), AVX-512, 1 thread, backward, KC 384 against the
     // cpuid KC 96 (bwd_b_bytes 98304 against 24576): LSTM N=64 H=256 1.095x,
     // H=1024 1.036x; GRU N=64 H=256 1.089x, H=1024 1.049x; Elman N=64 H=256,
-    // N=16 H=256 and H=64 within +-2%. AVX2 (192 = 24 x 8) and SSE2 keep theirs.
+    // N=16 H=256 and H=64 within +-2%. AVX2 (192 = 24 x 8) and SSE2 keep theirs
+    // there; on Zen 3 AVX2 moves from 128 to 192 (plain_k_block above).
     const KernelParams kp = kernel_params();
     const int64_t KC = plain_k_block<V>(kp.bwd_b_bytes, true);
     const int64_t DX_TILES = block_from_bytes(kp.dx_a_bytes, KC * MR * int64_t{sizeof(Real)}, 1, 4096, 1);
