@@ -358,20 +358,22 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                 const int64_t kc = min_i(KC, GH - k0);
                 pack_a_rows<MR>(dg_t + k0, GH, N, kc, apack);
                 for (int64_t b = own.begin; b < own.end; ++b) {
-                    // The panel slice the next (k0, b) reads, prefetched by the first tiles.
+                    // The panel slice the next (k0, b) reads, prefetched by the tiles but the last.
                     const Real* next = b + 1 < own.end ? w_hh_p + (b + 1) * GH * U + k0 * U
                                        : k0 + KC < GH  ? w_hh_p + own.begin * GH * U + (k0 + KC) * U
                                                        : nullptr;
+                    const int shift = prefetch_spread(KC * U * int64_t{sizeof(Real)}, ceil_div(N, MR), kc,
+                                                      unit_blocks * GH * U * int64_t{sizeof(Real)});
                     for (int64_t n0 = 0; n0 < N; n0 += MR) {
                         const int mr = static_cast<int>(min_i(MR, N - n0));
                         const Real* a = apack + (n0 / MR) * kc * MR;
                         const Real* bp = w_hh_p + b * GH * U + k0 * U;
                         Real* acc = dh_acc + n0 * ld_dh + b * U;
-                        const char* pf = prefetch_slice(next, KC * U * int64_t{sizeof(Real)}, n0 / MR, kc);
+                        const char* pf = prefetch_slice(next, KC * U * int64_t{sizeof(Real)}, n0 / MR, kc, shift);
                         if (k0 == 0)
-                            gemm_tile<V, MR, NV, true, false>(mr, kc, a, MR, bp, U, acc, ld_dh, pf);
+                            gemm_tile<V, MR, NV, true, false>(mr, kc, a, MR, bp, U, acc, ld_dh, pf, shift);
                         else
-                            gemm_tile<V, MR, NV, true, true>(mr, kc, a, MR, bp, U, acc, ld_dh, pf);
+                            gemm_tile<V, MR, NV, true, true>(mr, kc, a, MR, bp, U, acc, ld_dh, pf, shift);
                     }
                 }
             }
@@ -423,21 +425,23 @@ void sequence_backward(const Dims& d, const BackwardIO<typename V::T>& io, int t
                 const int64_t kc = min_i(KC, GH - k0);
                 pack_a_rows<MR>(dg + i0 * MR * GH + k0, GH, min_i(TN, i1 * MR) - i0 * MR, kc, apack);
                 for (int64_t cb = 0; cb < c_blocks; ++cb) {
-                    // The panel slice the next (k0, cb) reads, prefetched by the first tiles.
+                    // The panel slice the next (k0, cb) reads, prefetched by the tiles but the last.
                     const Real* next = cb + 1 < c_blocks ? w_ih_p + (cb + 1) * GH * U + k0 * U
                                        : k0 + KC < GH    ? w_ih_p + (k0 + KC) * U
                                                          : nullptr;
+                    const int shift = prefetch_spread(KC * U * int64_t{sizeof(Real)}, i1 - i0, kc,
+                                                      c_blocks * GH * U * int64_t{sizeof(Real)});
                     for (int64_t i = i0; i < i1; ++i) {
                         const int64_t m0 = i * MR;
                         const int mr = static_cast<int>(min_i(MR, TN - m0));
                         const Real* a = apack + (i - i0) * kc * MR;
                         const Real* bp = w_ih_p + cb * GH * U + k0 * U;
                         Real* acc = dx_acc + (i - i0) * MR * ld_dx + cb * U;
-                        const char* pf = prefetch_slice(next, KC * U * int64_t{sizeof(Real)}, i - i0, kc);
+                        const char* pf = prefetch_slice(next, KC * U * int64_t{sizeof(Real)}, i - i0, kc, shift);
                         if (k0 == 0)
-                            gemm_tile<V, MR, NV, true, false>(mr, kc, a, MR, bp, U, acc, ld_dx, pf);
+                            gemm_tile<V, MR, NV, true, false>(mr, kc, a, MR, bp, U, acc, ld_dx, pf, shift);
                         else
-                            gemm_tile<V, MR, NV, true, true>(mr, kc, a, MR, bp, U, acc, ld_dx, pf);
+                            gemm_tile<V, MR, NV, true, true>(mr, kc, a, MR, bp, U, acc, ld_dx, pf, shift);
                     }
                 }
             }

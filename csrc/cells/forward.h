@@ -17,26 +17,28 @@ namespace RNNKIT_ISA {
 // against every row tile of rt, in k slices of kb rows: A packed per tile
 // (a_stride values from one tile to the next, MR per k), the sums in out's
 // rows rt.begin(t) (ldp apart), started by the first slice and continued by
-// the others (one FMA chain in k order). Each slice's first tiles prefetch
-// the slice after it (next_bytes of it): the rest of this panel, else the
-// first rows of the next own block's.
+// the others (one FMA chain in k order). Each slice's tiles but the last
+// prefetch the slice after it (next_bytes of it, spread by prefetch_spread
+// where all blocks' panels come to streamed_bytes): the rest of this panel,
+// else the first rows of the next own block's.
 template <class V, int MR, int NV, class Real>
 inline void panel_tiles(const RowTiles<MR>& rt, const Real* apack, int64_t a_stride, const Real* panels,
                         int64_t panel_stride, int64_t b, Range own, int64_t K, int64_t kb, int64_t ldp, Real* out,
-                        int64_t next_bytes) {
+                        int64_t next_bytes, int64_t streamed_bytes) {
     const Real* panel = panels + b * panel_stride;
     for (int64_t k0 = 0; k0 < K;) {
         const int64_t k1 = min_i(K, k0 + kb);
         const Real* next = k1 < K ? panel + k1 * ldp : b + 1 < own.end ? panels + (b + 1) * panel_stride : nullptr;
+        const int shift = prefetch_spread(next_bytes, rt.tiles, k1 - k0, streamed_bytes);
         for (int64_t t = 0; t < rt.tiles; ++t) {
             const int mr = rt.count(t);
-            const char* pf = prefetch_slice(next, next_bytes, t, k1 - k0);
+            const char* pf = prefetch_slice(next, next_bytes, t, k1 - k0, shift);
             const Real* a = apack + t * a_stride + k0 * MR;
             Real* o = out + rt.begin(t) * ldp;
             if (k0 == 0)
-                gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a, MR, panel + k0 * ldp, ldp, o, ldp, pf);
+                gemm_tile<V, MR, NV, true, false>(mr, k1 - k0, a, MR, panel + k0 * ldp, ldp, o, ldp, pf, shift);
             else
-                gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, a, MR, panel + k0 * ldp, ldp, o, ldp, pf);
+                gemm_tile<V, MR, NV, true, true>(mr, k1 - k0, a, MR, panel + k0 * ldp, ldp, o, ldp, pf, shift);
         }
         k0 = k1;
     }
@@ -58,9 +60,10 @@ void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, co
     // per tile; in place the rows lie C values apart, 4 KB at C = 1024, all
     // in one L1 set). For each own block, its panel ([C][G][U], 256 KB at
     // C = 1024) in k slices of kb rows (16 KB: L1) that every row tile of the
-    // chunk reads before the next slice, the sums waiting in acc; the first
-    // tiles prefetch the next slice into L2. Read whole by each tile instead,
-    // the panel streamed from L2 once per tile (the step tiles' k slices, see
+    // chunk reads before the next slice, the sums waiting in acc; all tiles
+    // but the last prefetch the next slice into L2, a share each
+    // (prefetch_spread). Read whole by each tile instead, the panel
+    // streamed from L2 once per tile (the step tiles' k slices, see
     // step_k_block; A/B in docs/performance.md, round 6). Every output is
     // still one FMA chain over k ascending, bitwise the unsliced one.
     for (int64_t mc = 0; mc < rows; mc += MC) {
@@ -68,7 +71,8 @@ void input_gemm(Range own, int64_t rows, int64_t C, int64_t H, const Real* x, co
         pack_a_tiles<MR>(x + mc * C, C, rt, C, apack);
         for (int64_t b = own.begin; b < own.end; ++b) {
             panel_tiles<V, MR, NV>(rt, apack, C * MR, w_ih_p, KI * G * U, b, own, C, kb, G * U, acc,
-                                   min_i(kb, C) * G * U * int64_t{sizeof(Real)});
+                                   min_i(kb, C) * G * U * int64_t{sizeof(Real)},
+                                   ceil_div(H, U) * C * G * U * int64_t{sizeof(Real)});
             const int64_t u0 = b * U, valid = min_i(U, H - u0);
             for (int64_t r = 0; r < rt.rows; ++r)
                 for (int g = 0; g < G; ++g) {
@@ -294,7 +298,8 @@ void sequence_forward(const Dims& d, const ForwardIO<typename V::T>& io, int thr
                 }
                 for (int64_t b = own.begin; b < own.end; ++b) {
                     panel_tiles<V, MR, NV>(rt, apack, K_step * MR, panels, panel_k * G * U, b, own, K_all, kb,
-                                           G * U, kacc, kb * G * U * int64_t{sizeof(Real)});
+                                           G * U, kacc, kb * G * U * int64_t{sizeof(Real)},
+                                           blocks * panel_k * G * U * int64_t{sizeof(Real)});
                     for (int64_t n = 0; n < N; ++n) step_row(n, b, kacc + n * G * U);
                 }
                 } else {

@@ -23,16 +23,33 @@ template <class V> constexpr auto has_transpose8(int) -> decltype(&V::transpose8
 template <class V> constexpr bool has_transpose8(long) { return false; }
 
 
+// micro_kernel's prefetches at step k, 128 >> shift bytes per k from the
+// tile's prefetch pointer: whether step k asks (shift 0: every step, 2
+// lines; else one line every 2^(shift-1) steps), and the first line's offset.
+inline bool prefetch_due(int shift, int64_t k) {
+    return shift == 0 || (k & ((int64_t{1} << (shift - 1)) - 1)) == 0;
+}
+inline int64_t prefetch_offset(int shift, int64_t k) { return shift == 0 ? k * 128 : (k >> (shift - 1)) * 64; }
+// Always inlined: GCC 12 counts __builtin_prefetch as free of side effects,
+// so a helper made only of prefetches is found const (ipa-pure-const) and a
+// call to it, not yet inlined, is deleted as dead: every prefetch gone.
+inline __attribute__((always_inline)) void prefetch_at_k(const char* pf, int shift, int64_t k) {
+    if (!prefetch_due(shift, k)) return;
+    __builtin_prefetch(pf + prefetch_offset(shift, k), 0, 2);
+    if (shift == 0) __builtin_prefetch(pf + prefetch_offset(shift, k) + 64, 0, 2);
+}
+
 // out[r][v*W ..] (+)= sum_k A(r, k) * B(k, v*W ..)
 //   A(r, k) = a[r*lda + k] (row-major), or a[k*lda + r] when ATrans
 //   B(k, .) = b + k*ldb, NV vectors
 //   out: MR rows of NV vectors, row stride ldo
-//   pf: if not null, 2 cache lines from pf + 128*k are
-//   prefetched into L2 at each k (a later tile's panel, see prefetch_slice);
-//   no effect on results
+//   pf: if not null, a later tile's panel is prefetched into L2 from pf on,
+//   128 >> pf_shift bytes per k: 2 cache lines at each k (pf_shift 0), one
+//   (1), one every second k (2), ... (see prefetch_slice); no effect on results
 template <class V, int MR, int NV, bool ATrans, bool Accumulate>
 inline void micro_kernel(int64_t K, const typename V::T* a, int64_t lda, const typename V::T* b,
-                         int64_t ldb, typename V::T* out, int64_t ldo, const char* pf = nullptr) {
+                         int64_t ldb, typename V::T* out, int64_t ldo, const char* pf = nullptr,
+                         int pf_shift = 0) {
     using Real = typename V::T;
     constexpr int W = V::W;
     V acc[MR][NV];
@@ -47,10 +64,7 @@ inline void micro_kernel(int64_t K, const typename V::T* a, int64_t lda, const t
 #pragma GCC unroll 32
         for (int r = 0; r < MR; ++r) ar[r] = a + r * lda;
         for (int64_t k = 0; k < K; ++k) {
-            if (pf != nullptr) {
-                __builtin_prefetch(pf + k * 128, 0, 2);
-                __builtin_prefetch(pf + k * 128 + 64, 0, 2);
-            }
+            if (pf != nullptr) prefetch_at_k(pf, pf_shift, k);
             V bv[NV];
 #pragma GCC unroll 32
             for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * W);
@@ -64,10 +78,7 @@ inline void micro_kernel(int64_t K, const typename V::T* a, int64_t lda, const t
         }
     } else {
         for (int64_t k = 0; k < K; ++k) {
-            if (pf != nullptr) {
-                __builtin_prefetch(pf + k * 128, 0, 2);
-                __builtin_prefetch(pf + k * 128 + 64, 0, 2);
-            }
+            if (pf != nullptr) prefetch_at_k(pf, pf_shift, k);
             V bv[NV];
 #pragma GCC unroll 32
             for (int v = 0; v < NV; ++v) bv[v] = V::loadu(b + v * W);
@@ -89,17 +100,45 @@ inline void micro_kernel(int64_t K, const typename V::T* a, int64_t lda, const t
 }
 
 // The slice of the next block's packed panel that row tile `tile` of the
-// current block prefetches while it runs (K * 128 bytes: tiles 0 and 1 cover
-// a K x 256 B panel, LSTM or Elman floats), or null once it is covered. Large
-// panels (H = 1024: 256 KB each, 16 MiB in all) stream from L3 or DRAM, and a
-// tile that starts on a cold panel waits on it: same-process A/B, 1 thread,
+// current block prefetches while it runs (K * (128 >> shift) bytes from
+// tile * K * (128 >> shift) on), or null once it is covered. Large panels
+// (H = 1024: 256 KB each, 16 MiB in all) stream from L3 or DRAM, and a tile
+// that starts on a cold panel waits on it: same-process A/B, 1 thread,
 // inference: LSTM N=64 H=1024 +2.7 to 6.2%, N=16 H=1024 +4.8 to 5.5%, GRU
 // N=64 H=1024 +4.1%; training (forward and the backward dh and dx GEMMs)
 // LSTM N=64 H=1024 +3.2%, N=16 +4.1%, GRU N=64 +1.6%; no change (+-1%) at
-// H <= 256 or for the Elman cell.
-inline const char* prefetch_slice(const void* next_panel, int64_t panel_bytes, int64_t tile, int64_t K) {
-    const int64_t at = tile * K * 128;
+// H <= 256 or for the Elman cell (all with shift 0: the first tile alone
+// prefetching a whole 16 KB k slice).
+inline const char* prefetch_slice(const void* next_panel, int64_t panel_bytes, int64_t tile, int64_t K,
+                                  int shift = 0) {
+    const int64_t at = tile * K * (128 >> shift);
     return next_panel != nullptr && at < panel_bytes ? static_cast<const char*>(next_panel) + at : nullptr;
+}
+
+// The shift that spreads the prefetch of panel_bytes over all but the last
+// of `tiles` row tiles of K steps each (the sparsest of 128, 64, ..., 2 bytes
+// per k that covers it), where shift 0 puts 256 prefetches of a 16 KB slice
+// into the first tile's 128 steps. Issued that fast from DRAM, they fill the
+// core's miss buffers and the first tile stalls on them (Zen 3 profile, LSTM
+// N=64 H=1024 inference: the first tile of each slice ran at about half the
+// speed of the others, 13% of the input GEMM's samples for 6% of its work).
+// Only where the panels the loop cycles through, all threads' together
+// (streamed_bytes), reach 4 MiB: smaller ones stay in L2 or L3, whose
+// latency one tile's steps hide. Same-process A/B against shift 0 (builds
+// side by side, bitwise equal), AMD EPYC Zen 3, AVX2, 1 thread, two rounds:
+// inference LSTM N=64 H=1024 1.07-1.11x, N=16 H=1024 1.12-1.17x, GRU N=64
+// H=1024 1.10x, Elman N=64 H=1024 1.02-1.05x; training forward LSTM N=64
+// H=1024 1.08-1.11x; backward (dh and dx GEMMs) 1.00-1.03x. Spread at H=256
+// too (0.5-2 MiB of panels), paired medians were 0.90-1.04x, within this
+// VM's noise but not a gain, so those keep shift 0. Spread over half the
+// tiles instead: 1.04-1.11x; over a quarter: 1.04-1.06x. The AVX-512 and
+// SSE2 kernels take the same rule, unmeasured (no such A/B on their CPUs).
+constexpr int64_t kSpreadMinBytes = int64_t{4} << 20;
+inline int prefetch_spread(int64_t panel_bytes, int64_t tiles, int64_t K, int64_t streamed_bytes) {
+    int shift = 0;
+    if (streamed_bytes < kSpreadMinBytes) return shift;
+    while (shift < 6 && (tiles - 1) * K * (128 >> (shift + 1)) >= panel_bytes) ++shift;
+    return shift;
 }
 
 // The same tile for mr <= MR valid rows: a kernel compiled for exactly mr rows
@@ -107,14 +146,14 @@ inline const char* prefetch_slice(const void* next_panel, int64_t panel_bytes, i
 template <class V, int MR, int NV, bool ATrans, bool Accumulate>
 inline void gemm_tile(int mr, int64_t K, const typename V::T* a, int64_t lda,
                       const typename V::T* b, int64_t ldb, typename V::T* out, int64_t ldo,
-                      const char* pf = nullptr) {
+                      const char* pf = nullptr, int pf_shift = 0) {
     if constexpr (MR > 1) {
         if (mr < MR) {
-            gemm_tile<V, MR - 1, NV, ATrans, Accumulate>(mr, K, a, lda, b, ldb, out, ldo, pf);
+            gemm_tile<V, MR - 1, NV, ATrans, Accumulate>(mr, K, a, lda, b, ldb, out, ldo, pf, pf_shift);
             return;
         }
     }
-    micro_kernel<V, MR, NV, ATrans, Accumulate>(K, a, lda, b, ldb, out, ldo, pf);
+    micro_kernel<V, MR, NV, ATrans, Accumulate>(K, a, lda, b, ldb, out, ldo, pf, pf_shift);
 }
 
 // One row of NB gate tiles side by side: out[nb*NV*W + v*W ..] = sum_k a[k] *
